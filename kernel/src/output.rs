@@ -1,0 +1,221 @@
+//! Turns what the code runner sends into IOPub messages, live, while a cell runs.
+
+use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::{Receiver, Sender, select};
+use jupyter_protocol::{
+    ClearOutput, DisplayData, JupyterMessage, JupyterMessageContent, Media, StreamContent,
+    Transient,
+};
+use serde::Deserialize;
+
+use crate::frame::Frame;
+use crate::iopub::Iopub;
+
+/// Stream text is sent in messages of at most about this many bytes; a cell
+/// that prints a lot still makes few messages.
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// A panic reported by the hook the prelude installs in the code runner.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Panic {
+    /// The thread's name; "main" for the thread that runs the cell.
+    pub thread: String,
+    /// Whether it is the thread that runs the cell.
+    #[serde(default)]
+    pub main: bool,
+    /// The panic's message.
+    pub message: String,
+    /// `file:line:column`, empty when unknown.
+    #[serde(default)]
+    pub location: String,
+}
+
+impl Panic {
+    /// std's own wording, for panics shown as stderr text.
+    fn as_stderr_text(&self) -> String {
+        if self.location.is_empty() {
+            format!("thread '{}' panicked:\n{}\n", self.thread, self.message)
+        } else {
+            format!("thread '{}' panicked at {}:\n{}\n", self.thread, self.location, self.message)
+        }
+    }
+}
+
+/// How a cell ended, as far as its output tells.
+#[derive(Debug, Default)]
+pub struct CellEnd {
+    /// The cell's own thread panicked and evcxr caught it.
+    pub panicked: bool,
+    /// That panic, when the hook reported it.
+    pub panic: Option<Panic>,
+}
+
+/// The forwarding thread's handle.
+pub struct Forwarder {
+    parent: Arc<Mutex<Option<JupyterMessage>>>,
+    finish: Sender<Sender<CellEnd>>,
+}
+
+impl Forwarder {
+    /// Starts forwarding evcxr's output channels to IOPub.
+    pub fn spawn(stdout: Receiver<String>, stderr: Receiver<String>, iopub: Iopub) -> Forwarder {
+        let parent = Arc::new(Mutex::new(None));
+        let (finish, finish_requests) = crossbeam_channel::unbounded();
+        let mut pump = Pump {
+            parent: Arc::clone(&parent),
+            iopub,
+            batch: None,
+            end: CellEnd::default(),
+        };
+        std::thread::Builder::new()
+            .name("conclab-output".into())
+            .spawn(move || pump.run(stdout, stderr, finish_requests))
+            .expect("cannot start the output thread");
+        Forwarder { parent, finish }
+    }
+
+    /// Output from now on belongs to `request`.
+    pub fn begin(&self, request: &JupyterMessage) {
+        *self.parent.lock().unwrap_or_else(|p| p.into_inner()) = Some(request.clone());
+    }
+
+    /// Waits until every line evcxr has passed on has been sent, and says how
+    /// the cell ended. evcxr passes on every line before a cell returns, and
+    /// the code runner sends them all before it says the cell is done.
+    pub fn finish(&self) -> CellEnd {
+        let (reply, end) = crossbeam_channel::bounded(1);
+        if self.finish.send(reply).is_err() {
+            return CellEnd::default();
+        }
+        end.recv().unwrap_or_default()
+    }
+}
+
+struct Pump {
+    parent: Arc<Mutex<Option<JupyterMessage>>>,
+    iopub: Iopub,
+    /// Stream text not sent yet: (is_stderr, text).
+    batch: Option<(bool, String)>,
+    end: CellEnd,
+}
+
+impl Pump {
+    fn run(
+        &mut self,
+        stdout: Receiver<String>,
+        stderr: Receiver<String>,
+        finish: Receiver<Sender<CellEnd>>,
+    ) {
+        loop {
+            select! {
+                recv(stdout) -> line => match line {
+                    Ok(line) => {
+                        self.line(&line);
+                        while let Ok(line) = stdout.try_recv() {
+                            self.line(&line);
+                        }
+                        self.send_batch();
+                    }
+                    Err(_) => return,
+                },
+                recv(stderr) -> line => if let Ok(line) = line {
+                    self.stream(true, &line, true);
+                    self.send_batch();
+                },
+                recv(finish) -> reply => {
+                    let Ok(reply) = reply else { return };
+                    while let Ok(line) = stdout.try_recv() {
+                        self.line(&line);
+                    }
+                    while let Ok(line) = stderr.try_recv() {
+                        self.stream(true, &line, true);
+                    }
+                    let end = std::mem::take(&mut self.end);
+                    if let Some(panic) = end.panic.as_ref().filter(|_| !end.panicked) {
+                        // The cell caught its own panic: show it as std would.
+                        self.stream(true, &panic.as_stderr_text(), false);
+                    }
+                    self.send_batch();
+                    let _ = reply.send(end);
+                }
+            }
+        }
+    }
+
+    fn line(&mut self, line: &str) {
+        match Frame::parse(line) {
+            Frame::Stdout(text) => self.stream(false, text, true),
+            Frame::StdoutPart(text) => self.stream(false, text, false),
+            Frame::Stderr(text) => self.stream(true, text, true),
+            Frame::StderrPart(text) => self.stream(true, text, false),
+            Frame::Panic(json) => match serde_json::from_str::<Panic>(json) {
+                Ok(panic) if panic.main => self.end.panic = Some(panic),
+                Ok(panic) => self.stream(true, &panic.as_stderr_text(), false),
+                Err(_) => self.stream(true, line, true),
+            },
+            Frame::CellPanicked => self.end.panicked = true,
+            Frame::Display(json) => match display_from_json(json) {
+                Some(display) => self.send(JupyterMessageContent::DisplayData(display)),
+                None => self.stream(false, line, true),
+            },
+            Frame::Clear(wait) => self.send(JupyterMessageContent::ClearOutput(ClearOutput { wait })),
+        }
+    }
+
+    fn stream(&mut self, is_stderr: bool, text: &str, newline: bool) {
+        match &mut self.batch {
+            Some((batch_is_stderr, batch)) if *batch_is_stderr == is_stderr && batch.len() < BATCH_BYTES => {
+                batch.push_str(text);
+            }
+            _ => {
+                self.send_batch();
+                self.batch = Some((is_stderr, text.to_owned()));
+            }
+        }
+        if newline {
+            if let Some((_, batch)) = &mut self.batch {
+                batch.push('\n');
+            }
+        }
+    }
+
+    fn send_batch(&mut self) {
+        if let Some((is_stderr, text)) = self.batch.take() {
+            let stream = if is_stderr {
+                StreamContent::stderr(&text)
+            } else {
+                StreamContent::stdout(&text)
+            };
+            self.send(JupyterMessageContent::StreamContent(stream));
+        }
+    }
+
+    fn send(&mut self, content: JupyterMessageContent) {
+        if !matches!(content, JupyterMessageContent::StreamContent(_)) {
+            self.send_batch();
+        }
+        let parent = self.parent.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(parent) = parent {
+            self.iopub.send(content, &parent);
+        }
+    }
+}
+
+/// Reads labkit's display frame: `{"data": {mime: value}, "metadata": {}, "display_id": "..."}`.
+fn display_from_json(json: &str) -> Option<DisplayData> {
+    #[derive(Deserialize)]
+    struct Frame {
+        data: Media,
+        #[serde(default)]
+        metadata: serde_json::Map<String, serde_json::Value>,
+        #[serde(default)]
+        display_id: Option<String>,
+    }
+    let frame: Frame = serde_json::from_str(json).ok()?;
+    Some(DisplayData {
+        data: frame.data,
+        metadata: frame.metadata,
+        transient: frame.display_id.map(|id| Transient { display_id: Some(id) }),
+    })
+}

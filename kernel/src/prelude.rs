@@ -1,0 +1,66 @@
+//! What every session evaluates before the learner's first cell.
+
+use std::path::Path;
+
+/// The crates every cell can use without a `:dep` line.
+pub fn dependencies(labkit: &Path) -> String {
+    format!(
+        r#":dep rayon = "1"
+:dep crossbeam = "0.8"
+:dep serde = {{ version = "1", features = ["derive"] }}
+:dep serde_json = "1"
+:dep labkit = {{ path = {labkit:?} }}
+"#
+    )
+}
+
+/// Touches every prelude crate once, so that the first cell that uses one does
+/// not pay for loading it. Evaluated while the kernel starts.
+pub const WARM_UP: &str = r#"{
+    use rayon::prelude::*;
+    let _ = (0..4u64).into_par_iter().map(|n| n * n).sum::<u64>();
+    let _ = crossbeam::channel::bounded::<u64>(1);
+    let _ = serde_json::to_string(&serde_json::json!({"warm": true}));
+    let _ = labkit::VERSION;
+}"#;
+
+/// Installs, inside the code runner, what [`crate::relay`] cannot do from
+/// outside the cell's copy of std: flushing its stdout buffer at the end of a
+/// cell, and reporting panics with the thread they happened on. Evaluated
+/// again whenever the code runner restarts.
+pub fn runner_setup() -> String {
+    format!(
+        r#"
+#[unsafe(no_mangle)]
+pub extern "C" fn {flush}() {{
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+}}
+std::panic::set_hook(Box::new(|info| {{
+    let payload = info.payload();
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "Box<dyn Any>".to_string());
+    // The runner's main thread runs the cell itself.
+    let is_main = std::fs::read_link("/proc/thread-self")
+        .map(|path| path.file_name() == Some(std::process::id().to_string().as_ref()))
+        .unwrap_or(false);
+    let current = std::thread::current();
+    let thread = if is_main {{ "main" }} else {{ current.name().unwrap_or("<unnamed>") }};
+    let location = info
+        .location()
+        .map(|l| format!("{{}}:{{}}:{{}}", l.file(), l.line(), l.column()))
+        .unwrap_or_default();
+    let frame = serde_json::json!({{
+        "thread": thread, "main": is_main, "message": message, "location": location
+    }});
+    eprintln!("{prefix}panic {{frame}}");
+}}));
+"#,
+        flush = crate::runner::FLUSH_SYMBOL,
+        prefix = crate::frame::PREFIX.escape_default(),
+    )
+}

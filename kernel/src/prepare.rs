@@ -1,0 +1,49 @@
+//! `conclab-kernel prepare`: the one-time build of the prelude crates.
+
+use std::io::Write;
+
+use anyhow::Context;
+
+use crate::prelude;
+use crate::prepared::{PreparedCrates, labkit_dir};
+
+/// Builds the prelude crates in the template directory, unless another
+/// process already did (or is doing it: this waits for it).
+pub fn run(prepared: &PreparedCrates) -> anyhow::Result<()> {
+    let _lock = prepared.lock()?;
+    if prepared.is_ready() {
+        println!("The prelude crates are ready in {}", prepared.template().display());
+        return Ok(());
+    }
+    let template = prepared.template();
+    if template.exists() {
+        std::fs::remove_dir_all(&template)
+            .with_context(|| format!("removing the incomplete {}", template.display()))?;
+    }
+    std::fs::create_dir_all(&template).with_context(|| format!("creating {}", template.display()))?;
+    println!(
+        "Building rayon, crossbeam, serde, serde_json and labkit once for this machine in {} ...",
+        template.display()
+    );
+    let _ = std::io::stdout().flush();
+    // SAFETY: `prepare` runs on the main thread before any other thread exists.
+    unsafe { std::env::set_var("EVCXR_TMPDIR", &template) };
+    let (mut context, outputs) =
+        evcxr::CommandContext::new().map_err(|e| anyhow::anyhow!("starting evcxr: {e}"))?;
+    // Show what the warm-up prints, if anything, rather than losing it.
+    std::thread::spawn(move || {
+        for line in outputs.stderr.iter() {
+            eprintln!("{line}");
+        }
+    });
+    let code = format!("{}{}", prelude::dependencies(&labkit_dir()), prelude::WARM_UP);
+    context
+        .execute(&code)
+        .map_err(|e| anyhow::anyhow!("compiling the prelude crates: {e}"))?;
+    drop(context);
+    prepared
+        .mark_ready()
+        .with_context(|| format!("marking {} ready", template.display()))?;
+    println!("Done: new kernels start with these crates compiled.");
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! The prelude crates (rayon, crossbeam, serde, serde_json, labkit), compiled
+//! once per machine and copied into each session's build directory.
+//!
+//! evcxr compiles every cell as a crate in its own directory. Cargo decides
+//! what to rebuild from fingerprints stored in `target/`, which do not depend
+//! on where that directory lives, so a copy of a directory in which the
+//! prelude crates were built once makes a new session start with them built.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+/// Marks a template directory as complete; written last.
+const READY: &str = "READY";
+
+/// Where the prelude crates are compiled, and where sessions build their cells.
+#[derive(Debug, Clone)]
+pub struct PreparedCrates {
+    root: PathBuf,
+}
+
+impl PreparedCrates {
+    /// The cache directory of this kernel build: `$CONCLAB_CACHE_DIR`, or
+    /// `$XDG_CACHE_HOME/conclab`, or `~/.cache/conclab`.
+    pub fn locate() -> anyhow::Result<PreparedCrates> {
+        let base = match std::env::var_os("CONCLAB_CACHE_DIR") {
+            Some(dir) => PathBuf::from(dir),
+            None => dirs::cache_dir()
+                .context("no cache directory: set CONCLAB_CACHE_DIR")?
+                .join("conclab"),
+        };
+        Ok(PreparedCrates {
+            root: base.join(format!("kernel-{}", build_key())),
+        })
+    }
+
+    /// The directory in which the prelude crates are built once.
+    pub fn template(&self) -> PathBuf {
+        self.root.join("template")
+    }
+
+    /// Whether the one-time build has completed.
+    pub fn is_ready(&self) -> bool {
+        self.template().join(READY).exists()
+    }
+
+    /// Records that the template is complete.
+    pub fn mark_ready(&self) -> io::Result<()> {
+        fs::write(self.template().join(READY), "")
+    }
+
+    /// The build directory of a session run by process `pid`.
+    pub fn session_dir(&self, pid: u32) -> PathBuf {
+        self.root.join("sessions").join(pid.to_string())
+    }
+
+    /// Fills `dir` with a copy of the template, so that cells built there find
+    /// the prelude crates compiled.
+    pub fn copy_template_to(&self, dir: &Path) -> anyhow::Result<()> {
+        if dir.exists() {
+            fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+        }
+        fs::create_dir_all(dir.parent().unwrap_or(dir))
+            .with_context(|| format!("creating {}", dir.display()))?;
+        // `cp -a` keeps the modification times cargo's fingerprints compare,
+        // and shares blocks where the file system can.
+        let status = Command::new("cp")
+            .args(["-a", "--reflink=auto"])
+            .arg(self.template())
+            .arg(dir)
+            .status()
+            .context("running cp")?;
+        if !status.success() {
+            bail!("copying {} to {} failed: {status}", self.template().display(), dir.display());
+        }
+        Ok(())
+    }
+
+    /// Removes the build directories of sessions whose kernel is gone.
+    pub fn remove_abandoned_sessions(&self) {
+        let Ok(entries) = fs::read_dir(self.root.join("sessions")) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let alive = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| name.parse::<u32>().ok())
+                .is_some_and(|pid| Path::new("/proc").join(pid.to_string()).exists());
+            if !alive {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+}
+
+/// Identifies this kernel build and toolchain: a different rustc or kernel
+/// version gets a fresh template instead of a stale one.
+fn build_key() -> String {
+    let rustc = Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+        .unwrap_or_default();
+    let identity = format!("{}\n{}\n{}", env!("CARGO_PKG_VERSION"), labkit_dir().display(), rustc);
+    format!("{:016x}", fnv1a(identity.as_bytes()))
+}
+
+/// A stable hash (std's `DefaultHasher` may change between releases).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The labkit crate's source: `$CONCLAB_LABKIT_DIR`, or the copy in the
+/// repository this kernel was built from.
+pub fn labkit_dir() -> PathBuf {
+    match std::env::var_os("CONCLAB_LABKIT_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../notebooks/labkit"),
+    }
+    .canonicalize()
+    .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../notebooks/labkit"))
+}
+
+impl PreparedCrates {
+    /// Holds an exclusive lock on this build's cache until dropped, so two
+    /// kernels starting at once build the template only once.
+    pub fn lock(&self) -> anyhow::Result<fs::File> {
+        fs::create_dir_all(&self.root).with_context(|| format!("creating {}", self.root.display()))?;
+        let path = self.root.join("lock");
+        let file = fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        // SAFETY: flock(2) on a descriptor we own; released when it closes.
+        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) } != 0 {
+            return Err(io::Error::last_os_error()).with_context(|| format!("locking {}", path.display()));
+        }
+        Ok(file)
+    }
+}

@@ -1,0 +1,522 @@
+//! The session: one thread that owns the evcxr context and runs every request
+//! that needs it, in the order the shell channel received them.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex, mpsc};
+
+use anyhow::{Context, bail};
+use evcxr::{CommandContext, EvalCallbacks};
+use jupyter_protocol::{
+    ClearOutput, CompleteReply, CompleteRequest, ErrorOutput, ExecuteInput, ExecuteReply,
+    ExecuteRequest, ExecuteResult, ExecutionCount, HistoryReply, InspectReply, InspectRequest,
+    JupyterMessage, JupyterMessageContent, Media, MediaType, ReplyError, ReplyStatus,
+};
+use tokio::sync::oneshot;
+
+use crate::history::History;
+use crate::iopub::Iopub;
+use crate::output::Forwarder;
+use crate::prelude;
+use crate::prepared::{PreparedCrates, labkit_dir};
+use crate::report::CellError;
+use crate::runner_control::RunnerControl;
+use crate::stdin::StdinBridge;
+
+/// How far the session has come in starting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stage {
+    /// evcxr is starting.
+    Starting,
+    /// The prelude crates are being compiled for the first time on this machine.
+    BuildingPrelude,
+    /// Cells run.
+    Ready,
+    /// The session could not start; every cell gets this message.
+    Failed(String),
+}
+
+/// A shell request for the session, with where to send the reply content.
+pub struct Job {
+    /// The request as received.
+    pub request: JupyterMessage,
+    /// Whether the kernel showed a "please wait" note for this cell, to clear.
+    pub notice_shown: bool,
+    /// Receives the reply content.
+    pub reply: oneshot::Sender<JupyterMessageContent>,
+}
+
+/// The kernel's side of the session thread.
+#[derive(Clone)]
+pub struct SessionHandle {
+    jobs: mpsc::Sender<Job>,
+    stage: Arc<Mutex<Stage>>,
+}
+
+impl SessionHandle {
+    /// Queues a request for the session thread.
+    pub fn submit(&self, job: Job) {
+        // The thread only ends with the process.
+        let _ = self.jobs.send(job);
+    }
+
+    /// How far the session has come in starting.
+    pub fn stage(&self) -> Stage {
+        self.stage.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Everything the session thread needs from the kernel.
+pub struct SessionConfig {
+    /// Where to publish output.
+    pub iopub: Iopub,
+    /// How to ask the user for input.
+    pub stdin: StdinBridge,
+    /// Shared with the control channel, to interrupt cells.
+    pub runner: Arc<RunnerControl>,
+    /// The prebuilt prelude crates.
+    pub prepared: PreparedCrates,
+    /// This session's build directory (evcxr's `EVCXR_TMPDIR`).
+    pub session_dir: PathBuf,
+}
+
+/// Starts the session thread; it starts evcxr at once, in the background.
+pub fn spawn(config: SessionConfig) -> SessionHandle {
+    let (jobs, queue) = mpsc::channel();
+    let stage = Arc::new(Mutex::new(Stage::Starting));
+    let handle = SessionHandle {
+        jobs,
+        stage: Arc::clone(&stage),
+    };
+    std::thread::Builder::new()
+        .name("conclab-session".into())
+        .spawn(move || run(config, stage, queue))
+        .expect("cannot start the session thread");
+    handle
+}
+
+fn run(config: SessionConfig, stage: Arc<Mutex<Stage>>, queue: mpsc::Receiver<Job>) {
+    let set_stage = |new: Stage| *stage.lock().unwrap_or_else(|p| p.into_inner()) = new;
+    let mut session = match Session::start(config, &set_stage) {
+        Ok(session) => {
+            set_stage(Stage::Ready);
+            Some(session)
+        }
+        Err(error) => {
+            tracing::error!("the session could not start: {error:#}");
+            set_stage(Stage::Failed(format!("{error:#}")));
+            None
+        }
+    };
+    while let Ok(job) = queue.recv() {
+        let content = match &mut session {
+            Some(session) => session.handle(&job),
+            None => {
+                let Stage::Failed(reason) = stage.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
+                    unreachable!("a session that did not start has failed");
+                };
+                failed_reply(&job.request, &reason)
+            }
+        };
+        let _ = job.reply.send(content);
+    }
+}
+
+struct Session {
+    context: CommandContext,
+    forwarder: Forwarder,
+    iopub: Iopub,
+    stdin: StdinBridge,
+    runner: Arc<RunnerControl>,
+    history: History,
+    execution_count: usize,
+}
+
+impl Session {
+    fn start(config: SessionConfig, set_stage: &dyn Fn(Stage)) -> anyhow::Result<Session> {
+        let SessionConfig {
+            iopub,
+            stdin,
+            runner,
+            prepared,
+            session_dir,
+        } = config;
+        prepared.remove_abandoned_sessions();
+        if !prepared.is_ready() {
+            set_stage(Stage::BuildingPrelude);
+            build_prelude_crates()?;
+        }
+        prepared.copy_template_to(&session_dir)?;
+        set_stage(Stage::Starting);
+        let started = std::time::Instant::now();
+        let (mut context, outputs) =
+            CommandContext::new().map_err(|e| anyhow::anyhow!("starting evcxr: {e}"))?;
+        tracing::info!("evcxr started in {:?}", started.elapsed());
+        let forwarder = Forwarder::spawn(outputs.stdout, outputs.stderr, iopub.clone());
+        let setup = format!(
+            "{}{}\n{}",
+            prelude::dependencies(&labkit_dir()),
+            prelude::runner_setup(),
+            prelude::WARM_UP
+        );
+        context
+            .execute(&setup)
+            .map_err(|e| anyhow::anyhow!("loading the prelude crates: {e}"))?;
+        forwarder.finish();
+        tracing::info!("prelude loaded after {:?}", started.elapsed());
+        runner.set_process(context.process_handle());
+        Ok(Session {
+            context,
+            forwarder,
+            iopub,
+            stdin,
+            runner,
+            history: History::default(),
+            execution_count: 0,
+        })
+    }
+
+    fn handle(&mut self, job: &Job) -> JupyterMessageContent {
+        let request = &job.request;
+        match &request.content {
+            JupyterMessageContent::ExecuteRequest(execute) => {
+                JupyterMessageContent::ExecuteReply(self.execute(request, execute, job.notice_shown))
+            }
+            JupyterMessageContent::CompleteRequest(complete) => {
+                JupyterMessageContent::CompleteReply(self.complete(complete))
+            }
+            JupyterMessageContent::InspectRequest(inspect) => {
+                JupyterMessageContent::InspectReply(self.inspect(inspect))
+            }
+            JupyterMessageContent::HistoryRequest(history) => {
+                JupyterMessageContent::HistoryReply(HistoryReply::new(self.history.query(history)))
+            }
+            other => unreachable!("the shell does not send {} to the session", other.message_type()),
+        }
+    }
+
+    fn execute(&mut self, request: &JupyterMessage, execute: &ExecuteRequest, notice_shown: bool) -> ExecuteReply {
+        let silent = execute.silent;
+        if execute.store_history && !silent {
+            self.execution_count += 1;
+        }
+        let count = ExecutionCount::new(self.execution_count);
+        if notice_shown {
+            self.iopub.send(
+                JupyterMessageContent::ClearOutput(ClearOutput { wait: false }),
+                request,
+            );
+        }
+        if !silent {
+            self.iopub.send(
+                JupyterMessageContent::ExecuteInput(ExecuteInput {
+                    code: execute.code.clone(),
+                    execution_count: count,
+                }),
+                request,
+            );
+        }
+        let outcome = self.run_cell(request, execute);
+        let (result, error) = match outcome {
+            Ok(outputs) => (outputs, None),
+            Err(error) => (HashMap::new(), Some(error)),
+        };
+        if !silent && !result.is_empty() {
+            let media = media_from(&result);
+            self.iopub.send(
+                JupyterMessageContent::ExecuteResult(ExecuteResult::new(count, media)),
+                request,
+            );
+        }
+        if execute.store_history && !silent {
+            self.history
+                .record(self.execution_count, &execute.code, result.get("text/plain").cloned());
+        }
+        let mut reply = ExecuteReply {
+            status: ReplyStatus::Ok,
+            execution_count: count,
+            payload: Vec::new(),
+            user_expressions: Some(HashMap::new()),
+            error: None,
+        };
+        if let Some(error) = error {
+            if !silent {
+                self.iopub.send(
+                    JupyterMessageContent::ErrorOutput(ErrorOutput {
+                        ename: error.ename.clone(),
+                        evalue: error.evalue.clone(),
+                        traceback: error.traceback.clone(),
+                    }),
+                    request,
+                );
+            }
+            reply.status = ReplyStatus::Error;
+            reply.error = Some(Box::new(ReplyError {
+                ename: error.ename,
+                evalue: error.evalue,
+                traceback: error.traceback,
+            }));
+        }
+        reply
+    }
+
+    /// Runs one cell; returns its value by MIME type, or why it failed.
+    fn run_cell(
+        &mut self,
+        request: &JupyterMessage,
+        execute: &ExecuteRequest,
+    ) -> Result<HashMap<String, String>, CellError> {
+        let variables: Vec<String> = self
+            .context
+            .variables_and_types()
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        self.forwarder.begin(request);
+        self.runner.set_running(true);
+        let stdin = self.stdin.clone();
+        let runner = Arc::clone(&self.runner);
+        let allow_stdin = execute.allow_stdin;
+        let context = &mut self.context;
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            context.execute_with_callbacks(
+                &execute.code,
+                &mut EvalCallbacks {
+                    input_reader: &|input| {
+                        if !allow_stdin {
+                            return String::new();
+                        }
+                        stdin.ask(request, &input.prompt, input.is_password, &|| {
+                            runner.is_interrupted()
+                        })
+                    },
+                },
+            )
+        }));
+        self.runner.set_running(false);
+        let end = self.forwarder.finish();
+        let interrupted = self.runner.take_interrupted();
+        let result = match result {
+            Ok(result) => result,
+            Err(_) => {
+                return Err(CellError::new(
+                    "InternalError",
+                    "evcxr failed on this cell; the session goes on",
+                    vec!["evcxr panicked while handling this cell. Variables are kept.".into()],
+                ));
+            }
+        };
+        let trimmed = execute.code.trim_start();
+        if trimmed.starts_with(":restart") || trimmed.starts_with(":clear") {
+            self.reinstall_runner_setup();
+        }
+        match result {
+            Ok(_) if end.panicked => Err(CellError::panic(end.panic.as_ref())),
+            Ok(outputs) => Ok(outputs.content_by_mime_type),
+            Err(evcxr::Error::CompilationErrors(errors)) => Err(CellError::compile(&errors, &execute.code)),
+            Err(evcxr::Error::SubprocessTerminated(message)) => {
+                self.reinstall_runner_setup();
+                Err(runner_stopped(interrupted, &message, &variables))
+            }
+            Err(evcxr::Error::TypeRedefinedVariablesLost(lost)) => Err(CellError::new(
+                "VariablesLost",
+                format!("variables lost because their type was redefined: {}", lost.join(", ")),
+                vec![format!(
+                    "A type these variables use was redefined, so their old values could not be kept: {}",
+                    lost.join(", ")
+                )],
+            )),
+            Err(other) => {
+                let text = other.to_string();
+                Err(CellError::new(
+                    "Error",
+                    text.lines().next().unwrap_or("").to_owned(),
+                    text.lines().map(str::to_owned).collect(),
+                ))
+            }
+        }
+    }
+
+    /// A new code runner lacks the panic hook and flush function; put them back.
+    fn reinstall_runner_setup(&mut self) {
+        if let Err(error) = self.context.execute(&prelude::runner_setup()) {
+            tracing::warn!("could not set up the restarted code runner: {error}");
+        }
+        self.forwarder.finish();
+    }
+
+    fn complete(&mut self, request: &CompleteRequest) -> CompleteReply {
+        let code = &request.code;
+        let position = byte_offset(code, request.cursor_pos);
+        let completions = std::panic::catch_unwind(AssertUnwindSafe(|| self.context.completions(code, position)));
+        let mut reply = CompleteReply {
+            matches: Vec::new(),
+            cursor_start: request.cursor_pos,
+            cursor_end: request.cursor_pos,
+            metadata: serde_json::Map::new(),
+            status: ReplyStatus::Ok,
+            error: None,
+        };
+        let Ok(Ok(completions)) = completions else {
+            return reply;
+        };
+        let cursor_start = char_offset(code, completions.start_offset);
+        let cursor_end = char_offset(code, completions.end_offset);
+        let mut seen = std::collections::HashSet::new();
+        let mut types = Vec::new();
+        for completion in completions.completions {
+            if seen.insert(completion.code.clone()) {
+                types.push(serde_json::json!({
+                    "text": completion.code,
+                    "type": completion.kind,
+                    "start": cursor_start,
+                    "end": cursor_end,
+                }));
+                reply.matches.push(completion.code);
+            }
+        }
+        reply.cursor_start = cursor_start;
+        reply.cursor_end = cursor_end;
+        reply
+            .metadata
+            .insert("_jupyter_types_experimental".into(), serde_json::Value::Array(types));
+        reply
+    }
+
+    fn inspect(&mut self, request: &InspectRequest) -> InspectReply {
+        let code = &request.code;
+        let position = byte_offset(code, request.cursor_pos);
+        let hover = std::panic::catch_unwind(AssertUnwindSafe(|| self.context.hover_at(code, position)));
+        let mut reply = InspectReply {
+            found: false,
+            data: Media::default(),
+            metadata: serde_json::Map::new(),
+            status: ReplyStatus::Ok,
+            error: None,
+        };
+        if let Ok(Ok((plain, html))) = hover {
+            if !plain.trim().is_empty() && plain != "No documentation found" {
+                reply.found = true;
+                reply.data = Media {
+                    content: vec![MediaType::Plain(plain), MediaType::Html(html)],
+                };
+            }
+        }
+        reply
+    }
+}
+
+/// What to say when the code runner stopped in the middle of a cell.
+fn runner_stopped(interrupted: bool, message: &str, variables: &[String]) -> CellError {
+    let lost = if variables.is_empty() {
+        "No variables were defined, so none were lost.".to_owned()
+    } else {
+        format!(
+            "Variables lost: {}. None survived; define them again to use them.",
+            variables.join(", ")
+        )
+    };
+    let kept = "Functions, types, `use` lines and dependencies are kept.";
+    if interrupted {
+        return CellError::new(
+            "Interrupted",
+            "the cell was interrupted",
+            vec![
+                "Interrupted: Rust cannot stop a running thread from outside, so the process running \
+                 your code was stopped, with every thread and process it had started, and a new one \
+                 was started."
+                    .to_owned(),
+                lost,
+                kept.to_owned(),
+            ],
+        );
+    }
+    let mut traceback: Vec<String> = message.lines().map(str::to_owned).collect();
+    traceback.push(
+        "The process running your code stopped (it exited, crashed or was killed); a new one was started."
+            .to_owned(),
+    );
+    traceback.push(lost);
+    traceback.push(kept.to_owned());
+    CellError::new(
+        "RunnerStopped",
+        message.lines().last().unwrap_or("the code runner stopped").to_owned(),
+        traceback,
+    )
+}
+
+fn failed_reply(request: &JupyterMessage, reason: &str) -> JupyterMessageContent {
+    let error = ReplyError {
+        ename: "KernelNotReady".into(),
+        evalue: reason.lines().next().unwrap_or(reason).to_owned(),
+        traceback: reason.lines().map(str::to_owned).collect(),
+    };
+    match &request.content {
+        JupyterMessageContent::ExecuteRequest(_) => JupyterMessageContent::ExecuteReply(ExecuteReply {
+            status: ReplyStatus::Error,
+            execution_count: ExecutionCount::new(0),
+            payload: Vec::new(),
+            user_expressions: Some(HashMap::new()),
+            error: Some(Box::new(error)),
+        }),
+        JupyterMessageContent::CompleteRequest(c) => JupyterMessageContent::CompleteReply(CompleteReply {
+            matches: Vec::new(),
+            cursor_start: c.cursor_pos,
+            cursor_end: c.cursor_pos,
+            metadata: serde_json::Map::new(),
+            status: ReplyStatus::Ok,
+            error: None,
+        }),
+        JupyterMessageContent::InspectRequest(_) => JupyterMessageContent::InspectReply(InspectReply {
+            found: false,
+            data: Media::default(),
+            metadata: serde_json::Map::new(),
+            status: ReplyStatus::Ok,
+            error: None,
+        }),
+        _ => JupyterMessageContent::HistoryReply(HistoryReply::new(Vec::new())),
+    }
+}
+
+/// Runs `conclab-kernel prepare` and waits for it: the one-time build of the
+/// prelude crates, in a process of its own so its settings stay its own.
+fn build_prelude_crates() -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("finding the kernel executable")?;
+    tracing::info!("building the prelude crates once for this machine");
+    let status = Command::new(exe)
+        .arg("prepare")
+        .env_remove("EVCXR_TMPDIR")
+        .status()
+        .context("running conclab-kernel prepare")?;
+    if !status.success() {
+        bail!("building the prelude crates failed ({status}); run `conclab-kernel prepare` to see why");
+    }
+    Ok(())
+}
+
+fn media_from(outputs: &HashMap<String, String>) -> Media {
+    let mut data = serde_json::Map::new();
+    for (mime, value) in outputs {
+        let value = if mime.contains("json") {
+            serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.clone()))
+        } else {
+            serde_json::Value::String(value.clone())
+        };
+        data.insert(mime.clone(), value);
+    }
+    if !data.contains_key("text/plain") {
+        // Every result should carry text/plain for consoles and logs.
+        data.insert("text/plain".into(), serde_json::Value::String(String::new()));
+    }
+    serde_json::from_value(serde_json::Value::Object(data)).unwrap_or_default()
+}
+
+/// Jupyter counts cursor positions in Unicode code points; Rust indexes bytes.
+fn byte_offset(code: &str, chars: usize) -> usize {
+    code.char_indices().nth(chars).map_or(code.len(), |(at, _)| at)
+}
+
+fn char_offset(code: &str, bytes: usize) -> usize {
+    code.get(..bytes).map_or_else(|| code.chars().count(), |prefix| prefix.chars().count())
+}

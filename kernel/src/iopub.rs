@@ -4,8 +4,10 @@
 use jupyter_protocol::{
     ExecutionState, IoPubWelcome, JupyterMessage, JupyterMessageContent, Status,
 };
-use jupyter_zmq_client::{KernelIoPubXPubConnection, SubscriptionEvent};
 use tokio::sync::mpsc;
+use zeromq::{SocketRecv, XPubSocket};
+
+use crate::wire::Channel;
 
 /// A cheap, cloneable way to publish on IOPub from any thread.
 #[derive(Clone)]
@@ -37,13 +39,10 @@ impl Iopub {
 
 /// Sends queued messages, and greets each new subscriber with `iopub_welcome`
 /// (JEP 65) so a client knows when it will see everything that follows.
-pub async fn serve(
-    mut socket: KernelIoPubXPubConnection,
-    mut queue: mpsc::UnboundedReceiver<JupyterMessage>,
-) {
+pub async fn serve(mut socket: Channel<XPubSocket>, mut queue: mpsc::UnboundedReceiver<JupyterMessage>) {
     enum Event {
         Send(JupyterMessage),
-        Subscription(Result<SubscriptionEvent, jupyter_zmq_client::RuntimeError>),
+        Subscription(Result<zeromq::ZmqMessage, zeromq::ZmqError>),
         Closed,
     }
     loop {
@@ -51,7 +50,7 @@ pub async fn serve(
         // so read and send in turns; both futures are cancel-safe.
         let event = tokio::select! {
             message = queue.recv() => message.map_or(Event::Closed, Event::Send),
-            subscription = socket.recv_subscription() => Event::Subscription(subscription),
+            subscription = socket.socket.recv() => Event::Subscription(subscription),
         };
         match event {
             Event::Send(message) => {
@@ -59,13 +58,17 @@ pub async fn serve(
                     tracing::warn!("cannot publish on IOPub: {error}");
                 }
             }
-            Event::Subscription(Ok(SubscriptionEvent::Subscribe(topic))) => {
-                let welcome: JupyterMessage = IoPubWelcome::new(topic).into();
-                if let Err(error) = socket.send(welcome).await {
-                    tracing::warn!("cannot send iopub_welcome: {error}");
+            Event::Subscription(Ok(frames)) => {
+                // A subscription is one frame: byte 1 then the topic (0 unsubscribes).
+                let Some(frame) = frames.get(0) else { continue };
+                if let Some((1, topic)) = frame.split_first() {
+                    let topic = String::from_utf8_lossy(topic).into_owned();
+                    let welcome: JupyterMessage = IoPubWelcome::new(topic).into();
+                    if let Err(error) = socket.send(welcome).await {
+                        tracing::warn!("cannot send iopub_welcome: {error}");
+                    }
                 }
             }
-            Event::Subscription(Ok(SubscriptionEvent::Unsubscribe(_))) => {}
             Event::Subscription(Err(error)) => {
                 tracing::debug!("IOPub subscription message: {error}");
                 // Do not spin if the socket keeps failing.

@@ -99,21 +99,34 @@ fn render_compilation_error(error: &CompilationError, cell: &str, out: &mut Vec<
         out.push(format!("{gutter}--> cell:{}:{}", first.start_line, first.start_column));
         out.push(format!("{gutter} |"));
     }
-    for (span, message) in &spans {
-        let Some(source) = lines.get(span.start_line.saturating_sub(1)) else {
+    // rustc's layout: each source line once, then one marker line per span
+    // on it, primary first.
+    let mut by_line: Vec<(usize, Vec<usize>)> = Vec::new();
+    for (index, (span, _)) in spans.iter().enumerate() {
+        match by_line.iter_mut().find(|(line, _)| *line == span.start_line) {
+            Some((_, entries)) => entries.push(index),
+            None => by_line.push((span.start_line, vec![index])),
+        }
+    }
+    by_line.sort_by_key(|(line, _)| *line);
+    for (line, mut entries) in by_line {
+        let Some(source) = lines.get(line.saturating_sub(1)) else {
             continue;
         };
-        out.push(format!("{:>width$} | {source}", span.start_line));
-        let start = span.start_column.saturating_sub(1);
-        let end = if span.end_line == span.start_line {
-            span.end_column.saturating_sub(1).max(start + 1)
-        } else {
-            source.chars().count().max(start + 1)
-        };
-        let marker = if message.is_primary { '^' } else { '-' };
-        let underline: String = std::iter::repeat_n(marker, end - start).collect();
-        let label = if message.label.is_empty() { String::new() } else { format!(" {}", message.label) };
-        out.push(format!("{gutter} | {}{underline}{label}", " ".repeat(start)));
+        out.push(format!("{line:>width$} | {source}"));
+        entries.sort_by_key(|&i| (!spans[i].1.is_primary, spans[i].0.start_column));
+        for (span, message) in entries.into_iter().map(|i| &spans[i]) {
+            let start = span.start_column.saturating_sub(1);
+            let end = if span.end_line == span.start_line {
+                span.end_column.saturating_sub(1).max(start + 1)
+            } else {
+                source.chars().count().max(start + 1)
+            };
+            let marker = if message.is_primary { '^' } else { '-' };
+            let underline: String = std::iter::repeat_n(marker, end - start).collect();
+            let label = if message.label.is_empty() { String::new() } else { format!(" {}", message.label) };
+            out.push(format!("{gutter} | {}{underline}{label}", " ".repeat(start)));
+        }
     }
     for help in error.help() {
         out.push(format!("{gutter} = help: {help}"));

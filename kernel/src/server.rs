@@ -10,11 +10,8 @@ use jupyter_protocol::{
     InterruptReply, IsCompleteReply, IsCompleteReplyStatus, JupyterMessage,
     JupyterMessageContent, KernelInfoReply, LanguageInfo, ReplyStatus, ShutdownReply,
 };
-use jupyter_zmq_client::{
-    KernelControlConnection, KernelHeartbeatConnection, KernelShellConnection,
-};
 use tokio::sync::oneshot;
-use zeromq::{SocketRecv, SocketSend};
+use zeromq::{RepSocket, RouterSocket, SocketRecv, SocketSend, XPubSocket};
 
 use crate::completeness::{self, Completeness};
 use crate::iopub::{self, Iopub};
@@ -22,27 +19,35 @@ use crate::prepared::PreparedCrates;
 use crate::runner_control::RunnerControl;
 use crate::session::{self, Job, SessionConfig, SessionHandle, Stage};
 use crate::stdin::{self, StdinBridge};
+use crate::wire::{Channel, Signer};
+
+type KernelShellConnection = Channel<RouterSocket>;
+type KernelControlConnection = Channel<RouterSocket>;
 
 /// Binds every channel, starts the session in the background, and serves
 /// until a shutdown request.
 pub async fn serve(connection: ConnectionInfo, prepared: PreparedCrates, session_dir: PathBuf) -> anyhow::Result<()> {
-    let session_id = uuid::Uuid::new_v4().to_string();
+    let signer = Signer::new(
+        &connection.key,
+        &connection.signature_scheme,
+        uuid::Uuid::new_v4().to_string(),
+    )?;
     let (iopub, iopub_queue) = Iopub::channel();
-    let iopub_socket = jupyter_zmq_client::create_kernel_iopub_xpub_connection(&connection, &session_id)
+    let iopub_socket = Channel::<XPubSocket>::bind(&connection.iopub_url(), signer.clone())
         .await
-        .context("binding the IOPub socket")?;
-    let shell = jupyter_zmq_client::create_kernel_shell_connection(&connection, &session_id)
+        .with_context(|| format!("binding the IOPub socket to {}", connection.iopub_url()))?;
+    let shell = Channel::<RouterSocket>::bind(&connection.shell_url(), signer.clone())
         .await
-        .context("binding the shell socket")?;
-    let control = jupyter_zmq_client::create_kernel_control_connection(&connection, &session_id)
+        .with_context(|| format!("binding the shell socket to {}", connection.shell_url()))?;
+    let control = Channel::<RouterSocket>::bind(&connection.control_url(), signer.clone())
         .await
-        .context("binding the control socket")?;
-    let stdin_socket = jupyter_zmq_client::create_kernel_stdin_connection(&connection, &session_id)
+        .with_context(|| format!("binding the control socket to {}", connection.control_url()))?;
+    let stdin_socket = Channel::<RouterSocket>::bind(&connection.stdin_url(), signer.clone())
         .await
-        .context("binding the stdin socket")?;
-    let heartbeat = jupyter_zmq_client::create_kernel_heartbeat_connection(&connection)
+        .with_context(|| format!("binding the stdin socket to {}", connection.stdin_url()))?;
+    let heartbeat = Channel::<RepSocket>::bind(&connection.hb_url(), signer)
         .await
-        .context("binding the heartbeat socket")?;
+        .with_context(|| format!("binding the heartbeat socket to {}", connection.hb_url()))?;
 
     let (stdin, questions) = StdinBridge::channel();
     let runner = Arc::new(RunnerControl::default());
@@ -65,7 +70,7 @@ pub async fn serve(connection: ConnectionInfo, prepared: PreparedCrates, session
 }
 
 /// Echoes every heartbeat; a failed beat is logged, never fatal.
-async fn beat(mut heartbeat: KernelHeartbeatConnection) {
+async fn beat(mut heartbeat: Channel<RepSocket>) {
     loop {
         let result = match heartbeat.socket.recv().await {
             Ok(message) => heartbeat.socket.send(message).await,

@@ -12,7 +12,8 @@ use evcxr::{CommandContext, EvalCallbacks};
 use jupyter_protocol::{
     ClearOutput, CompleteReply, CompleteRequest, ErrorOutput, ExecuteInput, ExecuteReply,
     ExecuteRequest, ExecuteResult, ExecutionCount, HistoryReply, InspectReply, InspectRequest,
-    JupyterMessage, JupyterMessageContent, Media, MediaType, ReplyError, ReplyStatus,
+    JupyterMessage, JupyterMessageContent, Media, MediaType, Payload, ReplyError, ReplyStatus,
+    StreamContent, Transient,
 };
 use tokio::sync::oneshot;
 
@@ -218,6 +219,9 @@ impl Session {
                 request,
             );
         }
+        if let Some(topic) = help_topic(&execute.code) {
+            return self.show_help(request, execute, topic, count);
+        }
         let outcome = self.run_cell(request, execute);
         let (result, error) = match outcome {
             Ok(outputs) => (outputs, None),
@@ -226,7 +230,12 @@ impl Session {
         if !silent && !result.is_empty() {
             let media = media_from(&result);
             self.iopub.send(
-                JupyterMessageContent::ExecuteResult(ExecuteResult::new(count, media)),
+                JupyterMessageContent::ExecuteResult(ExecuteResult {
+                    execution_count: count,
+                    data: media,
+                    metadata: serde_json::Map::new(),
+                    transient: Some(Transient::default()),
+                }),
                 request,
             );
         }
@@ -260,6 +269,36 @@ impl Session {
             }));
         }
         reply
+    }
+
+    /// `Vec::new?` opens the documentation in the pager, as IPython's `obj?` does.
+    fn show_help(&mut self, request: &JupyterMessage, execute: &ExecuteRequest, topic: &str, count: ExecutionCount) -> ExecuteReply {
+        let docs = self.inspect(&InspectRequest {
+            code: topic.to_owned(),
+            cursor_pos: topic.chars().count(),
+            detail_level: Some(0),
+        });
+        if execute.store_history && !execute.silent {
+            self.history.record(self.execution_count, &execute.code, None);
+        }
+        let mut payload = Vec::new();
+        if docs.found {
+            payload.push(Payload::Page { data: docs.data, start: 0 });
+        } else {
+            self.iopub.send(
+                JupyterMessageContent::StreamContent(StreamContent::stdout(&format!(
+                    "No documentation found for `{topic}`.\n"
+                ))),
+                request,
+            );
+        }
+        ExecuteReply {
+            status: ReplyStatus::Ok,
+            execution_count: count,
+            payload,
+            user_expressions: Some(HashMap::new()),
+            error: None,
+        }
     }
 
     /// Runs one cell; returns its value by MIME type, or why it failed.
@@ -313,7 +352,14 @@ impl Session {
         }
         match result {
             Ok(_) if end.panicked => Err(CellError::panic(end.panic.as_ref())),
-            Ok(outputs) => Ok(outputs.content_by_mime_type),
+            Ok(outputs) => {
+                let mut result = outputs.content_by_mime_type;
+                // A cell ending in `print!(..)` or a block "returns" (); that is not a value to show.
+                if result.len() == 1 && result.get("text/plain").is_some_and(|text| text == "()") {
+                    result.clear();
+                }
+                Ok(result)
+            }
             Err(evcxr::Error::CompilationErrors(errors)) => Err(CellError::compile(&errors, &execute.code)),
             Err(evcxr::Error::SubprocessTerminated(message)) => {
                 self.reinstall_runner_setup();
@@ -366,14 +412,16 @@ impl Session {
         let mut seen = std::collections::HashSet::new();
         let mut types = Vec::new();
         for completion in completions.completions {
-            if seen.insert(completion.code.clone()) {
+            let text = insertion_text(&completion.code).to_owned();
+            if seen.insert(text.clone()) {
                 types.push(serde_json::json!({
-                    "text": completion.code,
+                    "text": text,
                     "type": completion.kind,
+                    "signature": completion.label,
                     "start": cursor_start,
                     "end": cursor_end,
                 }));
-                reply.matches.push(completion.code);
+                reply.matches.push(text);
             }
         }
         reply.cursor_start = cursor_start;
@@ -510,6 +558,24 @@ fn media_from(outputs: &HashMap<String, String>) -> Media {
         data.insert("text/plain".into(), serde_json::Value::String(String::new()));
     }
     serde_json::from_value(serde_json::Value::Object(data)).unwrap_or_default()
+}
+
+/// The path in a help request such as `Vec::new?` or `std::sync::Mutex ?`.
+fn help_topic(code: &str) -> Option<&str> {
+    let topic = code.trim().strip_suffix('?')?.trim_end();
+    let is_path = !topic.is_empty()
+        && topic.chars().all(|c| c.is_alphanumeric() || c == '_' || c == ':' || c == '!');
+    is_path.then_some(topic)
+}
+
+/// rust-analyzer completes a function with its arguments as placeholders
+/// (`swap(x, y)`); Jupyter has no placeholders, so insert the name and let
+/// the learner type the arguments.
+fn insertion_text(code: &str) -> &str {
+    match code.find('(') {
+        Some(paren) if paren > 0 && code.ends_with(')') => &code[..paren],
+        _ => code,
+    }
 }
 
 /// Jupyter counts cursor positions in Unicode code points; Rust indexes bytes.

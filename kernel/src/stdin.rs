@@ -3,8 +3,10 @@
 use std::time::Duration;
 
 use jupyter_protocol::{InputRequest, JupyterMessage, JupyterMessageContent};
-use jupyter_zmq_client::KernelStdinConnection;
 use tokio::sync::mpsc;
+use zeromq::RouterSocket;
+
+use crate::wire::{Channel, ReadError};
 
 /// A question for the user, and where to send the answer.
 pub struct Question {
@@ -58,12 +60,12 @@ impl StdinBridge {
 
 /// Sends input requests and hands each `input_reply` to the question waiting
 /// for it.
-pub async fn serve(mut socket: KernelStdinConnection, mut questions: mpsc::UnboundedReceiver<Question>) {
+pub async fn serve(mut socket: Channel<RouterSocket>, mut questions: mpsc::UnboundedReceiver<Question>) {
     let mut waiting: Option<crossbeam_channel::Sender<String>> = None;
     loop {
         enum Event {
             Ask(Question),
-            Reply(jupyter_zmq_client::Result<JupyterMessage>),
+            Reply(Result<JupyterMessage, ReadError>),
             Closed,
         }
         let event = tokio::select! {

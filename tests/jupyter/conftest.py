@@ -1,0 +1,35 @@
+"""Shared set-up for the tests that drive conclab-kernel through real Jupyter clients.
+
+The kernel under test is the one `cargo build` left in target/debug (or the one
+CONCLAB_KERNEL names), installed into a throw-away JUPYTER_DATA_DIR so the
+machine's own kernelspecs are neither used nor touched.
+"""
+
+import os
+import pathlib
+import subprocess
+import tempfile
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+KERNEL_NAME = "conclab-test"
+
+
+def kernel_binary() -> pathlib.Path:
+    return pathlib.Path(os.environ.get("CONCLAB_KERNEL", ROOT / "target" / "debug" / "conclab-kernel"))
+
+
+def install_test_kernel() -> str:
+    """Installs the kernelspec once per test process and returns its name."""
+    if not os.environ.get("CONCLAB_TEST_DATA_DIR"):
+        data_dir = tempfile.mkdtemp(prefix="conclab-jupyter-")
+        os.environ["CONCLAB_TEST_DATA_DIR"] = data_dir
+        os.environ["JUPYTER_DATA_DIR"] = data_dir
+        subprocess.run(
+            [str(kernel_binary()), "install", "--user", "--no-prepare", "--name", KERNEL_NAME],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    return KERNEL_NAME
+
+
+install_test_kernel()

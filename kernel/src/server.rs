@@ -1,12 +1,14 @@
 //! The kernel's five ZeroMQ channels and the tasks that serve them.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use jupyter_protocol::{
-    CodeMirrorMode, CommClose, CommInfoReply, ConnectionInfo, ExecutionState, HelpLink,
+    CodeMirrorMode, CommClose, CommInfoReply, ConnectionInfo, ExecuteReply, ExecutionCount,
+    ExecutionState, HelpLink,
     InterruptReply, IsCompleteReply, IsCompleteReplyStatus, JupyterMessage,
     JupyterMessageContent, KernelInfoReply, LanguageInfo, ReplyStatus, ShutdownReply,
 };
@@ -84,29 +86,72 @@ async fn beat(mut heartbeat: Channel<RepSocket>) {
 }
 
 async fn serve_shell(mut shell: KernelShellConnection, iopub: Iopub, session: SessionHandle, info: Arc<KernelInfoReply>) {
+    // Requests read early (while aborting after a failed cell) wait here.
+    let mut pending: VecDeque<JupyterMessage> = VecDeque::new();
     loop {
-        let message = match shell.read().await {
-            Ok(message) => message,
-            Err(error) => {
-                // A bad signature lands here: the message is dropped unread.
-                tracing::warn!("dropped a shell message: {error}");
-                continue;
-            }
+        let message = match pending.pop_front() {
+            Some(message) => message,
+            None => match shell.read().await {
+                Ok(message) => message,
+                Err(error) => {
+                    // A bad signature lands here: the message is dropped unread.
+                    tracing::warn!("dropped a shell message: {error}");
+                    continue;
+                }
+            },
         };
         iopub.status(ExecutionState::Busy, &message);
         let reply = shell_reply(&message, &iopub, &session, &info).await;
         let failed = matches!(&reply, Some(JupyterMessageContent::ExecuteReply(r)) if r.status == ReplyStatus::Error);
+        let stop_on_error = matches!(&message.content, JupyterMessageContent::ExecuteRequest(r) if r.stop_on_error);
+        // Cells that arrived while this one ran were sent before its reply: a
+        // "Run all" queued them behind it, so they are not run after an error.
+        let aborted = if failed && stop_on_error {
+            take_arrived_cells(&mut shell, &mut pending).await
+        } else {
+            Vec::new()
+        };
         if let Some(reply) = reply {
             if let Err(error) = shell.send(JupyterMessage::new(reply, Some(&message))).await {
                 tracing::warn!("cannot send a shell reply: {error}");
             }
         }
         iopub.status(ExecutionState::Idle, &message);
-        let stop_on_error = matches!(&message.content, JupyterMessageContent::ExecuteRequest(r) if r.stop_on_error);
-        if failed && stop_on_error {
-            abort_queued_cells(&mut shell, &iopub).await;
+        for cell in aborted {
+            iopub.status(ExecutionState::Busy, &cell);
+            let reply = JupyterMessageContent::ExecuteReply(ExecuteReply {
+                status: ReplyStatus::Aborted,
+                execution_count: ExecutionCount::new(0),
+                payload: Vec::new(),
+                user_expressions: Some(Default::default()),
+                error: None,
+            });
+            if let Err(error) = shell.send(JupyterMessage::new(reply, Some(&cell))).await {
+                tracing::warn!("cannot send an abort reply: {error}");
+            }
+            iopub.status(ExecutionState::Idle, &cell);
         }
     }
+}
+
+/// Takes every request that has already arrived: execute requests are
+/// returned (to abort), anything else is kept in `pending` to answer.
+async fn take_arrived_cells(shell: &mut KernelShellConnection, pending: &mut VecDeque<JupyterMessage>) -> Vec<JupyterMessage> {
+    let mut cells: Vec<JupyterMessage> = Vec::new();
+    let (queued, rest): (Vec<_>, Vec<_>) = pending
+        .drain(..)
+        .partition(|m| matches!(m.content, JupyterMessageContent::ExecuteRequest(_)));
+    cells.extend(queued);
+    pending.extend(rest);
+    // A zero timeout still polls once: it yields what is already here.
+    while let Ok(read) = tokio::time::timeout(Duration::ZERO, shell.read()).await {
+        match read {
+            Ok(message) if matches!(message.content, JupyterMessageContent::ExecuteRequest(_)) => cells.push(message),
+            Ok(message) => pending.push_back(message),
+            Err(error) => tracing::warn!("dropped a shell message: {error}"),
+        }
+    }
+    cells
 }
 
 async fn shell_reply(
@@ -169,37 +214,6 @@ async fn shell_reply(
             tracing::debug!("no reply to {} on shell", other.message_type());
             None
         }
-    }
-}
-
-/// After a failed cell with `stop_on_error`, the cells already queued behind
-/// it (a "Run all") are answered "aborted" instead of being run. Only what
-/// has already arrived counts: a client that waited for the reply before
-/// sending its next cell gets it run.
-async fn abort_queued_cells(shell: &mut KernelShellConnection, iopub: &Iopub) {
-    while let Ok(Ok(message)) = tokio::time::timeout(Duration::ZERO, shell.read()).await {
-        tracing::info!("aborting {}", message.header.msg_type);
-        iopub.status(ExecutionState::Busy, &message);
-        let reply = match &message.content {
-            JupyterMessageContent::ExecuteRequest(_) => {
-                JupyterMessageContent::ExecuteReply(jupyter_protocol::ExecuteReply {
-                    status: ReplyStatus::Aborted,
-                    execution_count: jupyter_protocol::ExecutionCount::new(0),
-                    payload: Vec::new(),
-                    user_expressions: Some(Default::default()),
-                    error: None,
-                })
-            }
-            _ => {
-                // Anything else is answered by the normal path next round.
-                iopub.status(ExecutionState::Idle, &message);
-                continue;
-            }
-        };
-        if let Err(error) = shell.send(JupyterMessage::new(reply, Some(&message))).await {
-            tracing::warn!("cannot send an abort reply: {error}");
-        }
-        iopub.status(ExecutionState::Idle, &message);
     }
 }
 

@@ -31,17 +31,29 @@ pub fn check(code: &str) -> Completeness {
             }
             '/' if next == Some('*') => match skip_block_comment(&chars, i) {
                 Some(end) => i = end,
-                None => return Completeness::Incomplete { indent: String::new() },
+                None => {
+                    return Completeness::Incomplete {
+                        indent: String::new(),
+                    };
+                }
             },
             '"' => match skip_string(&chars, i + 1) {
                 Some(end) => i = end,
-                None => return Completeness::Incomplete { indent: String::new() },
+                None => {
+                    return Completeness::Incomplete {
+                        indent: String::new(),
+                    };
+                }
             },
             'r' | 'b' | 'c' if starts_token(&chars, i) => {
                 if let Some(hashes_at) = raw_string_start(&chars, i) {
                     match skip_raw_string(&chars, hashes_at) {
                         Some(end) => i = end,
-                        None => return Completeness::Incomplete { indent: String::new() },
+                        None => {
+                            return Completeness::Incomplete {
+                                indent: String::new(),
+                            };
+                        }
                     }
                 } else {
                     i += 1;
@@ -101,7 +113,13 @@ fn skip_raw_string(chars: &[char], start: usize) -> Option<usize> {
     let hashes = chars[start..].iter().take_while(|&&c| c == '#').count();
     let mut i = start + hashes + 1;
     while i < chars.len() {
-        if chars[i] == '"' && chars[i + 1..].iter().take(hashes).filter(|&&c| c == '#').count() == hashes
+        if chars[i] == '"'
+            && chars[i + 1..]
+                .iter()
+                .take(hashes)
+                .filter(|&&c| c == '#')
+                .count()
+                == hashes
         {
             return Some(i + 1 + hashes);
         }
@@ -206,7 +224,12 @@ mod tests {
 
     #[test]
     fn indent_follows_depth() {
-        assert_eq!(check("fn f() {\n    if x {"), Completeness::Incomplete { indent: " ".repeat(8) });
+        assert_eq!(
+            check("fn f() {\n    if x {"),
+            Completeness::Incomplete {
+                indent: " ".repeat(8)
+            }
+        );
     }
 
     #[test]

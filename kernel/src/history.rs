@@ -32,11 +32,17 @@ impl History {
     pub fn query(&self, request: &HistoryRequest) -> Vec<HistoryEntry> {
         match request {
             HistoryRequest::Tail { n, output, .. } => {
-                let skip = self.entries.len().saturating_sub(usize::try_from(*n).unwrap_or(0));
+                let skip = self
+                    .entries
+                    .len()
+                    .saturating_sub(usize::try_from(*n).unwrap_or(0));
                 self.render(self.entries[skip..].iter(), *output)
             }
             HistoryRequest::Range {
-                start, stop, output, ..
+                start,
+                stop,
+                output,
+                ..
             } => {
                 // IPython's convention: lines are 1-based, `stop` is exclusive,
                 // and stop 0 (or less) means "to the end".
@@ -72,7 +78,11 @@ impl History {
         }
     }
 
-    fn render<'a>(&self, entries: impl Iterator<Item = &'a Entry>, output: bool) -> Vec<HistoryEntry> {
+    fn render<'a>(
+        &self,
+        entries: impl Iterator<Item = &'a Entry>,
+        output: bool,
+    ) -> Vec<HistoryEntry> {
         entries
             .map(|e| {
                 if output {
@@ -121,16 +131,28 @@ mod tests {
 
     #[test]
     fn tail_returns_the_last_n_in_order() {
-        let got = history().query(&HistoryRequest::Tail { n: 2, output: false, raw: true });
+        let got = history().query(&HistoryRequest::Tail {
+            n: 2,
+            output: false,
+            raw: true,
+        });
         assert_eq!(lines(&got), [3, 4]);
     }
 
     #[test]
     fn range_is_one_based_with_an_exclusive_stop() {
-        let request = HistoryRequest::Range { session: Some(0), start: 2, stop: 4, output: true, raw: true };
+        let request = HistoryRequest::Range {
+            session: Some(0),
+            start: 2,
+            stop: 4,
+            output: true,
+            raw: true,
+        };
         let got = history().query(&request);
         assert_eq!(lines(&got), [2, 3]);
-        assert!(matches!(&got[0], HistoryEntry::InputOutput(1, 2, (input, output)) if input == "a + 1" && output == "2"));
+        assert!(
+            matches!(&got[0], HistoryEntry::InputOutput(1, 2, (input, output)) if input == "a + 1" && output == "2")
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ const LOGO_SVG: &str = include_str!("../assets/logo-svg.svg");
 
 /// Writes `kernels/NAME/` (kernel.json and logos) and returns its path.
 pub fn install(location: &Location, name: &str) -> anyhow::Result<PathBuf> {
-    check_name(name)?;
+    parse_kernel_name(name).map_err(anyhow::Error::msg)?;
     let kernels = kernels_dir(location)?;
     let dir = kernels.join(name);
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -40,7 +40,10 @@ pub fn install(location: &Location, name: &str) -> anyhow::Result<PathBuf> {
         let path = dir.join(file);
         fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
     };
-    write("kernel.json", serde_json::to_string_pretty(&spec)?.as_bytes())?;
+    write(
+        "kernel.json",
+        serde_json::to_string_pretty(&spec)?.as_bytes(),
+    )?;
     write("logo-32x32.png", LOGO_32)?;
     write("logo-64x64.png", LOGO_64)?;
     write("logo-svg.svg", LOGO_SVG.as_bytes())?;
@@ -48,13 +51,18 @@ pub fn install(location: &Location, name: &str) -> anyhow::Result<PathBuf> {
 }
 
 /// Jupyter accepts ASCII letters, digits, `-`, `.` and `_` in kernel names.
-fn check_name(name: &str) -> anyhow::Result<()> {
+pub fn parse_kernel_name(name: &str) -> Result<String, String> {
     let valid = !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
-    if !valid {
-        bail!("invalid kernel name {name:?}: use ASCII letters, digits, '-', '.' and '_'");
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+    if valid {
+        Ok(name.to_owned())
+    } else {
+        Err(format!(
+            "invalid kernel name {name:?}: use ASCII letters, digits, '-', '.' and '_'"
+        ))
     }
-    Ok(())
 }
 
 fn kernels_dir(location: &Location) -> anyhow::Result<PathBuf> {
@@ -92,5 +100,7 @@ fn sys_prefix() -> anyhow::Result<PathBuf> {
     if !output.status.success() {
         bail!("python3 could not tell its sys.prefix");
     }
-    Ok(PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()))
+    Ok(PathBuf::from(
+        String::from_utf8_lossy(&output.stdout).trim(),
+    ))
 }

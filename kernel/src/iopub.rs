@@ -33,15 +33,23 @@ impl Iopub {
 
     /// Publishes the kernel's execution state for `parent`.
     pub fn status(&self, state: ExecutionState, parent: &JupyterMessage) {
-        self.send(JupyterMessageContent::Status(Status { execution_state: state }), parent);
+        self.send(
+            JupyterMessageContent::Status(Status {
+                execution_state: state,
+            }),
+            parent,
+        );
     }
 }
 
 /// Sends queued messages, and greets each new subscriber with `iopub_welcome`
 /// (JEP 65) so a client knows when it will see everything that follows.
-pub async fn serve(mut socket: Channel<XPubSocket>, mut queue: mpsc::UnboundedReceiver<JupyterMessage>) {
+pub async fn serve(
+    mut socket: Channel<XPubSocket>,
+    mut queue: mpsc::UnboundedReceiver<JupyterMessage>,
+) {
     enum Event {
-        Send(JupyterMessage),
+        Send(Box<JupyterMessage>),
         Subscription(Result<zeromq::ZmqMessage, zeromq::ZmqError>),
         Closed,
     }
@@ -49,12 +57,12 @@ pub async fn serve(mut socket: Channel<XPubSocket>, mut queue: mpsc::UnboundedRe
         // The XPUB socket learns of subscribers only while it is being read,
         // so read and send in turns; both futures are cancel-safe.
         let event = tokio::select! {
-            message = queue.recv() => message.map_or(Event::Closed, Event::Send),
+            message = queue.recv() => message.map_or(Event::Closed, |m| Event::Send(Box::new(m))),
             subscription = socket.socket.recv() => Event::Subscription(subscription),
         };
         match event {
             Event::Send(message) => {
-                if let Err(error) = socket.send(message).await {
+                if let Err(error) = socket.send(*message).await {
                     tracing::warn!("cannot publish on IOPub: {error}");
                 }
             }

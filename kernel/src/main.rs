@@ -27,7 +27,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::prepared::PreparedCrates;
 
 #[derive(Parser)]
-#[command(name = "conclab-kernel", version, about = "A Jupyter kernel for Rust, built on evcxr")]
+#[command(
+    name = "conclab-kernel",
+    version,
+    about = "A Jupyter kernel for Rust, built on evcxr"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -66,8 +70,8 @@ struct Where {
 struct InstallArgs {
     #[command(flatten)]
     location: Where,
-    /// The kernelspec's name.
-    #[arg(long, default_value = "conclab")]
+    /// The kernelspec's name (ASCII letters, digits, '-', '.', '_').
+    #[arg(long, default_value = "conclab", value_parser = install::parse_kernel_name)]
     name: String,
     /// Only write the kernelspec; build the prelude crates at first use.
     #[arg(long)]
@@ -78,7 +82,10 @@ fn main() -> ExitCode {
     // evcxr re-runs this executable as its code runner and rustc wrapper.
     runner::hook();
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Run { .. } | Command::Prepare | Command::Install(_)) {
+    if matches!(
+        cli.command,
+        Command::Run { .. } | Command::Prepare | Command::Install(_)
+    ) {
         runner::export_std_dir();
     }
     tracing_subscriber::fmt()
@@ -106,7 +113,11 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 (false, None) => install::Location::User,
             };
             let dir = install::install(&location, &args.name)?;
-            println!("Installed the kernelspec {:?} in {}", args.name, dir.display());
+            println!(
+                "Installed the kernelspec {:?} in {}",
+                args.name,
+                dir.display()
+            );
             if !args.no_prepare {
                 prepare::run(&PreparedCrates::locate()?)?;
             }
@@ -118,10 +129,19 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
 }
 
 fn run(connection_file: &std::path::Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(connection_file)
-        .with_context(|| format!("cannot read the connection file {}", connection_file.display()))?;
-    let connection: jupyter_protocol::ConnectionInfo = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a valid Jupyter connection file", connection_file.display()))?;
+    let text = std::fs::read_to_string(connection_file).with_context(|| {
+        format!(
+            "cannot read the connection file {}",
+            connection_file.display()
+        )
+    })?;
+    let connection: jupyter_protocol::ConnectionInfo =
+        serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{} is not a valid Jupyter connection file",
+                connection_file.display()
+            )
+        })?;
     let prepared = PreparedCrates::locate()?;
     let session_dir = prepared.session_dir(std::process::id());
     // SAFETY: no other thread exists yet. evcxr reads its build directory

@@ -37,7 +37,10 @@ impl Panic {
         if self.location.is_empty() {
             format!("thread '{}' panicked:\n{}\n", self.thread, self.message)
         } else {
-            format!("thread '{}' panicked at {}:\n{}\n", self.thread, self.location, self.message)
+            format!(
+                "thread '{}' panicked at {}:\n{}\n",
+                self.thread, self.location, self.message
+            )
         }
     }
 }
@@ -159,13 +162,17 @@ impl Pump {
                 Some(display) => self.send(JupyterMessageContent::DisplayData(display)),
                 None => self.stream(false, line, true),
             },
-            Frame::Clear(wait) => self.send(JupyterMessageContent::ClearOutput(ClearOutput { wait })),
+            Frame::Clear(wait) => {
+                self.send(JupyterMessageContent::ClearOutput(ClearOutput { wait }))
+            }
         }
     }
 
     fn stream(&mut self, is_stderr: bool, text: &str, newline: bool) {
         match &mut self.batch {
-            Some((batch_is_stderr, batch)) if *batch_is_stderr == is_stderr && batch.len() < BATCH_BYTES => {
+            Some((batch_is_stderr, batch))
+                if *batch_is_stderr == is_stderr && batch.len() < BATCH_BYTES =>
+            {
                 batch.push_str(text);
             }
             _ => {
@@ -173,10 +180,8 @@ impl Pump {
                 self.batch = Some((is_stderr, text.to_owned()));
             }
         }
-        if newline {
-            if let Some((_, batch)) = &mut self.batch {
-                batch.push('\n');
-            }
+        if let (true, Some((_, batch))) = (newline, &mut self.batch) {
+            batch.push('\n');
         }
     }
 
@@ -195,7 +200,11 @@ impl Pump {
         if !matches!(content, JupyterMessageContent::StreamContent(_)) {
             self.send_batch();
         }
-        let parent = self.parent.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let parent = self
+            .parent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         if let Some(parent) = parent {
             self.iopub.send(content, &parent);
         }
@@ -216,6 +225,8 @@ fn display_from_json(json: &str) -> Option<DisplayData> {
     Some(DisplayData {
         data: frame.data,
         metadata: frame.metadata,
-        transient: frame.display_id.map(|id| Transient { display_id: Some(id) }),
+        transient: frame.display_id.map(|id| Transient {
+            display_id: Some(id),
+        }),
     })
 }

@@ -12,7 +12,10 @@ use crate::prepared::{PreparedCrates, labkit_dir};
 pub fn run(prepared: &PreparedCrates) -> anyhow::Result<()> {
     let _lock = prepared.lock()?;
     if prepared.is_ready() {
-        println!("The prelude crates are ready in {}", prepared.template().display());
+        println!(
+            "The prelude crates are ready in {}",
+            prepared.template().display()
+        );
         return Ok(());
     }
     let template = prepared.template();
@@ -20,7 +23,8 @@ pub fn run(prepared: &PreparedCrates) -> anyhow::Result<()> {
         std::fs::remove_dir_all(&template)
             .with_context(|| format!("removing the incomplete {}", template.display()))?;
     }
-    std::fs::create_dir_all(&template).with_context(|| format!("creating {}", template.display()))?;
+    std::fs::create_dir_all(&template)
+        .with_context(|| format!("creating {}", template.display()))?;
     println!(
         "Building rayon, crossbeam, serde, serde_json and labkit once for this machine in {} ...",
         template.display()
@@ -36,7 +40,11 @@ pub fn run(prepared: &PreparedCrates) -> anyhow::Result<()> {
             eprintln!("{line}");
         }
     });
-    let code = format!("{}{}", prelude::dependencies(&labkit_dir()), prelude::WARM_UP);
+    let code = format!(
+        "{}{}",
+        prelude::dependencies(&labkit_dir()),
+        prelude::WARM_UP
+    );
     context
         .execute(&code)
         .map_err(|e| anyhow::anyhow!("compiling the prelude crates: {e}"))?;

@@ -74,7 +74,11 @@ impl PreparedCrates {
             .status()
             .context("running cp")?;
         if !status.success() {
-            bail!("copying {} to {} failed: {status}", self.template().display(), dir.display());
+            bail!(
+                "copying {} to {} failed: {status}",
+                self.template().display(),
+                dir.display()
+            );
         }
         Ok(())
     }
@@ -105,7 +109,12 @@ fn build_key() -> String {
         .output()
         .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
         .unwrap_or_default();
-    let identity = format!("{}\n{}\n{}", env!("CARGO_PKG_VERSION"), labkit_dir().display(), rustc);
+    let identity = format!(
+        "{}\n{}\n{}",
+        env!("CARGO_PKG_VERSION"),
+        labkit_dir().display(),
+        rustc
+    );
     format!("{:016x}", fnv1a(identity.as_bytes()))
 }
 
@@ -131,12 +140,15 @@ impl PreparedCrates {
     /// Holds an exclusive lock on this build's cache until dropped, so two
     /// kernels starting at once build the template only once.
     pub fn lock(&self) -> anyhow::Result<fs::File> {
-        fs::create_dir_all(&self.root).with_context(|| format!("creating {}", self.root.display()))?;
+        fs::create_dir_all(&self.root)
+            .with_context(|| format!("creating {}", self.root.display()))?;
         let path = self.root.join("lock");
-        let file = fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        let file =
+            fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
         // SAFETY: flock(2) on a descriptor we own; released when it closes.
         if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) } != 0 {
-            return Err(io::Error::last_os_error()).with_context(|| format!("locking {}", path.display()));
+            return Err(io::Error::last_os_error())
+                .with_context(|| format!("locking {}", path.display()));
         }
         Ok(file)
     }

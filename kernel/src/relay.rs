@@ -123,7 +123,9 @@ impl Relay {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the buffers inconsistent
         // in a way that matters more than losing output, so keep going.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -260,7 +262,8 @@ fn redirect(target: RawFd, is_stderr: bool) -> io::Result<Stream> {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: both descriptors are fresh and ours.
-    let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) };
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) };
     // The cell's writes must block when the pipe is full, not fail.
     // SAFETY: fcntl on a descriptor we own.
     unsafe { libc::fcntl(write_end.as_raw_fd(), libc::F_SETFL, 0) };

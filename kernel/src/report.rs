@@ -96,14 +96,20 @@ fn render_compilation_error(error: &CompilationError, cell: &str, out: &mut Vec<
         .unwrap_or(1);
     let gutter = " ".repeat(width);
     if let Some((first, _)) = spans.first() {
-        out.push(format!("{gutter}--> cell:{}:{}", first.start_line, first.start_column));
+        out.push(format!(
+            "{gutter}--> cell:{}:{}",
+            first.start_line, first.start_column
+        ));
         out.push(format!("{gutter} |"));
     }
     // rustc's layout: each source line once, then one marker line per span
     // on it, primary first.
     let mut by_line: Vec<(usize, Vec<usize>)> = Vec::new();
     for (index, (span, _)) in spans.iter().enumerate() {
-        match by_line.iter_mut().find(|(line, _)| *line == span.start_line) {
+        match by_line
+            .iter_mut()
+            .find(|(line, _)| *line == span.start_line)
+        {
             Some((_, entries)) => entries.push(index),
             None => by_line.push((span.start_line, vec![index])),
         }
@@ -124,8 +130,15 @@ fn render_compilation_error(error: &CompilationError, cell: &str, out: &mut Vec<
             };
             let marker = if message.is_primary { '^' } else { '-' };
             let underline: String = std::iter::repeat_n(marker, end - start).collect();
-            let label = if message.label.is_empty() { String::new() } else { format!(" {}", message.label) };
-            out.push(format!("{gutter} | {}{underline}{label}", " ".repeat(start)));
+            let label = if message.label.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", message.label)
+            };
+            out.push(format!(
+                "{gutter} | {}{underline}{label}",
+                " ".repeat(start)
+            ));
         }
     }
     for help in error.help() {

@@ -42,7 +42,11 @@ impl RunnerControl {
         if !self.running.load(Ordering::SeqCst) {
             return false;
         }
-        let process = self.process.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let process = self
+            .process
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let Some(process) = process else {
             return false;
         };

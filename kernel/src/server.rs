@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use jupyter_protocol::{
     CodeMirrorMode, CommClose, CommInfoReply, ConnectionInfo, ExecuteReply, ExecutionCount,
-    ExecutionState, HelpLink,
-    InterruptReply, IsCompleteReply, IsCompleteReplyStatus, JupyterMessage,
-    JupyterMessageContent, KernelInfoReply, LanguageInfo, ReplyStatus, ShutdownReply,
+    ExecutionState, HelpLink, InterruptReply, IsCompleteReply, IsCompleteReplyStatus,
+    JupyterMessage, JupyterMessageContent, KernelInfoReply, LanguageInfo, ReplyStatus,
+    ShutdownReply,
 };
 use tokio::sync::oneshot;
 use zeromq::{RepSocket, RouterSocket, SocketRecv, SocketSend, XPubSocket};
@@ -28,7 +28,11 @@ type KernelControlConnection = Channel<RouterSocket>;
 
 /// Binds every channel, starts the session in the background, and serves
 /// until a shutdown request.
-pub async fn serve(connection: ConnectionInfo, prepared: PreparedCrates, session_dir: PathBuf) -> anyhow::Result<()> {
+pub async fn serve(
+    connection: ConnectionInfo,
+    prepared: PreparedCrates,
+    session_dir: PathBuf,
+) -> anyhow::Result<()> {
     let signer = Signer::new(
         &connection.key,
         &connection.signature_scheme,
@@ -65,7 +69,12 @@ pub async fn serve(connection: ConnectionInfo, prepared: PreparedCrates, session
     tokio::spawn(iopub::serve(iopub_socket, iopub_queue));
     tokio::spawn(stdin::serve(stdin_socket, questions));
     tokio::spawn(beat(heartbeat));
-    tokio::spawn(serve_shell(shell, iopub.clone(), session, Arc::clone(&info)));
+    tokio::spawn(serve_shell(
+        shell,
+        iopub.clone(),
+        session,
+        Arc::clone(&info),
+    ));
     serve_control(control, iopub, runner, info).await;
     let _ = std::fs::remove_dir_all(&session_dir);
     Ok(())
@@ -85,7 +94,12 @@ async fn beat(mut heartbeat: Channel<RepSocket>) {
     }
 }
 
-async fn serve_shell(mut shell: KernelShellConnection, iopub: Iopub, session: SessionHandle, info: Arc<KernelInfoReply>) {
+async fn serve_shell(
+    mut shell: KernelShellConnection,
+    iopub: Iopub,
+    session: SessionHandle,
+    info: Arc<KernelInfoReply>,
+) {
     // Requests read early (while aborting after a failed cell) wait here.
     let mut pending: VecDeque<JupyterMessage> = VecDeque::new();
     loop {
@@ -103,7 +117,8 @@ async fn serve_shell(mut shell: KernelShellConnection, iopub: Iopub, session: Se
         iopub.status(ExecutionState::Busy, &message);
         let reply = shell_reply(&message, &iopub, &session, &info).await;
         let failed = matches!(&reply, Some(JupyterMessageContent::ExecuteReply(r)) if r.status == ReplyStatus::Error);
-        let stop_on_error = matches!(&message.content, JupyterMessageContent::ExecuteRequest(r) if r.stop_on_error);
+        let stop_on_error =
+            matches!(&message.content, JupyterMessageContent::ExecuteRequest(r) if r.stop_on_error);
         // Cells that arrived while this one ran were sent before its reply: a
         // "Run all" queued them behind it, so they are not run after an error.
         let aborted = if failed && stop_on_error {
@@ -111,10 +126,10 @@ async fn serve_shell(mut shell: KernelShellConnection, iopub: Iopub, session: Se
         } else {
             Vec::new()
         };
-        if let Some(reply) = reply {
-            if let Err(error) = shell.send(JupyterMessage::new(reply, Some(&message))).await {
-                tracing::warn!("cannot send a shell reply: {error}");
-            }
+        if let Some(reply) = reply
+            && let Err(error) = shell.send(JupyterMessage::new(reply, Some(&message))).await
+        {
+            tracing::warn!("cannot send a shell reply: {error}");
         }
         iopub.status(ExecutionState::Idle, &message);
         for cell in aborted {
@@ -136,7 +151,10 @@ async fn serve_shell(mut shell: KernelShellConnection, iopub: Iopub, session: Se
 
 /// Takes every request that has already arrived: execute requests are
 /// returned (to abort), anything else is kept in `pending` to answer.
-async fn take_arrived_cells(shell: &mut KernelShellConnection, pending: &mut VecDeque<JupyterMessage>) -> Vec<JupyterMessage> {
+async fn take_arrived_cells(
+    shell: &mut KernelShellConnection,
+    pending: &mut VecDeque<JupyterMessage>,
+) -> Vec<JupyterMessage> {
     let mut cells: Vec<JupyterMessage> = Vec::new();
     let (queued, rest): (Vec<_>, Vec<_>) = pending
         .drain(..)
@@ -146,7 +164,9 @@ async fn take_arrived_cells(shell: &mut KernelShellConnection, pending: &mut Vec
     // A zero timeout still polls once: it yields what is already here.
     while let Ok(read) = tokio::time::timeout(Duration::ZERO, shell.read()).await {
         match read {
-            Ok(message) if matches!(message.content, JupyterMessageContent::ExecuteRequest(_)) => cells.push(message),
+            Ok(message) if matches!(message.content, JupyterMessageContent::ExecuteRequest(_)) => {
+                cells.push(message)
+            }
             Ok(message) => pending.push_back(message),
             Err(error) => tracing::warn!("dropped a shell message: {error}"),
         }
@@ -161,17 +181,19 @@ async fn shell_reply(
     info: &KernelInfoReply,
 ) -> Option<JupyterMessageContent> {
     match &message.content {
-        JupyterMessageContent::KernelInfoRequest(_) => {
-            Some(JupyterMessageContent::KernelInfoReply(Box::new(info.clone())))
+        JupyterMessageContent::KernelInfoRequest(_) => Some(
+            JupyterMessageContent::KernelInfoReply(Box::new(info.clone())),
+        ),
+        JupyterMessageContent::IsCompleteRequest(request) => Some(
+            JupyterMessageContent::IsCompleteReply(is_complete(&request.code)),
+        ),
+        JupyterMessageContent::CommInfoRequest(_) => {
+            Some(JupyterMessageContent::CommInfoReply(CommInfoReply {
+                status: ReplyStatus::Ok,
+                comms: Default::default(),
+                error: None,
+            }))
         }
-        JupyterMessageContent::IsCompleteRequest(request) => {
-            Some(JupyterMessageContent::IsCompleteReply(is_complete(&request.code)))
-        }
-        JupyterMessageContent::CommInfoRequest(_) => Some(JupyterMessageContent::CommInfoReply(CommInfoReply {
-            status: ReplyStatus::Ok,
-            comms: Default::default(),
-            error: None,
-        })),
         JupyterMessageContent::CommOpen(open) => {
             // No comm targets exist: close it, as the spec asks.
             iopub.send(
@@ -217,7 +239,12 @@ async fn shell_reply(
     }
 }
 
-async fn serve_control(mut control: KernelControlConnection, iopub: Iopub, runner: Arc<RunnerControl>, info: Arc<KernelInfoReply>) {
+async fn serve_control(
+    mut control: KernelControlConnection,
+    iopub: Iopub,
+    runner: Arc<RunnerControl>,
+    info: Arc<KernelInfoReply>,
+) {
     loop {
         let message = match control.read().await {
             Ok(message) => message,
@@ -228,9 +255,12 @@ async fn serve_control(mut control: KernelControlConnection, iopub: Iopub, runne
         };
         iopub.status(ExecutionState::Busy, &message);
         let (reply, shutting_down) = match &message.content {
-            JupyterMessageContent::KernelInfoRequest(_) => {
-                (Some(JupyterMessageContent::KernelInfoReply(Box::new((*info).clone()))), false)
-            }
+            JupyterMessageContent::KernelInfoRequest(_) => (
+                Some(JupyterMessageContent::KernelInfoReply(Box::new(
+                    (*info).clone(),
+                ))),
+                false,
+            ),
             JupyterMessageContent::InterruptRequest(_) => {
                 let stopped = runner.interrupt();
                 tracing::info!("interrupt requested; a running cell was stopped: {stopped}");
@@ -255,10 +285,12 @@ async fn serve_control(mut control: KernelControlConnection, iopub: Iopub, runne
                 (None, false)
             }
         };
-        if let Some(reply) = reply {
-            if let Err(error) = control.send(JupyterMessage::new(reply, Some(&message))).await {
-                tracing::warn!("cannot send a control reply: {error}");
-            }
+        if let Some(reply) = reply
+            && let Err(error) = control
+                .send(JupyterMessage::new(reply, Some(&message)))
+                .await
+        {
+            tracing::warn!("cannot send a control reply: {error}");
         }
         iopub.status(ExecutionState::Idle, &message);
         if shutting_down {
@@ -272,9 +304,15 @@ async fn serve_control(mut control: KernelControlConnection, iopub: Iopub, runne
 
 fn is_complete(code: &str) -> IsCompleteReply {
     match completeness::check(code) {
-        Completeness::Complete => IsCompleteReply::new(IsCompleteReplyStatus::Complete, String::new()),
-        Completeness::Incomplete { indent } => IsCompleteReply::new(IsCompleteReplyStatus::Incomplete, indent),
-        Completeness::Invalid => IsCompleteReply::new(IsCompleteReplyStatus::Invalid, String::new()),
+        Completeness::Complete => {
+            IsCompleteReply::new(IsCompleteReplyStatus::Complete, String::new())
+        }
+        Completeness::Incomplete { indent } => {
+            IsCompleteReply::new(IsCompleteReplyStatus::Incomplete, indent)
+        }
+        Completeness::Invalid => {
+            IsCompleteReply::new(IsCompleteReplyStatus::Invalid, String::new())
+        }
     }
 }
 
@@ -329,7 +367,10 @@ fn kernel_info() -> KernelInfoReply {
 
 /// `rustc --version` reduced to the version number, e.g. `1.95.0`.
 fn rustc_version() -> Option<String> {
-    let output = std::process::Command::new("rustc").arg("--version").output().ok()?;
+    let output = std::process::Command::new("rustc")
+        .arg("--version")
+        .output()
+        .ok()?;
     let text = String::from_utf8(output.stdout).ok()?;
     text.split_whitespace().nth(1).map(str::to_owned)
 }

@@ -115,7 +115,8 @@ fn run(config: SessionConfig, stage: Arc<Mutex<Stage>>, queue: mpsc::Receiver<Jo
         let content = match &mut session {
             Some(session) => session.handle(&job),
             None => {
-                let Stage::Failed(reason) = stage.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
+                let Stage::Failed(reason) = stage.lock().unwrap_or_else(|p| p.into_inner()).clone()
+                else {
                     unreachable!("a session that did not start has failed");
                 };
                 failed_reply(&job.request, &reason)
@@ -182,9 +183,9 @@ impl Session {
     fn handle(&mut self, job: &Job) -> JupyterMessageContent {
         let request = &job.request;
         match &request.content {
-            JupyterMessageContent::ExecuteRequest(execute) => {
-                JupyterMessageContent::ExecuteReply(self.execute(request, execute, job.notice_shown))
-            }
+            JupyterMessageContent::ExecuteRequest(execute) => JupyterMessageContent::ExecuteReply(
+                self.execute(request, execute, job.notice_shown),
+            ),
             JupyterMessageContent::CompleteRequest(complete) => {
                 JupyterMessageContent::CompleteReply(self.complete(complete))
             }
@@ -194,11 +195,19 @@ impl Session {
             JupyterMessageContent::HistoryRequest(history) => {
                 JupyterMessageContent::HistoryReply(HistoryReply::new(self.history.query(history)))
             }
-            other => unreachable!("the shell does not send {} to the session", other.message_type()),
+            other => unreachable!(
+                "the shell does not send {} to the session",
+                other.message_type()
+            ),
         }
     }
 
-    fn execute(&mut self, request: &JupyterMessage, execute: &ExecuteRequest, notice_shown: bool) -> ExecuteReply {
+    fn execute(
+        &mut self,
+        request: &JupyterMessage,
+        execute: &ExecuteRequest,
+        notice_shown: bool,
+    ) -> ExecuteReply {
         let silent = execute.silent;
         if execute.store_history && !silent {
             self.execution_count += 1;
@@ -240,8 +249,11 @@ impl Session {
             );
         }
         if execute.store_history && !silent {
-            self.history
-                .record(self.execution_count, &execute.code, result.get("text/plain").cloned());
+            self.history.record(
+                self.execution_count,
+                &execute.code,
+                result.get("text/plain").cloned(),
+            );
         }
         let mut reply = ExecuteReply {
             status: ReplyStatus::Ok,
@@ -272,18 +284,28 @@ impl Session {
     }
 
     /// `Vec::new?` opens the documentation in the pager, as IPython's `obj?` does.
-    fn show_help(&mut self, request: &JupyterMessage, execute: &ExecuteRequest, topic: &str, count: ExecutionCount) -> ExecuteReply {
+    fn show_help(
+        &mut self,
+        request: &JupyterMessage,
+        execute: &ExecuteRequest,
+        topic: &str,
+        count: ExecutionCount,
+    ) -> ExecuteReply {
         let docs = self.inspect(&InspectRequest {
             code: topic.to_owned(),
             cursor_pos: topic.chars().count(),
             detail_level: Some(0),
         });
         if execute.store_history && !execute.silent {
-            self.history.record(self.execution_count, &execute.code, None);
+            self.history
+                .record(self.execution_count, &execute.code, None);
         }
         let mut payload = Vec::new();
         if docs.found {
-            payload.push(Payload::Page { data: docs.data, start: 0 });
+            payload.push(Payload::Page {
+                data: docs.data,
+                start: 0,
+            });
         } else {
             self.iopub.send(
                 JupyterMessageContent::StreamContent(StreamContent::stdout(&format!(
@@ -360,14 +382,19 @@ impl Session {
                 }
                 Ok(result)
             }
-            Err(evcxr::Error::CompilationErrors(errors)) => Err(CellError::compile(&errors, &execute.code)),
+            Err(evcxr::Error::CompilationErrors(errors)) => {
+                Err(CellError::compile(&errors, &execute.code))
+            }
             Err(evcxr::Error::SubprocessTerminated(message)) => {
                 self.reinstall_runner_setup();
                 Err(runner_stopped(interrupted, &message, &variables))
             }
             Err(evcxr::Error::TypeRedefinedVariablesLost(lost)) => Err(CellError::new(
                 "VariablesLost",
-                format!("variables lost because their type was redefined: {}", lost.join(", ")),
+                format!(
+                    "variables lost because their type was redefined: {}",
+                    lost.join(", ")
+                ),
                 vec![format!(
                     "A type these variables use was redefined, so their old values could not be kept: {}",
                     lost.join(", ")
@@ -395,7 +422,9 @@ impl Session {
     fn complete(&mut self, request: &CompleteRequest) -> CompleteReply {
         let code = &request.code;
         let position = byte_offset(code, request.cursor_pos);
-        let completions = std::panic::catch_unwind(AssertUnwindSafe(|| self.context.completions(code, position)));
+        let completions = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.context.completions(code, position)
+        }));
         let mut reply = CompleteReply {
             matches: Vec::new(),
             cursor_start: request.cursor_pos,
@@ -426,16 +455,18 @@ impl Session {
         }
         reply.cursor_start = cursor_start;
         reply.cursor_end = cursor_end;
-        reply
-            .metadata
-            .insert("_jupyter_types_experimental".into(), serde_json::Value::Array(types));
+        reply.metadata.insert(
+            "_jupyter_types_experimental".into(),
+            serde_json::Value::Array(types),
+        );
         reply
     }
 
     fn inspect(&mut self, request: &InspectRequest) -> InspectReply {
         let code = &request.code;
         let position = byte_offset(code, request.cursor_pos);
-        let hover = std::panic::catch_unwind(AssertUnwindSafe(|| self.context.hover_at(code, position)));
+        let hover =
+            std::panic::catch_unwind(AssertUnwindSafe(|| self.context.hover_at(code, position)));
         let mut reply = InspectReply {
             found: false,
             data: Media::default(),
@@ -443,13 +474,14 @@ impl Session {
             status: ReplyStatus::Ok,
             error: None,
         };
-        if let Ok(Ok((plain, html))) = hover {
-            if !plain.trim().is_empty() && plain != "No documentation found" {
-                reply.found = true;
-                reply.data = Media {
-                    content: vec![MediaType::Plain(plain), MediaType::Html(html)],
-                };
-            }
+        if let Ok(Ok((plain, html))) = hover
+            && !plain.trim().is_empty()
+            && plain != "No documentation found"
+        {
+            reply.found = true;
+            reply.data = Media {
+                content: vec![MediaType::Plain(plain), MediaType::Html(html)],
+            };
         }
         reply
     }
@@ -489,7 +521,11 @@ fn runner_stopped(interrupted: bool, message: &str, variables: &[String]) -> Cel
     traceback.push(kept.to_owned());
     CellError::new(
         "RunnerStopped",
-        message.lines().last().unwrap_or("the code runner stopped").to_owned(),
+        message
+            .lines()
+            .last()
+            .unwrap_or("the code runner stopped")
+            .to_owned(),
         traceback,
     )
 }
@@ -501,28 +537,34 @@ fn failed_reply(request: &JupyterMessage, reason: &str) -> JupyterMessageContent
         traceback: reason.lines().map(str::to_owned).collect(),
     };
     match &request.content {
-        JupyterMessageContent::ExecuteRequest(_) => JupyterMessageContent::ExecuteReply(ExecuteReply {
-            status: ReplyStatus::Error,
-            execution_count: ExecutionCount::new(0),
-            payload: Vec::new(),
-            user_expressions: Some(HashMap::new()),
-            error: Some(Box::new(error)),
-        }),
-        JupyterMessageContent::CompleteRequest(c) => JupyterMessageContent::CompleteReply(CompleteReply {
-            matches: Vec::new(),
-            cursor_start: c.cursor_pos,
-            cursor_end: c.cursor_pos,
-            metadata: serde_json::Map::new(),
-            status: ReplyStatus::Ok,
-            error: None,
-        }),
-        JupyterMessageContent::InspectRequest(_) => JupyterMessageContent::InspectReply(InspectReply {
-            found: false,
-            data: Media::default(),
-            metadata: serde_json::Map::new(),
-            status: ReplyStatus::Ok,
-            error: None,
-        }),
+        JupyterMessageContent::ExecuteRequest(_) => {
+            JupyterMessageContent::ExecuteReply(ExecuteReply {
+                status: ReplyStatus::Error,
+                execution_count: ExecutionCount::new(0),
+                payload: Vec::new(),
+                user_expressions: Some(HashMap::new()),
+                error: Some(Box::new(error)),
+            })
+        }
+        JupyterMessageContent::CompleteRequest(c) => {
+            JupyterMessageContent::CompleteReply(CompleteReply {
+                matches: Vec::new(),
+                cursor_start: c.cursor_pos,
+                cursor_end: c.cursor_pos,
+                metadata: serde_json::Map::new(),
+                status: ReplyStatus::Ok,
+                error: None,
+            })
+        }
+        JupyterMessageContent::InspectRequest(_) => {
+            JupyterMessageContent::InspectReply(InspectReply {
+                found: false,
+                data: Media::default(),
+                metadata: serde_json::Map::new(),
+                status: ReplyStatus::Ok,
+                error: None,
+            })
+        }
         _ => JupyterMessageContent::HistoryReply(HistoryReply::new(Vec::new())),
     }
 }
@@ -538,7 +580,9 @@ fn build_prelude_crates() -> anyhow::Result<()> {
         .status()
         .context("running conclab-kernel prepare")?;
     if !status.success() {
-        bail!("building the prelude crates failed ({status}); run `conclab-kernel prepare` to see why");
+        bail!(
+            "building the prelude crates failed ({status}); run `conclab-kernel prepare` to see why"
+        );
     }
     Ok(())
 }
@@ -555,7 +599,10 @@ fn media_from(outputs: &HashMap<String, String>) -> Media {
     }
     if !data.contains_key("text/plain") {
         // Every result should carry text/plain for consoles and logs.
-        data.insert("text/plain".into(), serde_json::Value::String(String::new()));
+        data.insert(
+            "text/plain".into(),
+            serde_json::Value::String(String::new()),
+        );
     }
     serde_json::from_value(serde_json::Value::Object(data)).unwrap_or_default()
 }
@@ -564,7 +611,9 @@ fn media_from(outputs: &HashMap<String, String>) -> Media {
 fn help_topic(code: &str) -> Option<&str> {
     let topic = code.trim().strip_suffix('?')?.trim_end();
     let is_path = !topic.is_empty()
-        && topic.chars().all(|c| c.is_alphanumeric() || c == '_' || c == ':' || c == '!');
+        && topic
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == ':' || c == '!');
     is_path.then_some(topic)
 }
 
@@ -580,9 +629,12 @@ fn insertion_text(code: &str) -> &str {
 
 /// Jupyter counts cursor positions in Unicode code points; Rust indexes bytes.
 fn byte_offset(code: &str, chars: usize) -> usize {
-    code.char_indices().nth(chars).map_or(code.len(), |(at, _)| at)
+    code.char_indices()
+        .nth(chars)
+        .map_or(code.len(), |(at, _)| at)
 }
 
 fn char_offset(code: &str, bytes: usize) -> usize {
-    code.get(..bytes).map_or_else(|| code.chars().count(), |prefix| prefix.chars().count())
+    code.get(..bytes)
+        .map_or_else(|| code.chars().count(), |prefix| prefix.chars().count())
 }

@@ -60,7 +60,10 @@ impl StdinBridge {
 
 /// Sends input requests and hands each `input_reply` to the question waiting
 /// for it.
-pub async fn serve(mut socket: Channel<RouterSocket>, mut questions: mpsc::UnboundedReceiver<Question>) {
+pub async fn serve(
+    mut socket: Channel<RouterSocket>,
+    mut questions: mpsc::UnboundedReceiver<Question>,
+) {
     let mut waiting: Option<crossbeam_channel::Sender<String>> = None;
     loop {
         enum Event {

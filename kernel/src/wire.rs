@@ -49,8 +49,9 @@ impl Signer {
         if !key.is_empty() && signature_scheme != "hmac-sha256" {
             anyhow::bail!("unsupported signature_scheme {signature_scheme:?}: only hmac-sha256 is");
         }
-        let mac = (!key.is_empty())
-            .then(|| Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes keys of any length"));
+        let mac = (!key.is_empty()).then(|| {
+            Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes keys of any length")
+        });
         Ok(Signer { mac, session })
     }
 
@@ -62,20 +63,21 @@ impl Signer {
         for frame in frames {
             mac.update(frame);
         }
-        hex(&mac.finalize().into_bytes())
+        hex::encode(mac.finalize().into_bytes())
     }
 
     fn verify(&self, signature: &[u8], frames: &[Bytes]) -> Result<(), WireError> {
         let Some(mac) = &self.mac else {
             return Ok(());
         };
-        let expected = unhex(signature).ok_or(WireError::BadSignature)?;
+        let expected = hex::decode(signature).map_err(|_| WireError::BadSignature)?;
         let mut mac = mac.clone();
         for frame in frames {
             mac.update(frame);
         }
         // Constant-time comparison.
-        mac.verify_slice(&expected).map_err(|_| WireError::BadSignature)
+        mac.verify_slice(&expected)
+            .map_err(|_| WireError::BadSignature)
     }
 
     /// Checks and decodes a received message.
@@ -94,15 +96,22 @@ impl Signer {
         let parts = &after[2..6];
         self.verify(signature, parts)?;
         let json = |frame: &'static str, bytes: &Bytes| {
-            serde_json::from_slice::<Value>(bytes).map_err(|source| WireError::Json { frame, source })
+            serde_json::from_slice::<Value>(bytes)
+                .map_err(|source| WireError::Json { frame, source })
         };
-        let header: Header = serde_json::from_slice(&parts[0])
-            .map_err(|source| WireError::Json { frame: "header", source })?;
+        let header: Header =
+            serde_json::from_slice(&parts[0]).map_err(|source| WireError::Json {
+                frame: "header",
+                source,
+            })?;
         let parent_header = serde_json::from_slice::<Header>(&parts[1]).ok();
         let metadata = json("metadata", &parts[2])?;
         let content = with_defaults(&header.msg_type, json("content", &parts[3])?);
         let content = JupyterMessageContent::from_type_and_content(&header.msg_type, content)
-            .map_err(|source| WireError::Json { frame: "content", source })?;
+            .map_err(|source| WireError::Json {
+                frame: "content",
+                source,
+            })?;
         Ok(JupyterMessage {
             zmq_identities: identities,
             header,
@@ -165,19 +174,6 @@ fn with_defaults(msg_type: &str, content: Value) -> Value {
     Value::Object(merged)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &[u8]) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
-        return None;
-    }
-    text.chunks(2)
-        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
-        .collect()
-}
-
 fn to_json(value: &impl serde::Serialize) -> Bytes {
     Bytes::from(serde_json::to_vec(value).expect("message parts always serialise"))
 }
@@ -236,27 +232,36 @@ mod tests {
     #[test]
     fn a_message_signed_with_the_key_decodes() {
         let message = JupyterMessage::new(KernelInfoRequest {}, None);
-        let decoded = signer("secret").decode(signer("secret").encode(message)).unwrap();
+        let decoded = signer("secret")
+            .decode(signer("secret").encode(message))
+            .unwrap();
         assert_eq!(decoded.header.msg_type, "kernel_info_request");
     }
 
     #[test]
     fn a_message_signed_with_another_key_is_rejected() {
         let message = JupyterMessage::new(KernelInfoRequest {}, None);
-        let error = signer("secret").decode(signer("guess").encode(message)).unwrap_err();
+        let error = signer("secret")
+            .decode(signer("guess").encode(message))
+            .unwrap_err();
         assert!(matches!(error, WireError::BadSignature));
     }
 
     #[test]
     fn an_unsigned_message_is_rejected_when_a_key_is_set() {
         let message = JupyterMessage::new(KernelInfoRequest {}, None);
-        let error = signer("secret").decode(signer("").encode(message)).unwrap_err();
+        let error = signer("secret")
+            .decode(signer("").encode(message))
+            .unwrap_err();
         assert!(matches!(error, WireError::BadSignature));
     }
 
     #[test]
     fn a_history_search_without_n_gets_defaults() {
-        let content = with_defaults("history_request", json!({"hist_access_type": "search", "pattern": "a*", "n": null}));
+        let content = with_defaults(
+            "history_request",
+            json!({"hist_access_type": "search", "pattern": "a*", "n": null}),
+        );
         assert_eq!(content["n"], 0);
         assert_eq!(content["pattern"], "a*");
         assert_eq!(content["unique"], false);

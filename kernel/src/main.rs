@@ -1,5 +1,6 @@
 //! conclab-kernel: a Jupyter kernel for Rust, built on evcxr.
 
+mod build_progress;
 mod completeness;
 mod frame;
 mod history;
@@ -147,12 +148,13 @@ fn run(connection_file: &std::path::Path) -> anyhow::Result<()> {
     // SAFETY: no other thread exists yet. evcxr reads its build directory
     // from the environment when the session starts.
     unsafe { std::env::set_var("EVCXR_TMPDIR", &session_dir) };
+    let builds = build_progress::capture().context("redirecting stderr")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(server::serve(connection, prepared, session_dir))?;
+    runtime.block_on(server::serve(connection, prepared, session_dir, builds))?;
     // The session thread and the code runner end with the process.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     Ok(())

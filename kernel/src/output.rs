@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use crossbeam_channel::{Receiver, Sender, select};
 use jupyter_protocol::{
     ClearOutput, DisplayData, JupyterMessage, JupyterMessageContent, Media, StreamContent,
-    Transient,
+    Transient, UpdateDisplayData,
 };
 use serde::Deserialize;
 
@@ -61,8 +61,14 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
-    /// Starts forwarding evcxr's output channels to IOPub.
-    pub fn spawn(stdout: Receiver<String>, stderr: Receiver<String>, iopub: Iopub) -> Forwarder {
+    /// Starts forwarding evcxr's output channels to IOPub, with `builds`
+    /// (see [`crate::build_progress`]) shown while a cell waits for them.
+    pub fn spawn(
+        stdout: Receiver<String>,
+        stderr: Receiver<String>,
+        builds: Receiver<String>,
+        iopub: Iopub,
+    ) -> Forwarder {
         let parent = Arc::new(Mutex::new(None));
         let (finish, finish_requests) = crossbeam_channel::unbounded();
         let mut pump = Pump {
@@ -70,10 +76,12 @@ impl Forwarder {
             iopub,
             batch: None,
             end: CellEnd::default(),
+            build_notice: None,
+            notices: 0,
         };
         std::thread::Builder::new()
             .name("conclab-output".into())
-            .spawn(move || pump.run(stdout, stderr, finish_requests))
+            .spawn(move || pump.run(stdout, stderr, builds, finish_requests))
             .expect("cannot start the output thread");
         Forwarder { parent, finish }
     }
@@ -81,6 +89,12 @@ impl Forwarder {
     /// Output from now on belongs to `request`.
     pub fn begin(&self, request: &JupyterMessage) {
         *self.parent.lock().unwrap_or_else(|p| p.into_inner()) = Some(request.clone());
+    }
+
+    /// Output from now on belongs to no cell (the kernel's own set-up); it is
+    /// logged, not shown.
+    pub fn detach(&self) {
+        *self.parent.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// Waits until every line evcxr has passed on has been sent, and says how
@@ -101,6 +115,9 @@ struct Pump {
     /// Stream text not sent yet: (is_stderr, text).
     batch: Option<(bool, String)>,
     end: CellEnd,
+    /// The display id of the "building crates" note shown in this cell.
+    build_notice: Option<String>,
+    notices: u64,
 }
 
 impl Pump {
@@ -108,10 +125,14 @@ impl Pump {
         &mut self,
         stdout: Receiver<String>,
         stderr: Receiver<String>,
+        builds: Receiver<String>,
         finish: Receiver<Sender<CellEnd>>,
     ) {
         loop {
             select! {
+                recv(builds) -> line => if let Ok(line) = line {
+                    self.show_build(&line);
+                },
                 recv(stdout) -> line => match line {
                     Ok(line) => {
                         self.line(&line);
@@ -134,6 +155,7 @@ impl Pump {
                     while let Ok(line) = stderr.try_recv() {
                         self.stream(true, &line, true);
                     }
+                    self.clear_build_notice();
                     let end = std::mem::take(&mut self.end);
                     if let Some(panic) = end.panic.as_ref().filter(|_| !end.panicked) {
                         // The cell caught its own panic: show it as std would.
@@ -146,7 +168,55 @@ impl Pump {
         }
     }
 
+    /// Shows (or updates) a note saying which crate is being compiled.
+    fn show_build(&mut self, line: &str) {
+        if self
+            .parent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
+        {
+            return;
+        }
+        let text = format!("Building the crates this cell needs (once per kernel): {line}");
+        let data: Media =
+            serde_json::from_value(serde_json::json!({ "text/plain": text })).unwrap_or_default();
+        let content = match &self.build_notice {
+            Some(id) => JupyterMessageContent::UpdateDisplayData(UpdateDisplayData {
+                data,
+                metadata: Default::default(),
+                transient: Transient {
+                    display_id: Some(id.clone()),
+                },
+            }),
+            None => {
+                self.notices += 1;
+                let id = format!("conclab-build-{}", self.notices);
+                self.build_notice = Some(id.clone());
+                JupyterMessageContent::DisplayData(DisplayData {
+                    data,
+                    metadata: Default::default(),
+                    transient: Some(Transient {
+                        display_id: Some(id),
+                    }),
+                })
+            }
+        };
+        self.send(content);
+    }
+
+    /// Builds happen before the cell runs, so clearing the note when the
+    /// cell's first output arrives (or it ends) removes nothing of the cell's.
+    fn clear_build_notice(&mut self) {
+        if self.build_notice.take().is_some() {
+            self.send(JupyterMessageContent::ClearOutput(ClearOutput {
+                wait: false,
+            }));
+        }
+    }
+
     fn line(&mut self, line: &str) {
+        self.clear_build_notice();
         match Frame::parse(line) {
             Frame::Stdout(text) => self.stream(false, text, true),
             Frame::StdoutPart(text) => self.stream(false, text, false),

@@ -24,13 +24,36 @@ pub const WARM_UP: &str = r#"{
     let _ = labkit::VERSION;
 }"#;
 
+/// evcxr's default format for a cell's value.
+pub const DEFAULT_FORMAT: &str = "{:?}";
+
 /// Installs, inside the code runner, what [`crate::relay`] cannot do from
 /// outside the cell's copy of std: flushing its stdout buffer at the end of a
 /// cell, and reporting panics with the thread they happened on. Evaluated
 /// again whenever the code runner restarts.
-pub fn runner_setup() -> String {
+///
+/// It also shows a cell's value on the first compile. evcxr first tries
+/// `(value).evcxr_display()`, and when the type has no such method compiles
+/// the cell a second time to print it with `format` (`{:?}` unless `:fmt`
+/// changed it). A blanket `evcxr_display` for every `Debug` type, in scope in
+/// every cell, makes the first try succeed; a type's own inherent
+/// `evcxr_display` still wins.
+pub fn runner_setup(format: &str) -> String {
     format!(
         r#"
+trait ConclabDisplayDebug {{
+    fn evcxr_display(&self);
+}}
+impl<T: std::fmt::Debug + ?Sized> ConclabDisplayDebug for T {{
+    fn evcxr_display(&self) {{
+        use std::io::Write;
+        let text = format!("{format}", self);
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        let _ = write!(out, "EVCXR_BEGIN_CONTENT text/plain\n{{text}}\nEVCXR_END_CONTENT\n");
+        let _ = out.flush();
+    }}
+}}
 #[unsafe(no_mangle)]
 pub extern "C" fn {flush}() {{
     use std::io::Write;
@@ -60,6 +83,8 @@ std::panic::set_hook(Box::new(|info| {{
     eprintln!("{prefix}panic {{frame}}");
 }}));
 "#,
+        // Inserted into a string literal of the generated code.
+        format = format.replace('\\', "\\\\").replace('"', "\\\""),
         flush = crate::runner::FLUSH_SYMBOL,
         prefix = crate::frame::PREFIX.escape_default(),
     )

@@ -32,6 +32,7 @@ pub async fn serve(
     connection: ConnectionInfo,
     prepared: PreparedCrates,
     session_dir: PathBuf,
+    builds: crossbeam_channel::Receiver<String>,
 ) -> anyhow::Result<()> {
     let signer = Signer::new(
         &connection.key,
@@ -63,6 +64,7 @@ pub async fn serve(
         runner: Arc::clone(&runner),
         prepared,
         session_dir: session_dir.clone(),
+        builds,
     });
     let info = Arc::new(kernel_info());
 

@@ -81,12 +81,20 @@ pub struct SessionConfig {
     pub prepared: PreparedCrates,
     /// This session's build directory (evcxr's `EVCXR_TMPDIR`).
     pub session_dir: PathBuf,
+    /// Crates being compiled for a cell (see [`crate::build_progress`]).
+    pub builds: crossbeam_channel::Receiver<String>,
 }
 
 /// Starts the session thread; it starts evcxr at once, in the background.
 pub fn spawn(config: SessionConfig) -> SessionHandle {
     let (jobs, queue) = mpsc::channel();
-    let stage = Arc::new(Mutex::new(Stage::Starting));
+    // Decided now, so a cell that arrives at once already knows it must wait.
+    let first_stage = if config.prepared.is_ready() {
+        Stage::Starting
+    } else {
+        Stage::BuildingPrelude
+    };
+    let stage = Arc::new(Mutex::new(first_stage));
     let handle = SessionHandle {
         jobs,
         stage: Arc::clone(&stage),
@@ -123,6 +131,11 @@ fn run(config: SessionConfig, stage: Arc<Mutex<Stage>>, queue: mpsc::Receiver<Jo
             }
         };
         let _ = job.reply.send(content);
+        // Repairs after a restart of the code runner wait until the reply is
+        // out, so an interrupt is answered at once.
+        if let Some(session) = &mut session {
+            session.restore_runner_if_needed();
+        }
     }
 }
 
@@ -134,6 +147,10 @@ struct Session {
     runner: Arc<RunnerControl>,
     history: History,
     execution_count: usize,
+    /// How values are formatted (`:fmt`), for [`prelude::runner_setup`].
+    output_format: String,
+    /// The code runner restarted (or `:fmt` changed): set it up again.
+    runner_needs_setup: bool,
 }
 
 impl Session {
@@ -144,6 +161,7 @@ impl Session {
             runner,
             prepared,
             session_dir,
+            builds,
         } = config;
         prepared.remove_abandoned_sessions();
         if !prepared.is_ready() {
@@ -156,11 +174,13 @@ impl Session {
         let (mut context, outputs) =
             CommandContext::new().map_err(|e| anyhow::anyhow!("starting evcxr: {e}"))?;
         tracing::info!("evcxr started in {:?}", started.elapsed());
-        let forwarder = Forwarder::spawn(outputs.stdout, outputs.stderr, iopub.clone());
+        let forwarder = Forwarder::spawn(outputs.stdout, outputs.stderr, builds, iopub.clone());
+        // Offline: the prelude crates are all on this machine already, and a
+        // kernel start must not wait on (or fail for) the network.
         let setup = format!(
-            "{}{}\n{}",
+            ":offline 1\n{}{}\n{}",
             prelude::dependencies(&labkit_dir()),
-            prelude::runner_setup(),
+            prelude::runner_setup(prelude::DEFAULT_FORMAT),
             prelude::WARM_UP
         );
         context
@@ -168,6 +188,10 @@ impl Session {
             .map_err(|e| anyhow::anyhow!("loading the prelude crates: {e}"))?;
         forwarder.finish();
         tracing::info!("prelude loaded after {:?}", started.elapsed());
+        // A learner's own `:dep` lines may need to download crates.
+        context
+            .execute(":offline 0")
+            .map_err(|e| anyhow::anyhow!("leaving offline mode: {e}"))?;
         runner.set_process(context.process_handle());
         Ok(Session {
             context,
@@ -177,6 +201,8 @@ impl Session {
             runner,
             history: History::default(),
             execution_count: 0,
+            output_format: prelude::DEFAULT_FORMAT.to_owned(),
+            runner_needs_setup: false,
         })
     }
 
@@ -368,13 +394,35 @@ impl Session {
                 ));
             }
         };
-        let trimmed = execute.code.trim_start();
-        if trimmed.starts_with(":restart") || trimmed.starts_with(":clear") {
-            self.reinstall_runner_setup();
+        for line in execute.code.lines().map(str::trim) {
+            if line.starts_with(":restart") || line.starts_with(":clear") {
+                self.runner_needs_setup = true;
+            }
+            if let Some(format) = line
+                .strip_prefix(":fmt")
+                .map(str::trim)
+                .filter(|f| !f.is_empty())
+            {
+                format.clone_into(&mut self.output_format);
+                self.runner_needs_setup = true;
+            }
         }
         match result {
             Ok(_) if end.panicked => Err(CellError::panic(end.panic.as_ref())),
             Ok(outputs) => {
+                for phase in &outputs.phases {
+                    tracing::debug!("phase {}: {:?}", phase.name, phase.duration);
+                }
+                if let Some(took) = outputs.timing {
+                    // `:timing` is on: say how long the cell took, as evcxr does.
+                    let text = format!("Took {}ms", took.as_millis());
+                    self.iopub.send(
+                        JupyterMessageContent::StreamContent(StreamContent::stdout(&format!(
+                            "{text}\n"
+                        ))),
+                        request,
+                    );
+                }
                 let mut result = outputs.content_by_mime_type;
                 // A cell ending in `print!(..)` or a block "returns" (); that is not a value to show.
                 if result.len() == 1 && result.get("text/plain").is_some_and(|text| text == "()") {
@@ -386,7 +434,7 @@ impl Session {
                 Err(CellError::compile(&errors, &execute.code))
             }
             Err(evcxr::Error::SubprocessTerminated(message)) => {
-                self.reinstall_runner_setup();
+                self.runner_needs_setup = true;
                 Err(runner_stopped(interrupted, &message, &variables))
             }
             Err(evcxr::Error::TypeRedefinedVariablesLost(lost)) => Err(CellError::new(
@@ -411,9 +459,17 @@ impl Session {
         }
     }
 
-    /// A new code runner lacks the panic hook and flush function; put them back.
-    fn reinstall_runner_setup(&mut self) {
-        if let Err(error) = self.context.execute(&prelude::runner_setup()) {
+    /// A new code runner lacks the panic hook; a new `:fmt` needs a new way
+    /// to show values. Put them back.
+    fn restore_runner_if_needed(&mut self) {
+        if !std::mem::take(&mut self.runner_needs_setup) {
+            return;
+        }
+        self.forwarder.detach();
+        if let Err(error) = self
+            .context
+            .execute(&prelude::runner_setup(&self.output_format))
+        {
             tracing::warn!("could not set up the restarted code runner: {error}");
         }
         self.forwarder.finish();

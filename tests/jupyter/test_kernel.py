@@ -247,3 +247,34 @@ def test_run_all_stops_at_the_first_error_and_the_next_cell_runs(kernel):
     reply, outputs = run(kc, 'println!("after the error");')
     assert reply["status"] == "ok"
     assert stdout_of(outputs) == "after the error\n"
+
+
+def test_a_cell_waiting_for_a_crate_build_says_so_and_the_note_goes(kernel):
+    _, kc = kernel
+    reply, outputs = run(kc, ':dep hex = "0.4"\nhex::encode([1u8, 254])', timeout=300)
+    assert reply["status"] == "ok", reply
+    kinds = [t for t, _ in outputs]
+    notes = [c for t, c in outputs if t in ("display_data", "update_display_data")]
+    assert any("Compiling hex" in c["data"]["text/plain"] for c in notes), outputs
+    # The note is cleared before the cell's own output, which stays.
+    assert kinds.index("clear_output") < kinds.index("execute_result")
+    assert outputs[-1][1]["data"]["text/plain"] == '"01fe"'
+
+
+def test_a_cell_waiting_for_the_one_time_build_says_so(tmp_path):
+    km, kc = start_new_kernel(
+        kernel_name=KERNEL_NAME,
+        startup_timeout=TIMEOUT,
+        env={**os.environ, "CONCLAB_CACHE_DIR": str(tmp_path)},
+    )
+    try:
+        reply, outputs = run(kc, "use rayon::prelude::*; (1..=10u32).into_par_iter().sum::<u32>()", timeout=600)
+        assert reply["status"] == "ok", reply
+        kinds = [t for t, _ in outputs]
+        assert kinds[0] == "display_data"
+        assert "one-time build" in outputs[0][1]["data"]["text/plain"]
+        assert kinds[1] == "clear_output"
+        assert outputs[-1][1]["data"]["text/plain"] == "55"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)

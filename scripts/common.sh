@@ -27,7 +27,10 @@ ensure_venv() {
     fi
 }
 
-build_kernel() {
-    step "Building conclab-kernel (the first build compiles evcxr: several minutes)"
-    cargo build --locked --manifest-path "$ROOT/Cargo.toml" -p conclab-kernel
+build_workspace() {
+    # One build for the lab and the tests: with --all-targets the features of
+    # shared dependencies are the same as `cargo test`'s, so nothing (evcxr
+    # above all) is compiled twice.
+    step "Building the workspace (the first build compiles evcxr: several minutes)"
+    cargo build --locked --manifest-path "$ROOT/Cargo.toml" --workspace --all-targets
 }

@@ -49,9 +49,13 @@ pub fn run(prepared: &PreparedCrates) -> anyhow::Result<()> {
         .execute(&code)
         .map_err(|e| anyhow::anyhow!("compiling the prelude crates: {e}"))?;
     drop(context);
+    // The process-pool steps start labkit's worker program: build it now too.
+    let worker = labkit::worker::program().context("building labkit's worker program")?;
+    println!("labkit's worker program: {}", worker.display());
     prepared
         .mark_ready()
         .with_context(|| format!("marking {} ready", template.display()))?;
+    prepared.remove_stale_builds();
     println!("Done: new kernels start with these crates compiled.");
     Ok(())
 }

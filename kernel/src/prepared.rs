@@ -85,20 +85,50 @@ impl PreparedCrates {
 
     /// Removes the build directories of sessions whose kernel is gone.
     pub fn remove_abandoned_sessions(&self) {
-        let Ok(entries) = fs::read_dir(self.root.join("sessions")) else {
+        remove_abandoned_sessions(&self.root);
+    }
+
+    /// Removes the caches of other kernel builds or labkit versions that no
+    /// running kernel uses any more: each holds a few dozen megabytes.
+    pub fn remove_stale_builds(&self) {
+        let Some(base) = self.root.parent() else {
             return;
         };
-        for entry in entries.flatten() {
-            let alive = entry
-                .file_name()
-                .to_str()
-                .and_then(|name| name.parse::<u32>().ok())
-                .is_some_and(|pid| Path::new("/proc").join(pid.to_string()).exists());
-            if !alive {
-                let _ = fs::remove_dir_all(entry.path());
+        for entry in fs::read_dir(base).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let is_other_build = path != self.root
+                && entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|name| name.starts_with("kernel-"));
+            if is_other_build && !remove_abandoned_sessions(&path) {
+                let _ = fs::remove_dir_all(&path);
             }
         }
     }
+}
+
+/// Removes the session directories under `root` whose kernel is gone;
+/// returns whether any kernel still uses one.
+fn remove_abandoned_sessions(root: &Path) -> bool {
+    let mut in_use = false;
+    for entry in fs::read_dir(root.join("sessions"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let alive = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<u32>().ok())
+            .is_some_and(|pid| Path::new("/proc").join(pid.to_string()).exists());
+        if alive {
+            in_use = true;
+        } else {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+    in_use
 }
 
 /// Identifies this kernel build and toolchain: a different rustc or kernel

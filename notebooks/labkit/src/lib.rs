@@ -1,10 +1,21 @@
 //! labkit: the small crate every cell of the conclab lab can use.
 //!
-//! It gives learners realistic work to coordinate ([`work`]) and a way to
-//! show pictures and HTML while a cell runs ([`show`]).
+//! It gives learners realistic work to coordinate ([`work`], and worker
+//! processes in [`worker`]), lets them see their concurrency ([`span`],
+//! [`timeline`], [`show`]), and gives the checker a view of what their code
+//! did ([`trace`], the traced locks in [`sync`], perturbed schedules in
+//! [`perturb`]).
 
+pub mod perturb;
 pub mod show;
+pub mod span;
+pub mod sync;
+pub mod timeline;
+pub mod trace;
 pub mod work;
+pub mod worker;
+
+pub use span::{in_span, span};
 
 /// labkit's version, as cells see it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,97 @@
+//! Perturbed schedules: when the checker sets a seed ([`SEED_ENV`]), every
+//! instrumented point (locks, condition variables, spans) may yield or sleep
+//! a little, to bring out races a quiet machine would hide.
+//!
+//! The choices are a function of the seed, the thread and how many points the
+//! thread has passed, so a run can be replayed from its seed: exactly for
+//! named threads, and for unnamed ones as long as they reach their first
+//! point in the same order. Every choice is recorded in the trace.
+
+use std::cell::RefCell;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::json;
+
+/// The seed, as a decimal number; unset means no perturbation.
+pub const SEED_ENV: &str = "CONCLAB_SEED";
+
+static SEED: OnceLock<Option<u64>> = OnceLock::new();
+static UNNAMED_THREADS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// This thread's generator, once it has passed a point.
+    static RNG: RefCell<Option<fastrand::Rng>> = const { RefCell::new(None) };
+}
+
+/// The seed in force, if any.
+pub fn seed() -> Option<u64> {
+    *SEED.get_or_init(|| std::env::var(SEED_ENV).ok()?.trim().parse().ok())
+}
+
+/// What a point did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    /// Carried on.
+    Continue,
+    /// Gave up the processor.
+    Yield,
+    /// Slept this many microseconds.
+    Sleep(u64),
+}
+
+/// An instrumented point: under a seed, maybe yields or sleeps. `site` names
+/// the point in the trace.
+pub fn point(site: &str) -> Choice {
+    let Some(seed) = seed() else {
+        return Choice::Continue;
+    };
+    let draw = next_draw(seed);
+    let choice = match draw % 8 {
+        0 | 1 => Choice::Yield,
+        2 => Choice::Sleep((draw >> 8) % 2_000),
+        _ => Choice::Continue,
+    };
+    match choice {
+        Choice::Continue => {}
+        Choice::Yield => std::thread::yield_now(),
+        Choice::Sleep(micros) => std::thread::sleep(Duration::from_micros(micros)),
+    }
+    if choice != Choice::Continue {
+        crate::trace::record(
+            "perturb",
+            site,
+            None,
+            json!({ "choice": format!("{choice:?}") }),
+        );
+    }
+    choice
+}
+
+/// Whether a condition variable wait should wake up early (a spurious
+/// wakeup, which correct code must tolerate). Only under a seed.
+pub(crate) fn spurious_wakeup() -> bool {
+    seed().is_some_and(|seed| next_draw(seed).is_multiple_of(4))
+}
+
+fn next_draw(seed: u64) -> u64 {
+    RNG.with(|rng| {
+        rng.borrow_mut()
+            .get_or_insert_with(|| fastrand::Rng::with_seed(seed ^ thread_identity()))
+            .u64(..)
+    })
+}
+
+/// Stable across runs for named threads; spawn order for the others.
+fn thread_identity() -> u64 {
+    let mut hasher = DefaultHasher::new();
+    match std::thread::current().name() {
+        Some(name) => name.hash(&mut hasher),
+        None => UNNAMED_THREADS
+            .fetch_add(1, Ordering::Relaxed)
+            .hash(&mut hasher),
+    }
+    hasher.finish()
+}

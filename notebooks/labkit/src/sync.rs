@@ -1,0 +1,540 @@
+//! Traced locks with std's API: [`Mutex`], [`RwLock`] and [`Condvar`].
+//!
+//! They behave exactly as `std::sync`'s (they wrap them) and, when the trace
+//! is on, record every wait, acquisition and release with the lock's name
+//! and address, and the first time a thread takes one lock while holding
+//! another (a lock-order edge: two edges in opposite directions are a
+//! deadlock waiting to happen, even in a run that got lucky).
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::ops::{Deref, DerefMut};
+use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult, WaitTimeoutResult};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::{perturb, trace};
+
+/// A lock as the trace names it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct LockId {
+    address: usize,
+    name: String,
+}
+
+impl LockId {
+    fn new(address: usize, name: Option<&str>, kind: &str) -> LockId {
+        let name = name.map_or_else(|| format!("{kind}@{address:#x}"), str::to_owned);
+        LockId { address, name }
+    }
+
+    fn json(&self) -> Value {
+        json!({ "name": self.name, "lock": self.address })
+    }
+}
+
+thread_local! {
+    /// The locks this thread holds, in the order it took them.
+    static HELD: RefCell<Vec<LockId>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Lock-order edges already reported by this process.
+static EDGES: std::sync::Mutex<Option<HashSet<(String, String)>>> = std::sync::Mutex::new(None);
+
+fn held_json() -> Value {
+    HELD.with(|held| Value::Array(held.borrow().iter().map(LockId::json).collect()))
+}
+
+fn before_acquire(lock: &LockId, mode: &str) {
+    perturb::point("lock");
+    if trace::enabled() {
+        trace::record(
+            "lock_wait",
+            &lock.name,
+            None,
+            json!({ "lock": lock.address, "mode": mode, "held": held_json() }),
+        );
+    }
+}
+
+fn after_acquire(lock: &LockId, mode: &str) {
+    if trace::enabled() {
+        trace::record(
+            "lock_acquired",
+            &lock.name,
+            None,
+            json!({ "lock": lock.address, "mode": mode, "held": held_json() }),
+        );
+        report_new_edges(lock);
+    }
+    HELD.with(|held| held.borrow_mut().push(lock.clone()));
+}
+
+fn before_release(lock: &LockId, mode: &str) {
+    HELD.with(|held| {
+        let mut held = held.borrow_mut();
+        if let Some(position) = held.iter().rposition(|h| h == lock) {
+            held.remove(position);
+        }
+    });
+    trace::record(
+        "lock_released",
+        &lock.name,
+        None,
+        json!({ "lock": lock.address, "mode": mode }),
+    );
+}
+
+fn report_new_edges(lock: &LockId) {
+    let held: Vec<LockId> = HELD.with(|held| held.borrow().clone());
+    if held.is_empty() {
+        return;
+    }
+    let mut edges = EDGES.lock().unwrap_or_else(PoisonError::into_inner);
+    let edges = edges.get_or_insert_with(HashSet::new);
+    for from in held.iter().filter(|from| *from != lock) {
+        if edges.insert((from.name.clone(), lock.name.clone())) {
+            trace::record(
+                "lock_edge",
+                &lock.name,
+                None,
+                json!({ "from": from.json(), "to": lock.json() }),
+            );
+        }
+    }
+}
+
+fn map_lock<G, H>(result: LockResult<G>, wrap: impl FnOnce(G) -> H) -> LockResult<H> {
+    match result {
+        Ok(guard) => Ok(wrap(guard)),
+        Err(poisoned) => Err(PoisonError::new(wrap(poisoned.into_inner()))),
+    }
+}
+
+/// A mutual exclusion lock, as `std::sync::Mutex`, that the trace can see.
+#[derive(Default)]
+pub struct Mutex<T: ?Sized> {
+    name: Option<String>,
+    inner: std::sync::Mutex<T>,
+}
+
+impl<T> Mutex<T> {
+    /// A new unlocked mutex; the trace names it by its address.
+    pub const fn new(value: T) -> Mutex<T> {
+        Mutex {
+            name: None,
+            inner: std::sync::Mutex::new(value),
+        }
+    }
+
+    /// A new unlocked mutex named `name` in the trace (e.g. `account[2]`).
+    pub fn named(name: impl Into<String>, value: T) -> Mutex<T> {
+        Mutex {
+            name: Some(name.into()),
+            inner: std::sync::Mutex::new(value),
+        }
+    }
+
+    /// Consumes the mutex, returning its value.
+    pub fn into_inner(self) -> LockResult<T> {
+        self.inner.into_inner()
+    }
+}
+
+impl<T: ?Sized> Mutex<T> {
+    fn id(&self) -> LockId {
+        LockId::new(
+            std::ptr::from_ref(&self.inner).cast::<()>() as usize,
+            self.name.as_deref(),
+            "mutex",
+        )
+    }
+
+    /// The name the trace uses for this lock.
+    pub fn name(&self) -> String {
+        self.id().name
+    }
+
+    /// Blocks until the lock is free, then holds it until the guard drops.
+    pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
+        let id = self.id();
+        before_acquire(&id, "exclusive");
+        let result = self.inner.lock();
+        after_acquire(&id, "exclusive");
+        map_lock(result, |guard| MutexGuard {
+            id,
+            inner: Some(guard),
+        })
+    }
+
+    /// Takes the lock if it is free right now.
+    pub fn try_lock(&self) -> TryLockResult<MutexGuard<'_, T>> {
+        let id = self.id();
+        let wrap = |guard| {
+            after_acquire(&id, "exclusive");
+            MutexGuard {
+                id: id.clone(),
+                inner: Some(guard),
+            }
+        };
+        match self.inner.try_lock() {
+            Ok(guard) => Ok(wrap(guard)),
+            Err(TryLockError::Poisoned(poisoned)) => Err(TryLockError::Poisoned(PoisonError::new(
+                wrap(poisoned.into_inner()),
+            ))),
+            Err(TryLockError::WouldBlock) => Err(TryLockError::WouldBlock),
+        }
+    }
+
+    /// Whether a thread panicked while holding the lock.
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.is_poisoned()
+    }
+
+    /// Clears the poisoned state.
+    pub fn clear_poison(&self) {
+        self.inner.clear_poison();
+    }
+
+    /// A mutable reference to the value; no locking is needed.
+    pub fn get_mut(&mut self) -> LockResult<&mut T> {
+        self.inner.get_mut()
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Mutex<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mutex")
+            .field("name", &self.name())
+            .field("inner", &self.inner)
+            .finish()
+    }
+}
+
+/// Holds a [`Mutex`] until dropped.
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct MutexGuard<'a, T: ?Sized> {
+    id: LockId,
+    // None only inside `Condvar::wait`, which hands it to std's Condvar.
+    inner: Option<std::sync::MutexGuard<'a, T>>,
+}
+
+impl<T: ?Sized> Deref for MutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.inner
+            .as_deref()
+            .expect("a guard always holds its lock outside Condvar::wait")
+    }
+}
+
+impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.inner
+            .as_deref_mut()
+            .expect("a guard always holds its lock outside Condvar::wait")
+    }
+}
+
+impl<T: ?Sized> Drop for MutexGuard<'_, T> {
+    fn drop(&mut self) {
+        if let Some(guard) = self.inner.take() {
+            // Recorded before the release, so the recorded holding interval
+            // lies inside the real one.
+            before_release(&self.id, "exclusive");
+            drop(guard);
+            perturb::point("unlock");
+        }
+    }
+}
+
+impl<T: ?Sized + std::fmt::Debug> std::fmt::Debug for MutexGuard<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
+}
+
+/// A condition variable for [`Mutex`], as `std::sync::Condvar`.
+///
+/// Under a perturbation seed, `wait` sometimes returns without a
+/// notification, as the OS is allowed to: code that waits in `if` rather
+/// than `while` (or `wait_while`) shows its bug.
+#[derive(Default)]
+pub struct Condvar {
+    name: Option<String>,
+    inner: std::sync::Condvar,
+}
+
+impl Condvar {
+    /// A new condition variable.
+    pub const fn new() -> Condvar {
+        Condvar {
+            name: None,
+            inner: std::sync::Condvar::new(),
+        }
+    }
+
+    /// A new condition variable named `name` in the trace (e.g. `not_full`).
+    pub fn named(name: impl Into<String>) -> Condvar {
+        Condvar {
+            name: Some(name.into()),
+            inner: std::sync::Condvar::new(),
+        }
+    }
+
+    fn id(&self) -> LockId {
+        LockId::new(
+            std::ptr::from_ref(&self.inner) as usize,
+            self.name.as_deref(),
+            "condvar",
+        )
+    }
+
+    /// Releases the lock, sleeps until notified (or woken spuriously), and
+    /// takes the lock again.
+    pub fn wait<'a, T>(&self, mut guard: MutexGuard<'a, T>) -> LockResult<MutexGuard<'a, T>> {
+        let lock = guard.id.clone();
+        let inner = guard.inner.take().expect("a guard holds its lock");
+        drop(guard);
+        let me = self.id();
+        before_release(&lock, "exclusive");
+        trace::record(
+            "cond_wait",
+            &me.name,
+            None,
+            json!({ "condvar": me.address, "lock": lock.json() }),
+        );
+        let spurious = perturb::spurious_wakeup();
+        let result = if spurious {
+            self.inner
+                .wait_timeout(inner, Duration::from_micros(200))
+                .map(|(g, _)| g)
+                .map_err(|p| PoisonError::new(p.into_inner().0))
+        } else {
+            self.inner.wait(inner)
+        };
+        after_acquire(&lock, "exclusive");
+        trace::record(
+            "cond_woken",
+            &me.name,
+            None,
+            json!({ "condvar": me.address, "spurious": spurious }),
+        );
+        map_lock(result, |inner| MutexGuard {
+            id: lock,
+            inner: Some(inner),
+        })
+    }
+
+    /// Waits until `condition` is false, re-checking after every wakeup.
+    pub fn wait_while<'a, T, F: FnMut(&mut T) -> bool>(
+        &self,
+        mut guard: MutexGuard<'a, T>,
+        mut condition: F,
+    ) -> LockResult<MutexGuard<'a, T>> {
+        while condition(&mut *guard) {
+            guard = self.wait(guard)?;
+        }
+        Ok(guard)
+    }
+
+    /// As [`Condvar::wait`], giving up after `timeout`.
+    pub fn wait_timeout<'a, T>(
+        &self,
+        mut guard: MutexGuard<'a, T>,
+        timeout: Duration,
+    ) -> LockResult<(MutexGuard<'a, T>, WaitTimeoutResult)> {
+        let lock = guard.id.clone();
+        let inner = guard.inner.take().expect("a guard holds its lock");
+        drop(guard);
+        let me = self.id();
+        before_release(&lock, "exclusive");
+        trace::record(
+            "cond_wait",
+            &me.name,
+            None,
+            json!({ "condvar": me.address, "lock": lock.json(), "timeout_ns": timeout.as_nanos() as u64 }),
+        );
+        let result = self.inner.wait_timeout(inner, timeout);
+        after_acquire(&lock, "exclusive");
+        trace::record(
+            "cond_woken",
+            &me.name,
+            None,
+            json!({ "condvar": me.address, "spurious": false }),
+        );
+        map_lock(result, |(inner, timed_out)| {
+            (
+                MutexGuard {
+                    id: lock,
+                    inner: Some(inner),
+                },
+                timed_out,
+            )
+        })
+    }
+
+    /// Wakes one waiting thread.
+    pub fn notify_one(&self) {
+        let me = self.id();
+        trace::record(
+            "cond_notify",
+            &me.name,
+            None,
+            json!({ "condvar": me.address, "all": false }),
+        );
+        self.inner.notify_one();
+        perturb::point("notify");
+    }
+
+    /// Wakes every waiting thread.
+    pub fn notify_all(&self) {
+        let me = self.id();
+        trace::record(
+            "cond_notify",
+            &me.name,
+            None,
+            json!({ "condvar": me.address, "all": true }),
+        );
+        self.inner.notify_all();
+        perturb::point("notify");
+    }
+}
+
+impl std::fmt::Debug for Condvar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Condvar")
+            .field("name", &self.id().name)
+            .finish()
+    }
+}
+
+/// A reader-writer lock, as `std::sync::RwLock`, that the trace can see.
+#[derive(Default)]
+pub struct RwLock<T: ?Sized> {
+    name: Option<String>,
+    inner: std::sync::RwLock<T>,
+}
+
+impl<T> RwLock<T> {
+    /// A new unlocked lock.
+    pub const fn new(value: T) -> RwLock<T> {
+        RwLock {
+            name: None,
+            inner: std::sync::RwLock::new(value),
+        }
+    }
+
+    /// A new unlocked lock named `name` in the trace.
+    pub fn named(name: impl Into<String>, value: T) -> RwLock<T> {
+        RwLock {
+            name: Some(name.into()),
+            inner: std::sync::RwLock::new(value),
+        }
+    }
+
+    /// Consumes the lock, returning its value.
+    pub fn into_inner(self) -> LockResult<T> {
+        self.inner.into_inner()
+    }
+}
+
+impl<T: ?Sized> RwLock<T> {
+    fn id(&self) -> LockId {
+        LockId::new(
+            std::ptr::from_ref(&self.inner).cast::<()>() as usize,
+            self.name.as_deref(),
+            "rwlock",
+        )
+    }
+
+    /// Shared access, until the guard drops.
+    pub fn read(&self) -> LockResult<RwLockReadGuard<'_, T>> {
+        let id = self.id();
+        before_acquire(&id, "read");
+        let result = self.inner.read();
+        after_acquire(&id, "read");
+        map_lock(result, |guard| RwLockReadGuard {
+            id,
+            inner: Some(guard),
+        })
+    }
+
+    /// Exclusive access, until the guard drops.
+    pub fn write(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
+        let id = self.id();
+        before_acquire(&id, "write");
+        let result = self.inner.write();
+        after_acquire(&id, "write");
+        map_lock(result, |guard| RwLockWriteGuard {
+            id,
+            inner: Some(guard),
+        })
+    }
+
+    /// A mutable reference to the value; no locking is needed.
+    pub fn get_mut(&mut self) -> LockResult<&mut T> {
+        self.inner.get_mut()
+    }
+}
+
+/// Shared access to a [`RwLock`] until dropped.
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct RwLockReadGuard<'a, T: ?Sized> {
+    id: LockId,
+    inner: Option<std::sync::RwLockReadGuard<'a, T>>,
+}
+
+/// Exclusive access to a [`RwLock`] until dropped.
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct RwLockWriteGuard<'a, T: ?Sized> {
+    id: LockId,
+    inner: Option<std::sync::RwLockWriteGuard<'a, T>>,
+}
+
+impl<T: ?Sized> Deref for RwLockReadGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.inner
+            .as_deref()
+            .expect("a guard always holds its lock")
+    }
+}
+
+impl<T: ?Sized> Deref for RwLockWriteGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.inner
+            .as_deref()
+            .expect("a guard always holds its lock")
+    }
+}
+
+impl<T: ?Sized> DerefMut for RwLockWriteGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.inner
+            .as_deref_mut()
+            .expect("a guard always holds its lock")
+    }
+}
+
+impl<T: ?Sized> Drop for RwLockReadGuard<'_, T> {
+    fn drop(&mut self) {
+        if let Some(guard) = self.inner.take() {
+            before_release(&self.id, "read");
+            drop(guard);
+            perturb::point("unlock");
+        }
+    }
+}
+
+impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
+    fn drop(&mut self) {
+        if let Some(guard) = self.inner.take() {
+            before_release(&self.id, "write");
+            drop(guard);
+            perturb::point("unlock");
+        }
+    }
+}

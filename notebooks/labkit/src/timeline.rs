@@ -1,0 +1,186 @@
+//! A timeline: the spans of a piece of work, per thread, as an SVG picture a
+//! cell can show, so a learner sees how much really ran at once.
+
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// One finished span.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpanRecord {
+    /// The thread it ran on.
+    pub thread: String,
+    /// The span's name.
+    pub name: String,
+    /// The span's id.
+    pub id: u64,
+    /// When it started (CLOCK_MONOTONIC ns).
+    pub start_ns: u64,
+    /// When it ended.
+    pub end_ns: u64,
+}
+
+static RECORDING: AtomicBool = AtomicBool::new(false);
+static SPANS: Mutex<Vec<SpanRecord>> = Mutex::new(Vec::new());
+/// Only one recording at a time.
+static RECORDER: Mutex<()> = Mutex::new(());
+
+pub(crate) fn note_span(name: &str, id: u64, start_ns: u64, end_ns: u64) {
+    if RECORDING.load(Ordering::Relaxed) {
+        let record = SpanRecord {
+            thread: crate::trace::thread_name(),
+            name: name.to_owned(),
+            id,
+            start_ns,
+            end_ns,
+        };
+        SPANS.lock().unwrap_or_else(|p| p.into_inner()).push(record);
+    }
+}
+
+/// The spans recorded while some work ran.
+#[derive(Debug, Clone)]
+pub struct Timeline {
+    spans: Vec<SpanRecord>,
+    start_ns: u64,
+    end_ns: u64,
+}
+
+/// Runs `work`, recording every span any thread ends meanwhile.
+pub fn record<R>(work: impl FnOnce() -> R) -> (R, Timeline) {
+    let _one_at_a_time = RECORDER.lock().unwrap_or_else(|p| p.into_inner());
+    SPANS.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    let start_ns = crate::trace::monotonic_ns();
+    RECORDING.store(true, Ordering::SeqCst);
+    let result = work();
+    RECORDING.store(false, Ordering::SeqCst);
+    let end_ns = crate::trace::monotonic_ns();
+    let mut spans = std::mem::take(&mut *SPANS.lock().unwrap_or_else(|p| p.into_inner()));
+    spans.sort_by_key(|s| (s.start_ns, s.id));
+    (
+        result,
+        Timeline {
+            spans,
+            start_ns,
+            end_ns,
+        },
+    )
+}
+
+impl Timeline {
+    /// The recorded spans, by start time.
+    pub fn spans(&self) -> &[SpanRecord] {
+        &self.spans
+    }
+
+    /// The most spans named `name` that were running at the same moment.
+    pub fn max_overlap(&self, name: &str) -> usize {
+        let mut edges: Vec<(u64, i32)> = self
+            .spans
+            .iter()
+            .filter(|s| s.name == name)
+            .flat_map(|s| [(s.start_ns, 1), (s.end_ns, -1)])
+            .collect();
+        // Ends before starts at the same instant: touching is not overlapping.
+        edges.sort();
+        let (mut now, mut most) = (0, 0);
+        for (_, step) in edges {
+            now += step;
+            most = most.max(now);
+        }
+        most as usize
+    }
+
+    /// The timeline as an SVG picture: one lane per thread, time across.
+    pub fn svg(&self) -> String {
+        const WIDTH: f64 = 720.0;
+        const LEFT: f64 = 120.0;
+        const LANE: f64 = 26.0;
+        const TOP: f64 = 30.0;
+        let mut threads: Vec<&str> = Vec::new();
+        for span in &self.spans {
+            if !threads.contains(&span.thread.as_str()) {
+                threads.push(&span.thread);
+            }
+        }
+        let total_ns = self.end_ns.saturating_sub(self.start_ns).max(1) as f64;
+        let x = |t: u64| {
+            LEFT + (t.saturating_sub(self.start_ns) as f64 / total_ns) * (WIDTH - LEFT - 10.0)
+        };
+        let height = TOP + LANE * threads.len().max(1) as f64 + 10.0;
+        let mut svg = String::new();
+        let _ = write!(
+            svg,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" font-family="sans-serif" font-size="11">"#
+        );
+        let total_ms = total_ns / 1e6;
+        for tick in 0..=4 {
+            let t = self.start_ns + (total_ns * f64::from(tick) / 4.0) as u64;
+            let _ = write!(
+                svg,
+                r##"<line x1="{0:.1}" y1="{1}" x2="{0:.1}" y2="{height}" stroke="#ddd"/><text x="{0:.1}" y="{2}" text-anchor="middle" fill="#555">{3:.0} ms</text>"##,
+                x(t),
+                TOP - 6.0,
+                TOP - 12.0,
+                total_ms * f64::from(tick) / 4.0
+            );
+        }
+        for (lane, thread) in threads.iter().enumerate() {
+            let y = TOP + LANE * lane as f64;
+            let _ = write!(
+                svg,
+                r##"<text x="4" y="{:.1}" fill="#222">{}</text>"##,
+                y + 16.0,
+                escape(thread)
+            );
+            for span in self.spans.iter().filter(|s| s.thread == *thread) {
+                let (x0, x1) = (x(span.start_ns), x(span.end_ns));
+                let label = format!("{} #{}", span.name, span.id);
+                let _ = write!(
+                    svg,
+                    r##"<rect x="{x0:.1}" y="{:.1}" width="{:.1}" height="{:.1}" rx="3" fill="{}"><title>{}: {:.1}–{:.1} ms</title></rect>"##,
+                    y + 3.0,
+                    (x1 - x0).max(1.0),
+                    LANE - 6.0,
+                    colour(&span.name),
+                    escape(&label),
+                    (span.start_ns - self.start_ns) as f64 / 1e6,
+                    (span.end_ns - self.start_ns) as f64 / 1e6,
+                );
+                if x1 - x0 > 7.0 * label.len() as f64 {
+                    let _ = write!(
+                        svg,
+                        r##"<text x="{:.1}" y="{:.1}" fill="#fff">{}</text>"##,
+                        x0 + 4.0,
+                        y + 16.0,
+                        escape(&label)
+                    );
+                }
+            }
+        }
+        svg.push_str("</svg>");
+        svg
+    }
+
+    /// Shows the timeline in the notebook.
+    pub fn show(&self) {
+        crate::show::svg(&self.svg());
+    }
+}
+
+fn colour(name: &str) -> &'static str {
+    const PALETTE: [&str; 6] = [
+        "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1",
+    ];
+    let index = name
+        .bytes()
+        .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
+    PALETTE[index % PALETTE.len()]
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

@@ -33,7 +33,7 @@ impl PreparedCrates {
                 .join("conclab"),
         };
         Ok(PreparedCrates {
-            root: base.join(format!("kernel-{}", build_key())),
+            root: base.join(cache_name()),
         })
     }
 
@@ -88,19 +88,21 @@ impl PreparedCrates {
         remove_abandoned_sessions(&self.root);
     }
 
-    /// Removes the caches of other kernel builds or labkit versions that no
-    /// running kernel uses any more: each holds a few dozen megabytes.
+    /// Removes this checkout's caches for earlier kernel builds or labkit
+    /// versions that no running kernel uses any more: each holds a few dozen
+    /// megabytes. Other checkouts' caches are theirs to manage.
     pub fn remove_stale_builds(&self) {
         let Some(base) = self.root.parent() else {
             return;
         };
+        let prefix = checkout_prefix(&labkit_dir());
         for entry in fs::read_dir(base).into_iter().flatten().flatten() {
             let path = entry.path();
             let is_other_build = path != self.root
                 && entry
                     .file_name()
                     .to_str()
-                    .is_some_and(|name| name.starts_with("kernel-"));
+                    .is_some_and(|name| name.starts_with(&prefix));
             if is_other_build && !remove_abandoned_sessions(&path) {
                 let _ = fs::remove_dir_all(&path);
             }
@@ -131,21 +133,58 @@ fn remove_abandoned_sessions(root: &Path) -> bool {
     in_use
 }
 
-/// Identifies this kernel build and toolchain: a different rustc or kernel
-/// version gets a fresh template instead of a stale one.
-fn build_key() -> String {
+/// Names this checkout's cache: `kernel-<where labkit is>-<what it is>`.
+/// A different labkit source, rustc or kernel version gets a fresh template
+/// instead of a stale one; the first part tells which caches belong to the
+/// same checkout.
+fn cache_name() -> String {
+    let labkit = labkit_dir();
     let rustc = Command::new("rustc")
         .arg("-vV")
         .output()
         .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
         .unwrap_or_default();
     let identity = format!(
-        "{}\n{}\n{}",
+        "{}\n{}\n{:016x}",
         env!("CARGO_PKG_VERSION"),
-        labkit_dir().display(),
-        rustc
+        rustc,
+        source_hash(&labkit)
     );
-    format!("{:016x}", fnv1a(identity.as_bytes()))
+    format!(
+        "{}{:016x}",
+        checkout_prefix(&labkit),
+        fnv1a(identity.as_bytes())
+    )
+}
+
+fn checkout_prefix(labkit: &Path) -> String {
+    format!(
+        "kernel-{:08x}-",
+        fnv1a(labkit.to_string_lossy().as_bytes()) as u32
+    )
+}
+
+/// A hash of labkit's manifest and sources: editing labkit gives a new template.
+fn source_hash(dir: &Path) -> u64 {
+    let mut files = vec![dir.join("Cargo.toml")];
+    let mut pending = vec![dir.join("src")];
+    while let Some(next) = pending.pop() {
+        for entry in fs::read_dir(&next).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let mut bytes = Vec::new();
+    for file in files {
+        bytes.extend(file.to_string_lossy().as_bytes());
+        bytes.extend(fs::read(&file).unwrap_or_default());
+    }
+    fnv1a(&bytes)
 }
 
 /// A stable hash (std's `DefaultHasher` may change between releases).

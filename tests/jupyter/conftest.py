@@ -5,10 +5,13 @@ CONCLAB_KERNEL names), installed into a throw-away JUPYTER_DATA_DIR so the
 machine's own kernelspecs are neither used nor touched.
 """
 
+import contextlib
 import os
 import pathlib
 import subprocess
 import tempfile
+
+from jupyter_client.manager import start_new_kernel
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 KERNEL_NAME = "conclab-test"
@@ -30,6 +33,17 @@ def install_test_kernel() -> str:
             stdout=subprocess.DEVNULL,
         )
     return KERNEL_NAME
+
+
+@contextlib.contextmanager
+def fresh_kernel(timeout=60, **kwargs):
+    """A new kernel process and a client for it, shut down afterwards."""
+    km, kc = start_new_kernel(kernel_name=install_test_kernel(), startup_timeout=timeout, **kwargs)
+    try:
+        yield km, kc
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
 
 
 install_test_kernel()

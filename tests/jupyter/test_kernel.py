@@ -11,20 +11,17 @@ import time
 import uuid
 
 import pytest
-from jupyter_client.manager import start_new_kernel
 from jupyter_client.session import Session
 
-from conftest import KERNEL_NAME
+from conftest import fresh_kernel
 
 TIMEOUT = 60
 
 
 @pytest.fixture(scope="module")
 def kernel():
-    km, kc = start_new_kernel(kernel_name=KERNEL_NAME, startup_timeout=TIMEOUT)
-    yield km, kc
-    kc.stop_channels()
-    km.shutdown_kernel(now=True)
+    with fresh_kernel(TIMEOUT) as km_kc:
+        yield km_kc
 
 
 def run(kc, code, timeout=TIMEOUT, **kwargs):
@@ -44,8 +41,7 @@ def stdout_of(outputs):
 
 
 def test_first_cell_is_one_and_silent_cells_do_not_count():
-    km, kc = start_new_kernel(kernel_name=KERNEL_NAME, startup_timeout=TIMEOUT)
-    try:
+    with fresh_kernel(TIMEOUT) as (_, kc):
         reply, _ = run(kc, "let counted = 1;")
         assert reply["execution_count"] == 1
         reply, outputs = run(kc, "counted + 1", silent=True)
@@ -53,9 +49,6 @@ def test_first_cell_is_one_and_silent_cells_do_not_count():
         assert outputs == [], "a silent cell publishes no result"
         reply, _ = run(kc, "counted + 2")
         assert reply["execution_count"] == 2
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
 
 
 def test_output_of_joined_threads_arrives_whole_and_before_the_reply(kernel):
@@ -219,8 +212,7 @@ def test_comm_info_and_kernel_info_on_control(kernel):
 
 
 def test_restart_gives_a_fresh_working_kernel():
-    km, kc = start_new_kernel(kernel_name=KERNEL_NAME, startup_timeout=TIMEOUT)
-    try:
+    with fresh_kernel(TIMEOUT) as (km, kc):
         run(kc, "let before_restart = 1;")
         km.restart_kernel(now=False)
         kc.wait_for_ready(timeout=TIMEOUT)
@@ -229,9 +221,6 @@ def test_restart_gives_a_fresh_working_kernel():
         reply, outputs = run(kc, "6 * 7")
         assert outputs[-1][1]["data"]["text/plain"] == "42"
         assert reply["execution_count"] == 2
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
 
 
 def test_run_all_stops_at_the_first_error_and_the_next_cell_runs(kernel):
@@ -262,12 +251,7 @@ def test_a_cell_waiting_for_a_crate_build_says_so_and_the_note_goes(kernel):
 
 
 def test_a_cell_waiting_for_the_one_time_build_says_so(tmp_path):
-    km, kc = start_new_kernel(
-        kernel_name=KERNEL_NAME,
-        startup_timeout=TIMEOUT,
-        env={**os.environ, "CONCLAB_CACHE_DIR": str(tmp_path)},
-    )
-    try:
+    with fresh_kernel(TIMEOUT, env={**os.environ, "CONCLAB_CACHE_DIR": str(tmp_path)}) as (_, kc):
         reply, outputs = run(kc, "use rayon::prelude::*; (1..=10u32).into_par_iter().sum::<u32>()", timeout=600)
         assert reply["status"] == "ok", reply
         kinds = [t for t, _ in outputs]
@@ -275,6 +259,3 @@ def test_a_cell_waiting_for_the_one_time_build_says_so(tmp_path):
         assert "one-time build" in outputs[0][1]["data"]["text/plain"]
         assert kinds[1] == "clear_output"
         assert outputs[-1][1]["data"]["text/plain"] == "55"
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)

@@ -112,6 +112,55 @@ fn map_lock<G, H>(result: LockResult<G>, wrap: impl FnOnce(G) -> H) -> LockResul
     }
 }
 
+/// A std guard together with what the trace needs to record its release.
+struct Tracked<G> {
+    id: LockId,
+    mode: &'static str,
+    // None only inside `Condvar::wait`, which hands the guard to std's Condvar.
+    guard: Option<G>,
+}
+
+impl<G> Tracked<G> {
+    fn new(id: LockId, mode: &'static str, guard: G) -> Tracked<G> {
+        Tracked {
+            id,
+            mode,
+            guard: Some(guard),
+        }
+    }
+
+    fn get(&self) -> &G {
+        self.guard
+            .as_ref()
+            .expect("a guard holds its lock outside Condvar::wait")
+    }
+
+    fn get_mut(&mut self) -> &mut G {
+        self.guard
+            .as_mut()
+            .expect("a guard holds its lock outside Condvar::wait")
+    }
+
+    /// Takes the std guard out, recording the release (for `Condvar::wait`).
+    fn release(mut self) -> (LockId, G) {
+        let guard = self.guard.take().expect("a guard holds its lock");
+        before_release(&self.id, self.mode);
+        (self.id.clone(), guard)
+    }
+}
+
+impl<G> Drop for Tracked<G> {
+    fn drop(&mut self) {
+        if let Some(guard) = self.guard.take() {
+            // Recorded before the release, so the recorded holding interval
+            // lies inside the real one.
+            before_release(&self.id, self.mode);
+            drop(guard);
+            perturb::point("unlock");
+        }
+    }
+}
+
 /// A mutual exclusion lock, as `std::sync::Mutex`, that the trace can see.
 #[derive(Default)]
 pub struct Mutex<T: ?Sized> {
@@ -162,9 +211,8 @@ impl<T: ?Sized> Mutex<T> {
         before_acquire(&id, "exclusive");
         let result = self.inner.lock();
         after_acquire(&id, "exclusive");
-        map_lock(result, |guard| MutexGuard {
-            id,
-            inner: Some(guard),
+        map_lock(result, |guard| {
+            MutexGuard(Tracked::new(id, "exclusive", guard))
         })
     }
 
@@ -173,10 +221,7 @@ impl<T: ?Sized> Mutex<T> {
         let id = self.id();
         let wrap = |guard| {
             after_acquire(&id, "exclusive");
-            MutexGuard {
-                id: id.clone(),
-                inner: Some(guard),
-            }
+            MutexGuard(Tracked::new(id.clone(), "exclusive", guard))
         };
         match self.inner.try_lock() {
             Ok(guard) => Ok(wrap(guard)),
@@ -214,38 +259,18 @@ impl<T: std::fmt::Debug> std::fmt::Debug for Mutex<T> {
 
 /// Holds a [`Mutex`] until dropped.
 #[must_use = "the lock is released when the guard is dropped"]
-pub struct MutexGuard<'a, T: ?Sized> {
-    id: LockId,
-    // None only inside `Condvar::wait`, which hands it to std's Condvar.
-    inner: Option<std::sync::MutexGuard<'a, T>>,
-}
+pub struct MutexGuard<'a, T: ?Sized>(Tracked<std::sync::MutexGuard<'a, T>>);
 
 impl<T: ?Sized> Deref for MutexGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        self.inner
-            .as_deref()
-            .expect("a guard always holds its lock outside Condvar::wait")
+        self.0.get()
     }
 }
 
 impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        self.inner
-            .as_deref_mut()
-            .expect("a guard always holds its lock outside Condvar::wait")
-    }
-}
-
-impl<T: ?Sized> Drop for MutexGuard<'_, T> {
-    fn drop(&mut self) {
-        if let Some(guard) = self.inner.take() {
-            // Recorded before the release, so the recorded holding interval
-            // lies inside the real one.
-            before_release(&self.id, "exclusive");
-            drop(guard);
-            perturb::point("unlock");
-        }
+        self.0.get_mut()
     }
 }
 
@@ -293,12 +318,9 @@ impl Condvar {
 
     /// Releases the lock, sleeps until notified (or woken spuriously), and
     /// takes the lock again.
-    pub fn wait<'a, T>(&self, mut guard: MutexGuard<'a, T>) -> LockResult<MutexGuard<'a, T>> {
-        let lock = guard.id.clone();
-        let inner = guard.inner.take().expect("a guard holds its lock");
-        drop(guard);
+    pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> LockResult<MutexGuard<'a, T>> {
+        let (lock, inner) = guard.0.release();
         let me = self.id();
-        before_release(&lock, "exclusive");
         trace::record(
             "cond_wait",
             &me.name,
@@ -321,9 +343,8 @@ impl Condvar {
             None,
             json!({ "condvar": me.address, "spurious": spurious }),
         );
-        map_lock(result, |inner| MutexGuard {
-            id: lock,
-            inner: Some(inner),
+        map_lock(result, |inner| {
+            MutexGuard(Tracked::new(lock, "exclusive", inner))
         })
     }
 
@@ -342,14 +363,11 @@ impl Condvar {
     /// As [`Condvar::wait`], giving up after `timeout`.
     pub fn wait_timeout<'a, T>(
         &self,
-        mut guard: MutexGuard<'a, T>,
+        guard: MutexGuard<'a, T>,
         timeout: Duration,
     ) -> LockResult<(MutexGuard<'a, T>, WaitTimeoutResult)> {
-        let lock = guard.id.clone();
-        let inner = guard.inner.take().expect("a guard holds its lock");
-        drop(guard);
+        let (lock, inner) = guard.0.release();
         let me = self.id();
-        before_release(&lock, "exclusive");
         trace::record(
             "cond_wait",
             &me.name,
@@ -366,10 +384,7 @@ impl Condvar {
         );
         map_lock(result, |(inner, timed_out)| {
             (
-                MutexGuard {
-                    id: lock,
-                    inner: Some(inner),
-                },
+                MutexGuard(Tracked::new(lock, "exclusive", inner)),
                 timed_out,
             )
         })
@@ -455,9 +470,8 @@ impl<T: ?Sized> RwLock<T> {
         before_acquire(&id, "read");
         let result = self.inner.read();
         after_acquire(&id, "read");
-        map_lock(result, |guard| RwLockReadGuard {
-            id,
-            inner: Some(guard),
+        map_lock(result, |guard| {
+            RwLockReadGuard(Tracked::new(id, "read", guard))
         })
     }
 
@@ -467,9 +481,8 @@ impl<T: ?Sized> RwLock<T> {
         before_acquire(&id, "write");
         let result = self.inner.write();
         after_acquire(&id, "write");
-        map_lock(result, |guard| RwLockWriteGuard {
-            id,
-            inner: Some(guard),
+        map_lock(result, |guard| {
+            RwLockWriteGuard(Tracked::new(id, "write", guard))
         })
     }
 
@@ -481,60 +494,28 @@ impl<T: ?Sized> RwLock<T> {
 
 /// Shared access to a [`RwLock`] until dropped.
 #[must_use = "the lock is released when the guard is dropped"]
-pub struct RwLockReadGuard<'a, T: ?Sized> {
-    id: LockId,
-    inner: Option<std::sync::RwLockReadGuard<'a, T>>,
-}
+pub struct RwLockReadGuard<'a, T: ?Sized>(Tracked<std::sync::RwLockReadGuard<'a, T>>);
 
 /// Exclusive access to a [`RwLock`] until dropped.
 #[must_use = "the lock is released when the guard is dropped"]
-pub struct RwLockWriteGuard<'a, T: ?Sized> {
-    id: LockId,
-    inner: Option<std::sync::RwLockWriteGuard<'a, T>>,
-}
+pub struct RwLockWriteGuard<'a, T: ?Sized>(Tracked<std::sync::RwLockWriteGuard<'a, T>>);
 
 impl<T: ?Sized> Deref for RwLockReadGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        self.inner
-            .as_deref()
-            .expect("a guard always holds its lock")
+        self.0.get()
     }
 }
 
 impl<T: ?Sized> Deref for RwLockWriteGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        self.inner
-            .as_deref()
-            .expect("a guard always holds its lock")
+        self.0.get()
     }
 }
 
 impl<T: ?Sized> DerefMut for RwLockWriteGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        self.inner
-            .as_deref_mut()
-            .expect("a guard always holds its lock")
-    }
-}
-
-impl<T: ?Sized> Drop for RwLockReadGuard<'_, T> {
-    fn drop(&mut self) {
-        if let Some(guard) = self.inner.take() {
-            before_release(&self.id, "read");
-            drop(guard);
-            perturb::point("unlock");
-        }
-    }
-}
-
-impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
-    fn drop(&mut self) {
-        if let Some(guard) = self.inner.take() {
-            before_release(&self.id, "write");
-            drop(guard);
-            perturb::point("unlock");
-        }
+        self.0.get_mut()
     }
 }

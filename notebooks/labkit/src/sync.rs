@@ -29,6 +29,12 @@ impl LockId {
         LockId { address, name }
     }
 
+    /// The lock's identity if the trace is on; nothing (and no allocation)
+    /// otherwise: all bookkeeping exists for the trace.
+    fn traced(address: usize, name: Option<&str>, kind: &str) -> Option<LockId> {
+        trace::enabled().then(|| LockId::new(address, name, kind))
+    }
+
     fn json(&self) -> Value {
         json!({ "name": self.name, "lock": self.address })
     }
@@ -46,9 +52,9 @@ fn held_json() -> Value {
     HELD.with(|held| Value::Array(held.borrow().iter().map(LockId::json).collect()))
 }
 
-fn before_acquire(lock: &LockId, mode: &str) {
+fn before_acquire(lock: Option<&LockId>, mode: &str) {
     perturb::point("lock");
-    if trace::enabled() {
+    if let Some(lock) = lock {
         trace::record(
             "lock_wait",
             &lock.name,
@@ -58,8 +64,11 @@ fn before_acquire(lock: &LockId, mode: &str) {
     }
 }
 
-fn after_acquire(lock: &LockId, mode: &str) {
-    if trace::enabled() {
+fn after_acquire(lock: Option<&LockId>, mode: &str) {
+    let Some(lock) = lock else {
+        return;
+    };
+    {
         trace::record(
             "lock_acquired",
             &lock.name,
@@ -71,7 +80,10 @@ fn after_acquire(lock: &LockId, mode: &str) {
     HELD.with(|held| held.borrow_mut().push(lock.clone()));
 }
 
-fn before_release(lock: &LockId, mode: &str) {
+fn before_release(lock: Option<&LockId>, mode: &str) {
+    let Some(lock) = lock else {
+        return;
+    };
     HELD.with(|held| {
         let mut held = held.borrow_mut();
         if let Some(position) = held.iter().rposition(|h| h == lock) {
@@ -114,14 +126,14 @@ fn map_lock<G, H>(result: LockResult<G>, wrap: impl FnOnce(G) -> H) -> LockResul
 
 /// A std guard together with what the trace needs to record its release.
 struct Tracked<G> {
-    id: LockId,
+    id: Option<LockId>,
     mode: &'static str,
     // None only inside `Condvar::wait`, which hands the guard to std's Condvar.
     guard: Option<G>,
 }
 
 impl<G> Tracked<G> {
-    fn new(id: LockId, mode: &'static str, guard: G) -> Tracked<G> {
+    fn new(id: Option<LockId>, mode: &'static str, guard: G) -> Tracked<G> {
         Tracked {
             id,
             mode,
@@ -142,10 +154,10 @@ impl<G> Tracked<G> {
     }
 
     /// Takes the std guard out, recording the release (for `Condvar::wait`).
-    fn release(mut self) -> (LockId, G) {
+    fn release(mut self) -> (Option<LockId>, G) {
         let guard = self.guard.take().expect("a guard holds its lock");
-        before_release(&self.id, self.mode);
-        (self.id.clone(), guard)
+        before_release(self.id.as_ref(), self.mode);
+        (self.id.take(), guard)
     }
 }
 
@@ -154,7 +166,7 @@ impl<G> Drop for Tracked<G> {
         if let Some(guard) = self.guard.take() {
             // Recorded before the release, so the recorded holding interval
             // lies inside the real one.
-            before_release(&self.id, self.mode);
+            before_release(self.id.as_ref(), self.mode);
             drop(guard);
             perturb::point("unlock");
         }
@@ -192,8 +204,8 @@ impl<T> Mutex<T> {
 }
 
 impl<T: ?Sized> Mutex<T> {
-    fn id(&self) -> LockId {
-        LockId::new(
+    fn id(&self) -> Option<LockId> {
+        LockId::traced(
             std::ptr::from_ref(&self.inner).cast::<()>() as usize,
             self.name.as_deref(),
             "mutex",
@@ -202,15 +214,16 @@ impl<T: ?Sized> Mutex<T> {
 
     /// The name the trace uses for this lock.
     pub fn name(&self) -> String {
-        self.id().name
+        let address = std::ptr::from_ref(&self.inner).cast::<()>() as usize;
+        LockId::new(address, self.name.as_deref(), "mutex").name
     }
 
     /// Blocks until the lock is free, then holds it until the guard drops.
     pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
         let id = self.id();
-        before_acquire(&id, "exclusive");
+        before_acquire(id.as_ref(), "exclusive");
         let result = self.inner.lock();
-        after_acquire(&id, "exclusive");
+        after_acquire(id.as_ref(), "exclusive");
         map_lock(result, |guard| {
             MutexGuard(Tracked::new(id, "exclusive", guard))
         })
@@ -220,7 +233,7 @@ impl<T: ?Sized> Mutex<T> {
     pub fn try_lock(&self) -> TryLockResult<MutexGuard<'_, T>> {
         let id = self.id();
         let wrap = |guard| {
-            after_acquire(&id, "exclusive");
+            after_acquire(id.as_ref(), "exclusive");
             MutexGuard(Tracked::new(id.clone(), "exclusive", guard))
         };
         match self.inner.try_lock() {
@@ -308,24 +321,28 @@ impl Condvar {
         }
     }
 
-    fn id(&self) -> LockId {
-        LockId::new(
+    fn id(&self) -> Option<LockId> {
+        LockId::traced(
             std::ptr::from_ref(&self.inner) as usize,
             self.name.as_deref(),
             "condvar",
         )
     }
 
+    /// Records a condition-variable event when the trace is on.
+    fn record(&self, kind: &str, fields: impl FnOnce(&LockId) -> Value) {
+        if let Some(me) = self.id() {
+            trace::record(kind, &me.name, None, fields(&me));
+        }
+    }
+
     /// Releases the lock, sleeps until notified (or woken spuriously), and
     /// takes the lock again.
     pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> LockResult<MutexGuard<'a, T>> {
         let (lock, inner) = guard.0.release();
-        let me = self.id();
-        trace::record(
+        self.record(
             "cond_wait",
-            &me.name,
-            None,
-            json!({ "condvar": me.address, "lock": lock.json() }),
+            |me| json!({ "condvar": me.address, "lock": lock.as_ref().map(LockId::json) }),
         );
         let spurious = perturb::spurious_wakeup();
         let result = if spurious {
@@ -336,12 +353,10 @@ impl Condvar {
         } else {
             self.inner.wait(inner)
         };
-        after_acquire(&lock, "exclusive");
-        trace::record(
+        after_acquire(lock.as_ref(), "exclusive");
+        self.record(
             "cond_woken",
-            &me.name,
-            None,
-            json!({ "condvar": me.address, "spurious": spurious }),
+            |me| json!({ "condvar": me.address, "spurious": spurious }),
         );
         map_lock(result, |inner| {
             MutexGuard(Tracked::new(lock, "exclusive", inner))
@@ -367,20 +382,12 @@ impl Condvar {
         timeout: Duration,
     ) -> LockResult<(MutexGuard<'a, T>, WaitTimeoutResult)> {
         let (lock, inner) = guard.0.release();
-        let me = self.id();
-        trace::record(
-            "cond_wait",
-            &me.name,
-            None,
-            json!({ "condvar": me.address, "lock": lock.json(), "timeout_ns": timeout.as_nanos() as u64 }),
-        );
+        self.record("cond_wait", |me| json!({ "condvar": me.address, "lock": lock.as_ref().map(LockId::json), "timeout_ns": timeout.as_nanos() as u64 }));
         let result = self.inner.wait_timeout(inner, timeout);
-        after_acquire(&lock, "exclusive");
-        trace::record(
+        after_acquire(lock.as_ref(), "exclusive");
+        self.record(
             "cond_woken",
-            &me.name,
-            None,
-            json!({ "condvar": me.address, "spurious": false }),
+            |me| json!({ "condvar": me.address, "spurious": false }),
         );
         map_lock(result, |(inner, timed_out)| {
             (
@@ -392,12 +399,9 @@ impl Condvar {
 
     /// Wakes one waiting thread.
     pub fn notify_one(&self) {
-        let me = self.id();
-        trace::record(
+        self.record(
             "cond_notify",
-            &me.name,
-            None,
-            json!({ "condvar": me.address, "all": false }),
+            |me| json!({ "condvar": me.address, "all": false }),
         );
         self.inner.notify_one();
         perturb::point("notify");
@@ -405,12 +409,9 @@ impl Condvar {
 
     /// Wakes every waiting thread.
     pub fn notify_all(&self) {
-        let me = self.id();
-        trace::record(
+        self.record(
             "cond_notify",
-            &me.name,
-            None,
-            json!({ "condvar": me.address, "all": true }),
+            |me| json!({ "condvar": me.address, "all": true }),
         );
         self.inner.notify_all();
         perturb::point("notify");
@@ -419,9 +420,7 @@ impl Condvar {
 
 impl std::fmt::Debug for Condvar {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Condvar")
-            .field("name", &self.id().name)
-            .finish()
+        f.debug_struct("Condvar").field("name", &self.name).finish()
     }
 }
 
@@ -456,8 +455,8 @@ impl<T> RwLock<T> {
 }
 
 impl<T: ?Sized> RwLock<T> {
-    fn id(&self) -> LockId {
-        LockId::new(
+    fn id(&self) -> Option<LockId> {
+        LockId::traced(
             std::ptr::from_ref(&self.inner).cast::<()>() as usize,
             self.name.as_deref(),
             "rwlock",
@@ -467,9 +466,9 @@ impl<T: ?Sized> RwLock<T> {
     /// Shared access, until the guard drops.
     pub fn read(&self) -> LockResult<RwLockReadGuard<'_, T>> {
         let id = self.id();
-        before_acquire(&id, "read");
+        before_acquire(id.as_ref(), "read");
         let result = self.inner.read();
-        after_acquire(&id, "read");
+        after_acquire(id.as_ref(), "read");
         map_lock(result, |guard| {
             RwLockReadGuard(Tracked::new(id, "read", guard))
         })
@@ -478,9 +477,9 @@ impl<T: ?Sized> RwLock<T> {
     /// Exclusive access, until the guard drops.
     pub fn write(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
         let id = self.id();
-        before_acquire(&id, "write");
+        before_acquire(id.as_ref(), "write");
         let result = self.inner.write();
-        after_acquire(&id, "write");
+        after_acquire(id.as_ref(), "write");
         map_lock(result, |guard| {
             RwLockWriteGuard(Tracked::new(id, "write", guard))
         })

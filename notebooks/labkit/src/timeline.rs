@@ -25,6 +25,10 @@ static SPANS: Mutex<Vec<SpanRecord>> = Mutex::new(Vec::new());
 /// Only one recording at a time.
 static RECORDER: Mutex<()> = Mutex::new(());
 
+pub(crate) fn is_recording() -> bool {
+    RECORDING.load(Ordering::Relaxed)
+}
+
 pub(crate) fn note_span(name: &str, id: u64, start_ns: u64, end_ns: u64) {
     if RECORDING.load(Ordering::Relaxed) {
         let record = SpanRecord {

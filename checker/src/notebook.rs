@@ -51,12 +51,12 @@ impl Notebook {
         };
         let mut seen = HashSet::new();
         for (index, cell) in cells.iter().enumerate() {
-            if let Some(id) = grade_id(cell) {
-                if !seen.insert(id.to_owned()) {
-                    return Err(bad(format!(
-                        "grade_id {id:?} appears more than once (again in cell {index})"
-                    )));
-                }
+            if let Some(id) = grade_id(cell)
+                && !seen.insert(id.to_owned())
+            {
+                return Err(bad(format!(
+                    "grade_id {id:?} appears more than once (again in cell {index})"
+                )));
             }
         }
         Ok(Notebook {

@@ -1,10 +1,12 @@
 //! labkit: the small crate every cell of the conclab lab can use.
 //!
 //! It gives learners realistic work to coordinate ([`work`], and worker
-//! processes in [`worker`]), lets them see their concurrency ([`span`],
+//! processes in [`worker`]), lets them see their concurrency ([`span()`],
 //! [`timeline`], [`show`]), and gives the checker a view of what their code
 //! did ([`trace`], the traced locks in [`sync`], perturbed schedules in
 //! [`perturb`]).
+
+#![warn(missing_docs)]
 
 pub mod perturb;
 pub mod show;

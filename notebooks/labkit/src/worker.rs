@@ -11,7 +11,7 @@
 //!
 //! A line that is not a task gets `{"id": null, "ok": false, "error": ...}`
 //! and the worker carries on. Each task runs inside a span (see
-//! [`crate::span`]), and the worker records its pid in the trace.
+//! [`crate::span()`]), and the worker records its pid in the trace.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};

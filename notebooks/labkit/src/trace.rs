@@ -10,13 +10,14 @@
 //!
 //! Off, an instrumented point costs one check of a value initialised once.
 
+use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 /// The trace format's version, in every event's `"v"`.
 pub const FORMAT_VERSION: u64 = 1;
@@ -28,7 +29,8 @@ pub const NONCE_ENV: &str = "CONCLAB_TRACE_NONCE";
 
 struct Sink {
     file: File,
-    nonce: String,
+    /// The nonce, already encoded as a JSON string.
+    nonce_json: String,
 }
 
 static SINK: OnceLock<Option<Sink>> = OnceLock::new();
@@ -50,7 +52,10 @@ fn sink() -> Option<&'static Sink> {
             })
             .ok()?;
         let nonce = std::env::var(NONCE_ENV).unwrap_or_default();
-        Some(Sink { file, nonce })
+        Some(Sink {
+            file,
+            nonce_json: Value::from(nonce).to_string(),
+        })
     })
     .as_ref()
 }
@@ -67,25 +72,27 @@ pub fn record(kind: &str, name: &str, id: Option<u64>, fields: Value) {
     let Some(sink) = sink() else {
         return;
     };
-    let mut event = Map::new();
-    event.insert("v".into(), json!(FORMAT_VERSION));
-    event.insert("nonce".into(), json!(sink.nonce));
-    event.insert(
-        "seq".into(),
-        json!(SEQUENCE.fetch_add(1, Ordering::Relaxed)),
+    // Written field by field: no intermediate JSON tree for the common part.
+    let mut line = String::with_capacity(200);
+    let _ = write!(
+        line,
+        r#"{{"v":{FORMAT_VERSION},"nonce":{},"seq":{},"t_ns":{},"pid":{},"tid":{},"thread":{},"kind":{},"name":{},"id":{}"#,
+        sink.nonce_json,
+        SEQUENCE.fetch_add(1, Ordering::Relaxed),
+        monotonic_ns(),
+        std::process::id(),
+        thread_id(),
+        Value::from(thread_name()),
+        Value::from(kind),
+        Value::from(name),
+        id.map_or(Value::Null, Value::from),
     );
-    event.insert("t_ns".into(), json!(monotonic_ns()));
-    event.insert("pid".into(), json!(std::process::id()));
-    event.insert("tid".into(), json!(thread_id()));
-    event.insert("thread".into(), json!(thread_name()));
-    event.insert("kind".into(), json!(kind));
-    event.insert("name".into(), json!(name));
-    event.insert("id".into(), json!(id));
     if let Value::Object(fields) = fields {
-        event.extend(fields);
+        for (key, value) in fields {
+            let _ = write!(line, ",{}:{value}", Value::from(key));
+        }
     }
-    let mut line = Value::Object(event).to_string();
-    line.push('\n');
+    line.push_str("}\n");
     // One write(2) per line: O_APPEND makes it land whole, after every other.
     let _ = (&sink.file).write(line.as_bytes());
 }

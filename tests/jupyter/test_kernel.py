@@ -259,3 +259,21 @@ def test_a_cell_waiting_for_the_one_time_build_says_so(tmp_path):
         assert "one-time build" in outputs[0][1]["data"]["text/plain"]
         assert kinds[1] == "clear_output"
         assert outputs[-1][1]["data"]["text/plain"] == "55"
+
+
+def test_a_cell_can_ask_the_user_for_input(kernel):
+    _, kc = kernel
+    prompts = []
+
+    def answer(msg):
+        prompts.append(msg["content"]["prompt"])
+        kc.input("Ferris")
+
+    reply = kc.execute_interactive(
+        ':dep evcxr_input = "1"\nevcxr_input::get_string("Your name? ")',
+        timeout=300, allow_stdin=True, stdin_hook=answer, output_hook=lambda msg: None,
+    )
+    assert reply["content"]["status"] == "ok"
+    assert prompts == ["Your name? "]
+    reply, outputs = run(kc, 'println!("still answering");')
+    assert stdout_of(outputs) == "still answering\n"

@@ -17,6 +17,8 @@ use crate::frame::Frame;
 
 const EXECUTION_COMPLETE: &str = "EVCXR_EXECUTION_COMPLETE";
 const PANIC_NOTIFICATION: &str = "EVCXR_PANIC_NOTIFICATION";
+const CONTENT_BEGIN: &str = "EVCXR_BEGIN_CONTENT";
+const CONTENT_END: &str = "EVCXR_END_CONTENT";
 /// evcxr's control lines all start with this, and are only recognised at the
 /// start of a line.
 const EVCXR_MARKER: &str = "EVCXR_";
@@ -36,6 +38,12 @@ pub struct Relay {
 struct State {
     out: File,
     streams: [Stream; 2],
+    /// stdout is between evcxr's `EVCXR_BEGIN_CONTENT` and
+    /// `EVCXR_END_CONTENT` lines, which evcxr reads as one value: nothing
+    /// else may come between them.
+    in_content: bool,
+    /// stderr lines held back until the content block ends.
+    deferred: String,
 }
 
 struct Stream {
@@ -57,6 +65,8 @@ impl Relay {
             state: Mutex::new(State {
                 out: File::from(out),
                 streams: [stdout, stderr],
+                in_content: false,
+                deferred: String::new(),
             }),
             poll_fds,
         })
@@ -88,7 +98,7 @@ impl Relay {
             let mut state = self.lock();
             state.read_available();
             if ready == 0 {
-                state.send_partial_lines();
+                state.send_partial_lines(false);
             }
         }
     }
@@ -98,7 +108,7 @@ impl Relay {
     pub fn end_cell(&self) {
         let mut state = self.lock();
         state.read_available();
-        state.send_partial_lines();
+        state.send_partial_lines(true);
         state.send(&format!("{EXECUTION_COMPLETE}\n"));
     }
 
@@ -106,7 +116,7 @@ impl Relay {
     pub fn drain(&self) {
         let mut state = self.lock();
         state.read_available();
-        state.send_partial_lines();
+        state.send_partial_lines(true);
     }
 
     /// Writes one stderr line straight to the kernel, without locking: for a
@@ -132,19 +142,30 @@ impl Relay {
 impl State {
     /// Reads what each pipe holds right now and forwards its complete lines.
     fn read_available(&mut self) {
+        let [stdout, stderr] = &mut self.streams;
         let mut encoded = String::new();
-        for stream in &mut self.streams {
-            stream.read_available();
-            stream.take_lines(&mut encoded);
+        stdout.read_available();
+        stdout.take_lines(&mut encoded, &mut self.in_content);
+        stderr.read_available();
+        stderr.take_lines(&mut self.deferred, &mut false);
+        if !self.in_content {
+            encoded.push_str(&std::mem::take(&mut self.deferred));
         }
         self.send(&encoded);
     }
 
-    fn send_partial_lines(&mut self) {
-        let mut encoded = String::new();
-        for stream in &mut self.streams {
-            stream.take_partial(&mut encoded);
+    /// Sends text that has waited for the rest of its line; `force` at the end
+    /// of a cell, when nothing more can come.
+    fn send_partial_lines(&mut self, force: bool) {
+        if self.in_content && !force {
+            return;
         }
+        let [stdout, stderr] = &mut self.streams;
+        let mut encoded = String::new();
+        stdout.take_partial(&mut encoded);
+        encoded.push_str(&std::mem::take(&mut self.deferred));
+        stderr.take_partial(&mut encoded);
+        self.in_content = false;
         self.send(&encoded);
     }
 
@@ -177,7 +198,7 @@ impl Stream {
         }
     }
 
-    fn take_lines(&mut self, encoded: &mut String) {
+    fn take_lines(&mut self, encoded: &mut String, in_content: &mut bool) {
         let Some(last_newline) = self.pending.iter().rposition(|&b| b == b'\n') else {
             return;
         };
@@ -186,6 +207,13 @@ impl Stream {
         let text = String::from_utf8_lossy(&complete[..complete.len() - 1]);
         for line in text.split('\n') {
             self.encode_line(line, encoded);
+            if !self.is_stderr {
+                if line.ends_with(CONTENT_END) {
+                    *in_content = false;
+                } else if line.contains(CONTENT_BEGIN) {
+                    *in_content = true;
+                }
+            }
         }
     }
 
@@ -277,4 +305,87 @@ fn redirect(target: RawFd, is_stderr: bool) -> io::Result<Stream> {
         pending: Vec::new(),
         is_stderr,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    /// A stream fed by a pipe the test writes to.
+    fn stream(is_stderr: bool) -> (Stream, File) {
+        let mut ends = [0; 2];
+        // SAFETY: pipe2 fills `ends` with two new descriptors we own.
+        assert_eq!(
+            unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) },
+            0
+        );
+        // SAFETY: fresh descriptors.
+        let (read_end, write_end) =
+            unsafe { (OwnedFd::from_raw_fd(ends[0]), File::from_raw_fd(ends[1])) };
+        (
+            Stream {
+                read_end,
+                pending: Vec::new(),
+                is_stderr,
+            },
+            write_end,
+        )
+    }
+
+    #[test]
+    fn stderr_never_lands_inside_a_value_evcxr_is_reading() {
+        let (stdout, mut cell_stdout) = stream(false);
+        let (stderr, mut cell_stderr) = stream(true);
+        let (kernel_end, out) = stream(false);
+        let mut state = State {
+            out,
+            streams: [stdout, stderr],
+            in_content: false,
+            deferred: String::new(),
+        };
+        // A thread's panic reached stderr while the cell was printing its
+        // value; the relay reads both pipes in one round, mid-value.
+        cell_stdout
+            .write_all(b"EVCXR_BEGIN_CONTENT text/plain\ntrue\n")
+            .unwrap();
+        cell_stderr.write_all(b"worker failed\n").unwrap();
+        state.read_available();
+        cell_stdout.write_all(b"EVCXR_END_CONTENT\n").unwrap();
+        state.read_available();
+        state.send_partial_lines(true);
+        let mut received = String::new();
+        let _ = File::from(kernel_end.read_end).read_to_string(&mut received);
+        let expected = format!(
+            "EVCXR_BEGIN_CONTENT text/plain\ntrue\nEVCXR_END_CONTENT\n{}",
+            Frame::Stderr("worker failed").encode()
+        );
+        assert_eq!(received, expected);
+    }
+
+    #[test]
+    fn text_without_a_newline_is_split_off_a_marker() {
+        let (stdout, mut cell_stdout) = stream(false);
+        let (stderr, _cell_stderr) = stream(true);
+        let (kernel_end, out) = stream(false);
+        let mut state = State {
+            out,
+            streams: [stdout, stderr],
+            in_content: false,
+            deferred: String::new(),
+        };
+        cell_stdout
+            .write_all(b"progress...EVCXR_PANIC_NOTIFICATION\n")
+            .unwrap();
+        state.read_available();
+        let mut received = String::new();
+        let _ = File::from(kernel_end.read_end).read_to_string(&mut received);
+        let expected = format!(
+            "{}{}EVCXR_PANIC_NOTIFICATION\n",
+            Frame::StdoutPart("progress...").encode(),
+            Frame::CellPanicked.encode()
+        );
+        assert_eq!(received, expected);
+    }
 }

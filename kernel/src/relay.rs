@@ -62,12 +62,7 @@ impl Relay {
         let poll_fds = [stdout.read_end.as_raw_fd(), stderr.read_end.as_raw_fd()];
         Ok(Relay {
             out_fd: out.as_raw_fd(),
-            state: Mutex::new(State {
-                out: File::from(out),
-                streams: [stdout, stderr],
-                in_content: false,
-                deferred: String::new(),
-            }),
+            state: Mutex::new(State::new(File::from(out), [stdout, stderr])),
             poll_fds,
         })
     }
@@ -140,6 +135,15 @@ impl Relay {
 }
 
 impl State {
+    fn new(out: File, streams: [Stream; 2]) -> State {
+        State {
+            out,
+            streams,
+            in_content: false,
+            deferred: String::new(),
+        }
+    }
+
     /// Reads what each pipe holds right now and forwards its complete lines.
     fn read_available(&mut self) {
         let [stdout, stderr] = &mut self.streams;
@@ -334,58 +338,71 @@ mod tests {
         )
     }
 
+    /// A relay state wired to pipes: the cell writes to `stdout` and
+    /// `stderr`, the kernel reads what the relay sends from `kernel`.
+    struct Harness {
+        state: State,
+        stdout: File,
+        stderr: File,
+        kernel: Stream,
+    }
+
+    impl Harness {
+        fn new() -> Harness {
+            let (stdout_stream, stdout) = stream(false);
+            let (stderr_stream, stderr) = stream(true);
+            let (kernel, out) = stream(false);
+            Harness {
+                state: State::new(out, [stdout_stream, stderr_stream]),
+                stdout,
+                stderr,
+                kernel,
+            }
+        }
+
+        /// What the kernel has received so far.
+        fn received(self) -> String {
+            let mut received = String::new();
+            // The pipe is non-blocking: reading stops with WouldBlock once drained.
+            let _ = File::from(self.kernel.read_end).read_to_string(&mut received);
+            received
+        }
+    }
+
     #[test]
     fn stderr_never_lands_inside_a_value_evcxr_is_reading() {
-        let (stdout, mut cell_stdout) = stream(false);
-        let (stderr, mut cell_stderr) = stream(true);
-        let (kernel_end, out) = stream(false);
-        let mut state = State {
-            out,
-            streams: [stdout, stderr],
-            in_content: false,
-            deferred: String::new(),
-        };
+        let mut relay = Harness::new();
         // A thread's panic reached stderr while the cell was printing its
         // value; the relay reads both pipes in one round, mid-value.
-        cell_stdout
+        relay
+            .stdout
             .write_all(b"EVCXR_BEGIN_CONTENT text/plain\ntrue\n")
             .unwrap();
-        cell_stderr.write_all(b"worker failed\n").unwrap();
-        state.read_available();
-        cell_stdout.write_all(b"EVCXR_END_CONTENT\n").unwrap();
-        state.read_available();
-        state.send_partial_lines(true);
-        let mut received = String::new();
-        let _ = File::from(kernel_end.read_end).read_to_string(&mut received);
+        relay.stderr.write_all(b"worker failed\n").unwrap();
+        relay.state.read_available();
+        relay.stdout.write_all(b"EVCXR_END_CONTENT\n").unwrap();
+        relay.state.read_available();
+        relay.state.send_partial_lines(true);
         let expected = format!(
             "EVCXR_BEGIN_CONTENT text/plain\ntrue\nEVCXR_END_CONTENT\n{}",
             Frame::Stderr("worker failed").encode()
         );
-        assert_eq!(received, expected);
+        assert_eq!(relay.received(), expected);
     }
 
     #[test]
     fn text_without_a_newline_is_split_off_a_marker() {
-        let (stdout, mut cell_stdout) = stream(false);
-        let (stderr, _cell_stderr) = stream(true);
-        let (kernel_end, out) = stream(false);
-        let mut state = State {
-            out,
-            streams: [stdout, stderr],
-            in_content: false,
-            deferred: String::new(),
-        };
-        cell_stdout
+        let mut relay = Harness::new();
+        relay
+            .stdout
             .write_all(b"progress...EVCXR_PANIC_NOTIFICATION\n")
             .unwrap();
-        state.read_available();
-        let mut received = String::new();
-        let _ = File::from(kernel_end.read_end).read_to_string(&mut received);
+        relay.state.read_available();
         let expected = format!(
             "{}{}EVCXR_PANIC_NOTIFICATION\n",
             Frame::StdoutPart("progress...").encode(),
             Frame::CellPanicked.encode()
         );
-        assert_eq!(received, expected);
+        assert_eq!(relay.received(), expected);
     }
 }

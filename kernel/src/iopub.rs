@@ -7,7 +7,7 @@ use jupyter_protocol::{
 use tokio::sync::mpsc;
 use zeromq::{SocketRecv, XPubSocket};
 
-use crate::wire::Channel;
+use conclab_wire::Channel;
 
 /// A cheap, cloneable way to publish on IOPub from any thread.
 #[derive(Clone)]

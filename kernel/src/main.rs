@@ -17,7 +17,6 @@ mod runner_control;
 mod server;
 mod session;
 mod stdin;
-mod wire;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

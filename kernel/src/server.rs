@@ -21,7 +21,7 @@ use crate::prepared::PreparedCrates;
 use crate::runner_control::RunnerControl;
 use crate::session::{self, Job, SessionConfig, SessionHandle, Stage};
 use crate::stdin::{self, StdinBridge};
-use crate::wire::{Channel, Signer};
+use conclab_wire::{Channel, Signer};
 
 type KernelShellConnection = Channel<RouterSocket>;
 type KernelControlConnection = Channel<RouterSocket>;

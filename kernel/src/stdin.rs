@@ -6,7 +6,7 @@ use jupyter_protocol::{InputRequest, JupyterMessage, JupyterMessageContent};
 use tokio::sync::mpsc;
 use zeromq::RouterSocket;
 
-use crate::wire::{Channel, ReadError};
+use conclab_wire::{Channel, ReadError};
 
 /// A question for the user, and where to send the answer.
 pub struct Question {

@@ -35,6 +35,11 @@ pub enum WireError {
     },
 }
 
+/// A connection file asked for a signature scheme other than HMAC-SHA256.
+#[derive(Debug, thiserror::Error)]
+#[error("unsupported signature_scheme {0:?}: only hmac-sha256 is")]
+pub struct UnsupportedScheme(pub String);
+
 /// Signs outgoing and checks incoming messages with the connection file's key.
 #[derive(Clone)]
 pub struct Signer {
@@ -45,9 +50,13 @@ pub struct Signer {
 
 impl Signer {
     /// A signer for `key` (`signature_scheme` must be `hmac-sha256`).
-    pub fn new(key: &str, signature_scheme: &str, session: String) -> anyhow::Result<Signer> {
+    pub fn new(
+        key: &str,
+        signature_scheme: &str,
+        session: String,
+    ) -> Result<Signer, UnsupportedScheme> {
         if !key.is_empty() && signature_scheme != "hmac-sha256" {
-            anyhow::bail!("unsupported signature_scheme {signature_scheme:?}: only hmac-sha256 is");
+            return Err(UnsupportedScheme(signature_scheme.to_owned()));
         }
         let mac = (!key.is_empty()).then(|| {
             Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes keys of any length")
@@ -201,6 +210,13 @@ impl<S: zeromq::Socket> Channel<S> {
     pub async fn bind(endpoint: &str, signer: Signer) -> Result<Channel<S>, zeromq::ZmqError> {
         let mut socket = S::new();
         socket.bind(endpoint).await?;
+        Ok(Channel { socket, signer })
+    }
+
+    /// Creates a socket of type `S` connected to `endpoint`: a client's side.
+    pub async fn connect(endpoint: &str, signer: Signer) -> Result<Channel<S>, zeromq::ZmqError> {
+        let mut socket = S::new();
+        socket.connect(endpoint).await?;
         Ok(Channel { socket, signer })
     }
 }

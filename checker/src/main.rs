@@ -4,8 +4,16 @@
 //! cannot read (the message names the file); 3 the checker itself could not
 //! run the work.
 
+mod compare;
+mod format;
+mod hang;
 mod notebook;
+mod process_tree;
+mod property;
 mod release;
+mod report;
+mod settings;
+mod trace;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -1,0 +1,170 @@
+//! What grading found, as data: the one model every output format is
+//! written from, and the stable JSON schema (`conclab-check/report/1`) that
+//! `--format json` writes and `merge` reads back.
+
+use serde::{Deserialize, Serialize};
+
+/// The schema name written into every JSON report.
+pub const SCHEMA: &str = "conclab-check/report/1";
+
+/// The verdict of one check.
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The check held.
+    Passed,
+    /// The learner's code failed it (exit 1).
+    Failed,
+    /// It could not run because an earlier cell hung or crashed the kernel;
+    /// it earns nothing, and its message names the cell to blame.
+    NotRun,
+    /// The submission could not be read: not JSON, wrong nbformat, a
+    /// duplicated grade_id (exit 2). Other submissions are still graded.
+    BadInput,
+    /// The checker could not do its own work, e.g. the kernel would not start
+    /// (exit 3). Never caused by the learner's code.
+    Error,
+}
+
+/// What a check is about.
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckKind {
+    /// A test cell (public or hidden) from the source ran without error.
+    Test,
+    /// A cell's output matched the stored, verified output.
+    Output,
+    /// A concurrency property from the cell's `metadata.conclab.properties`.
+    Property,
+    /// A cell that is not a test ran clean (validate), or a solution compiled.
+    Run,
+    /// The submission as a whole: missing solutions, unreadable notebooks.
+    Submission,
+}
+
+/// One check: one line in the text report, one JUnit testcase, one
+/// Gradescope test.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Check {
+    /// Stable within a notebook: `step01-par-map-hidden`,
+    /// `step01-par-map-hidden/max_inside(fetch)`, `cell 4/output`.
+    pub id: String,
+    /// The cell the check is about: its grade_id, or `cell N` (0-based).
+    pub cell: String,
+    /// What the check is about.
+    pub kind: CheckKind,
+    /// The verdict.
+    pub outcome: Outcome,
+    /// Points earned.
+    pub score: f64,
+    /// Points available (0 for a status-only check).
+    pub max_score: f64,
+    /// One line a learner can act on.
+    pub message: String,
+    /// The diff, the evidence (threads, times, locks held) or the hang's
+    /// diagnosis; empty when there is nothing more to say.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub details: String,
+    /// The `CONCLAB_SEED` of the perturbed run that failed, to replay it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Wall time of the cell run behind the check, in seconds.
+    pub time_s: f64,
+}
+
+/// The checks of one notebook of a submission.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct NotebookReport {
+    /// The source notebook's file name, e.g. `07-semaphores.ipynb`.
+    pub notebook: String,
+    /// In the order the cells ran.
+    pub checks: Vec<Check>,
+    /// Wall time to run the notebook, in seconds.
+    pub time_s: f64,
+}
+
+/// Everything about one submission (one notebook, or one learner's folder).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct SubmissionReport {
+    /// The submission's name: its file or folder name.
+    pub submission: String,
+    /// The path it was read from.
+    pub path: String,
+    /// One per source notebook graded.
+    pub notebooks: Vec<NotebookReport>,
+}
+
+/// A whole run: what `grade` or `validate` writes, and `merge` joins.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Report {
+    /// Always [`SCHEMA`].
+    pub schema: String,
+    /// `grade` or `validate`.
+    pub command: String,
+    /// In the order the submissions were named (sorted by path for folders).
+    pub submissions: Vec<SubmissionReport>,
+}
+
+impl Check {
+    /// Whether the check counts against the learner (failed or not run).
+    pub fn is_failure(&self) -> bool {
+        matches!(
+            self.outcome,
+            Outcome::Failed | Outcome::NotRun | Outcome::BadInput
+        )
+    }
+}
+
+impl NotebookReport {
+    /// Points earned and available.
+    pub fn score(&self) -> (f64, f64) {
+        self.checks
+            .iter()
+            .fold((0.0, 0.0), |(s, m), c| (s + c.score, m + c.max_score))
+    }
+}
+
+impl SubmissionReport {
+    /// Points earned and available across its notebooks.
+    pub fn score(&self) -> (f64, f64) {
+        self.notebooks
+            .iter()
+            .map(NotebookReport::score)
+            .fold((0.0, 0.0), |(s, m), (a, b)| (s + a, m + b))
+    }
+
+    /// All its checks, with the notebook each belongs to.
+    pub fn checks(&self) -> impl Iterator<Item = (&NotebookReport, &Check)> {
+        self.notebooks
+            .iter()
+            .flat_map(|n| n.checks.iter().map(move |c| (n, c)))
+    }
+
+    /// The worst outcome among its checks (Passed when it has none).
+    pub fn outcome(&self) -> Outcome {
+        self.checks()
+            .map(|(_, c)| c.outcome)
+            .max()
+            .unwrap_or(Outcome::Passed)
+    }
+}
+
+impl Report {
+    /// An empty report for `command`.
+    pub fn new(command: &str) -> Report {
+        Report {
+            schema: SCHEMA.to_owned(),
+            command: command.to_owned(),
+            submissions: Vec::new(),
+        }
+    }
+
+    /// The worst outcome in the report: decides the exit code.
+    pub fn outcome(&self) -> Outcome {
+        self.submissions
+            .iter()
+            .map(SubmissionReport::outcome)
+            .max()
+            .unwrap_or(Outcome::Passed)
+    }
+}

@@ -9,8 +9,7 @@
 
 use std::cell::RefCell;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
@@ -18,17 +17,52 @@ use serde_json::json;
 /// The seed, as a decimal number; unset means no perturbation.
 pub const SEED_ENV: &str = "CONCLAB_SEED";
 
-static SEED: OnceLock<Option<u64>> = OnceLock::new();
+/// Whether [`SEED`] holds a seed: not yet read from the environment, off, on.
+static STATE: AtomicU8 = AtomicU8::new(UNREAD);
+const UNREAD: u8 = 0;
+const OFF: u8 = 1;
+const ON: u8 = 2;
+static SEED: AtomicU64 = AtomicU64::new(0);
+/// Bumped by [`set_seed`]: threads restart their generators, so a seed
+/// replays the same choices however often it is set.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
 static UNNAMED_THREADS: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
-    /// This thread's generator, once it has passed a point.
-    static RNG: RefCell<Option<fastrand::Rng>> = const { RefCell::new(None) };
+    /// This thread's generator and the generation it belongs to, once it
+    /// has passed a point.
+    static RNG: RefCell<Option<(u64, fastrand::Rng)>> = const { RefCell::new(None) };
 }
 
 /// The seed in force, if any.
 pub fn seed() -> Option<u64> {
-    *SEED.get_or_init(|| std::env::var(SEED_ENV).ok()?.trim().parse().ok())
+    match STATE.load(Ordering::Acquire) {
+        ON => Some(SEED.load(Ordering::Relaxed)),
+        OFF => None,
+        _ => {
+            let from_env = std::env::var(SEED_ENV).ok().and_then(|s| s.trim().parse().ok());
+            // A set_seed that raced with this first read wins.
+            if STATE.load(Ordering::Acquire) == UNREAD {
+                store(from_env);
+            }
+            seed()
+        }
+    }
+}
+
+/// Puts `seed` in force from now on (None: no perturbation), as if the
+/// process had started with it in [`SEED_ENV`]. The checker calls this
+/// between perturbed runs of a test cell in one process; every thread's
+/// choices start afresh, so the same seed replays the same schedule bias.
+pub fn set_seed(seed: Option<u64>) {
+    store(seed);
+    GENERATION.fetch_add(1, Ordering::AcqRel);
+    UNNAMED_THREADS.store(0, Ordering::Relaxed);
+}
+
+fn store(seed: Option<u64>) {
+    SEED.store(seed.unwrap_or(0), Ordering::Relaxed);
+    STATE.store(if seed.is_some() { ON } else { OFF }, Ordering::Release);
 }
 
 /// What a point did.
@@ -77,10 +111,18 @@ pub(crate) fn spurious_wakeup() -> bool {
 }
 
 fn next_draw(seed: u64) -> u64 {
+    let generation = GENERATION.load(Ordering::Acquire);
     RNG.with(|rng| {
-        rng.borrow_mut()
-            .get_or_insert_with(|| fastrand::Rng::with_seed(seed ^ thread_identity()))
-            .u64(..)
+        let mut rng = rng.borrow_mut();
+        match &mut *rng {
+            Some((current, rng)) if *current == generation => rng.u64(..),
+            _ => {
+                let mut fresh = fastrand::Rng::with_seed(seed ^ thread_identity());
+                let draw = fresh.u64(..);
+                *rng = Some((generation, fresh));
+                draw
+            }
+        }
     })
 }
 

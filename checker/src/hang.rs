@@ -1,1 +1,1215 @@
-//! (being written)
+//! Saying what a hung cell is doing, from its trace and from `/proc`.
+//!
+//! A timed-out cell is sampled twice (see [`diagnose`]) and its trace is
+//! replayed, then the first of these that applies names the hang:
+//!
+//! 1. a cycle of threads each waiting for a lock another holds (from the
+//!    trace: certain, and it names the locks);
+//! 2. a thread spinning on the CPU;
+//! 3. a thread blocked reading or writing a pipe (named by who is at the
+//!    other end);
+//! 4. a thread waiting on a condition variable that nobody notified;
+//! 5. a sleeping thread (slow rather than stuck), every thread blocked, or
+//!    nothing known.
+//!
+//! `/proc` cannot tell a lock from a condition variable or a channel (all
+//! are futex waits): the trace's lock and condvar addresses can, which is
+//! why labkit records them.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::process_tree::{self, PipePeer, ThreadSample};
+use crate::trace::{Event, LockRef, monotonic_ns};
+
+/// What a hang is, for the learner and for whoever looks closer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnosis {
+    /// One line for the learner, e.g. `deadlock: worker-1 waits for
+    /// account[2], held by worker-2, which waits for account[1], held by
+    /// worker-1`.
+    pub summary: String,
+    /// Every thread, a few lines each: process, thread, state, what it waits
+    /// on, CPU used while sampled, its last trace events and the locks it
+    /// holds.
+    pub details: String,
+}
+
+/// System call numbers, which differ per architecture.
+mod nr {
+    #[cfg(target_arch = "x86_64")]
+    mod arch {
+        pub const READ: &[i64] = &[0, 19]; // read, readv
+        pub const WRITE: &[i64] = &[1, 20]; // write, writev
+        pub const FUTEX: &[i64] = &[202];
+        pub const SLEEP: &[i64] = &[35, 230]; // nanosleep, clock_nanosleep
+        pub const WAIT_CHILD: &[i64] = &[61, 247]; // wait4, waitid
+        // poll, select, epoll_wait, pselect6, ppoll, epoll_pwait, epoll_pwait2
+        pub const POLL: &[i64] = &[7, 23, 232, 270, 271, 281, 441];
+    }
+
+    #[cfg(target_arch = "aarch64")]
+    mod arch {
+        pub const READ: &[i64] = &[63, 65];
+        pub const WRITE: &[i64] = &[64, 66];
+        pub const FUTEX: &[i64] = &[98];
+        pub const SLEEP: &[i64] = &[101, 115];
+        pub const WAIT_CHILD: &[i64] = &[260, 95];
+        pub const POLL: &[i64] = &[22, 72, 73, 441];
+    }
+
+    // Elsewhere only the trace and CPU time classify a hang.
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    mod arch {
+        pub const READ: &[i64] = &[];
+        pub const WRITE: &[i64] = &[];
+        pub const FUTEX: &[i64] = &[];
+        pub const SLEEP: &[i64] = &[];
+        pub const WAIT_CHILD: &[i64] = &[];
+        pub const POLL: &[i64] = &[];
+    }
+
+    pub use arch::*;
+}
+
+/// A thread uses at least this share of a CPU to count as spinning.
+const SPINNING_PERCENT: f64 = 50.0;
+/// Trace events kept per thread for the details.
+const RECENT_EVENTS: usize = 3;
+/// Threads named in a summary that lists blocked threads.
+const LISTED_THREADS: usize = 3;
+
+/// Says why the learner's processes `pids` (the code runner and what it
+/// started; their descendants are looked up again here) make no progress.
+/// Samples every thread twice, `interval` apart (about 300 ms), and replays
+/// `events`, the trace of the run read just before.
+pub fn diagnose(pids: &[u32], events: &[Event], interval: Duration) -> Diagnosis {
+    let window_start_ns = monotonic_ns();
+    let started = Instant::now();
+    let before = process_tree::sample(&process_tree::descendants(pids));
+    std::thread::sleep(interval);
+    // Looked up again: children started meanwhile count too.
+    let after = process_tree::sample(&process_tree::descendants(pids));
+    let threads = observe(&before, after, started.elapsed());
+    classify(&threads, events, window_start_ns, interval)
+}
+
+/// A thread at the second sample, with the CPU it used since the first.
+#[derive(Debug, Clone)]
+struct Thread {
+    now: ThreadSample,
+    cpu_ms: f64,
+    /// Of one CPU, over the time between the samples.
+    cpu_percent: f64,
+    /// Whether the first sample found it running too.
+    running_before: bool,
+}
+
+impl Thread {
+    fn key(&self) -> Key {
+        (self.now.pid, self.now.tid)
+    }
+
+    fn syscall_in(&self, numbers: &[i64]) -> Option<[u64; 6]> {
+        self.now
+            .syscall
+            .filter(|s| numbers.contains(&s.number))
+            .map(|s| s.args)
+    }
+
+    fn blocked(&self) -> bool {
+        matches!(self.now.state, 'S' | 'D' | 'T' | 't' | 'I')
+            && self.cpu_percent < SPINNING_PERCENT / 10.0
+    }
+
+    fn spinning(&self) -> bool {
+        self.cpu_percent >= SPINNING_PERCENT || (self.now.state == 'R' && self.running_before)
+    }
+}
+
+fn observe(before: &[ThreadSample], after: Vec<ThreadSample>, elapsed: Duration) -> Vec<Thread> {
+    let hz = process_tree::clock_ticks_per_second() as f64;
+    let before: HashMap<Key, &ThreadSample> = before.iter().map(|t| ((t.pid, t.tid), t)).collect();
+    let seconds = elapsed.as_secs_f64().max(1e-3);
+    after
+        .into_iter()
+        .filter(|t| !matches!(t.state, 'Z' | 'X' | 'x'))
+        .map(|now| {
+            let earlier = before.get(&(now.pid, now.tid));
+            // A thread born between the samples used all its CPU in between.
+            let ticks = now
+                .cpu_ticks
+                .saturating_sub(earlier.map_or(0, |e| e.cpu_ticks));
+            let cpu_s = ticks as f64 / hz;
+            Thread {
+                cpu_ms: cpu_s * 1e3,
+                cpu_percent: 100.0 * cpu_s / seconds,
+                running_before: earlier.is_some_and(|e| e.state == 'R'),
+                now,
+            }
+        })
+        .collect()
+}
+
+/// A thread: (pid, tid).
+type Key = (u32, u32);
+
+/// A condition-variable wait the trace shows no end of.
+#[derive(Debug, Clone)]
+struct CondWait {
+    condvar: String,
+    address: Option<u64>,
+    /// The lock the wait gave back, to take again when woken.
+    lock: Option<LockRef>,
+}
+
+/// What the trace says about each thread at its end.
+#[derive(Default)]
+struct Replay<'a> {
+    /// labkit's thread names (`main`, `worker-1`, `thread-TID`).
+    names: HashMap<Key, String>,
+    /// Lock and condition-variable names by (pid, address).
+    objects: HashMap<(u32, u64), String>,
+    /// Who holds each lock, by (pid, address): tids (several for read locks).
+    holders: HashMap<(u32, u64), Vec<u32>>,
+    lock_waits: BTreeMap<Key, LockRef>,
+    cond_waits: BTreeMap<Key, CondWait>,
+    recent: HashMap<Key, Vec<&'a Event>>,
+    last_ns: Option<u64>,
+}
+
+impl<'a> Replay<'a> {
+    fn new(events: &'a [Event]) -> Replay<'a> {
+        let mut sorted: Vec<&Event> = events.iter().collect();
+        sorted.sort_by_key(|e| (e.t_ns, e.pid, e.seq));
+        let mut replay = Replay::default();
+        for event in sorted {
+            replay.apply(event);
+        }
+        replay
+    }
+
+    fn apply(&mut self, event: &'a Event) {
+        let key = (event.pid, event.tid);
+        self.names.insert(key, event.thread.clone());
+        self.last_ns = self.last_ns.max(Some(event.t_ns));
+        // A blocked thread records nothing: any later event of its own means
+        // the wait an earlier one announced is over.
+        self.lock_waits.remove(&key);
+        self.cond_waits.remove(&key);
+        match event.kind.as_str() {
+            "lock_wait" | "lock_acquired" => {
+                // `held` is authoritative about this thread's locks.
+                for held in event.held() {
+                    self.hold(event.pid, event.tid, &held);
+                }
+                if let Some(lock) = event.lock() {
+                    if event.kind == "lock_wait" {
+                        self.objects
+                            .insert((event.pid, lock.lock), lock.name.clone());
+                        self.lock_waits.insert(key, lock);
+                    } else {
+                        self.hold(event.pid, event.tid, &lock);
+                    }
+                }
+            }
+            "lock_released" => {
+                if let Some(lock) = event.lock()
+                    && let Some(tids) = self.holders.get_mut(&(event.pid, lock.lock))
+                {
+                    tids.retain(|&tid| tid != event.tid);
+                }
+            }
+            "cond_wait" => {
+                let address = event.fields.get("condvar").and_then(Value::as_u64);
+                if let Some(address) = address {
+                    self.objects
+                        .insert((event.pid, address), event.name.clone());
+                }
+                let lock = event
+                    .fields
+                    .get("lock")
+                    .and_then(|lock| serde_json::from_value(lock.clone()).ok());
+                self.cond_waits.insert(
+                    key,
+                    CondWait {
+                        condvar: event.name.clone(),
+                        address,
+                        lock,
+                    },
+                );
+            }
+            _ => {}
+        }
+        let recent = self.recent.entry(key).or_default();
+        if recent.len() == RECENT_EVENTS {
+            recent.remove(0);
+        }
+        recent.push(event);
+    }
+
+    fn hold(&mut self, pid: u32, tid: u32, lock: &LockRef) {
+        self.objects.insert((pid, lock.lock), lock.name.clone());
+        let tids = self.holders.entry((pid, lock.lock)).or_default();
+        if !tids.contains(&tid) {
+            tids.push(tid);
+        }
+    }
+
+    fn holders_of(&self, pid: u32, lock: u64) -> Vec<Key> {
+        self.holders
+            .get(&(pid, lock))
+            .map(|tids| tids.iter().map(|&tid| (pid, tid)).collect())
+            .unwrap_or_default()
+    }
+
+    /// The names of the locks a thread holds, oldest known first.
+    fn held_by(&self, key: Key) -> Vec<String> {
+        let mut held: Vec<(u64, &String)> = self
+            .holders
+            .iter()
+            .filter(|((pid, _), tids)| *pid == key.0 && tids.contains(&key.1))
+            .filter_map(|((pid, lock), _)| Some((*lock, self.objects.get(&(*pid, *lock))?)))
+            .collect();
+        held.sort();
+        held.into_iter().map(|(_, name)| name.clone()).collect()
+    }
+}
+
+/// Display names: labkit's trace name of a thread, else its comm, with the
+/// pid or tid added where two threads would read the same.
+struct Names(HashMap<Key, String>);
+
+impl Names {
+    fn new(threads: &[Thread], replay: &Replay) -> Names {
+        let mut base: BTreeMap<Key, String> = BTreeMap::new();
+        for thread in threads {
+            let key = thread.key();
+            let name = replay.names.get(&key).unwrap_or(&thread.now.name);
+            base.insert(key, name.clone());
+        }
+        if threads.is_empty() {
+            base.extend(replay.names.iter().map(|(k, n)| (*k, n.clone())));
+        }
+        let mut uses: HashMap<&str, Vec<Key>> = HashMap::new();
+        for (key, name) in &base {
+            uses.entry(name).or_default().push(*key);
+        }
+        let mut names = HashMap::new();
+        for (key, name) in &base {
+            let same = &uses[name.as_str()];
+            let shown = if same.len() == 1 {
+                name.clone()
+            } else if same.iter().filter(|k| k.0 == key.0).count() == 1 {
+                format!("{name} (pid {})", key.0)
+            } else {
+                format!("{name} (tid {})", key.1)
+            };
+            names.insert(*key, shown);
+        }
+        // Threads of the trace that were not sampled keep their plain name.
+        for (key, name) in &replay.names {
+            names.entry(*key).or_insert_with(|| name.clone());
+        }
+        Names(names)
+    }
+
+    fn of(&self, key: Key) -> String {
+        self.0
+            .get(&key)
+            .cloned()
+            .unwrap_or_else(|| format!("thread {}", key.1))
+    }
+}
+
+/// A thread blocked reading or writing a pipe.
+struct PipeWait {
+    key: Key,
+    reading: bool,
+    peer: Option<PipePeer>,
+}
+
+/// Everything [`classify`] and the details share.
+struct Scene<'a> {
+    threads: &'a [Thread],
+    replay: Replay<'a>,
+    names: Names,
+    pipes: Vec<PipeWait>,
+    window_start_ns: u64,
+    now_ns: u64,
+}
+
+impl Scene<'_> {
+    fn thread(&self, key: Key) -> Option<&Thread> {
+        self.threads.iter().find(|t| t.key() == key)
+    }
+
+    /// Whether a thread the trace mentions still exists. With no sample at
+    /// all the trace alone is trusted; a process outside the sampled ones
+    /// (it left the tree) is looked up directly.
+    fn live(&self, key: Key) -> bool {
+        if self.threads.is_empty() {
+            return true;
+        }
+        if self.threads.iter().any(|t| t.now.pid == key.0) {
+            return self.thread(key).is_some();
+        }
+        std::fs::read_to_string(format!("/proc/{}/task/{}/stat", key.0, key.1))
+            .ok()
+            .and_then(|stat| process_tree::parse_stat(&stat))
+            .is_some_and(|stat| !matches!(stat.state, 'Z' | 'X' | 'x'))
+    }
+
+    fn futex(&self, key: Key) -> Option<u64> {
+        Some(self.thread(key)?.syscall_in(nr::FUTEX)?[0])
+    }
+
+    /// A cycle of threads each waiting for a lock the next one holds, with
+    /// the lock each one waits for.
+    fn deadlock(&self) -> Option<Vec<(Key, LockRef)>> {
+        let mut waits: BTreeMap<Key, LockRef> = self
+            .replay
+            .lock_waits
+            .iter()
+            .filter(|(key, _)| self.live(**key))
+            .map(|(key, lock)| (*key, lock.clone()))
+            .collect();
+        // A thread woken on a condition variable takes its lock back without
+        // a `lock_wait`: /proc shows it on the lock's futex instead.
+        for (key, wait) in &self.replay.cond_waits {
+            if let Some(lock) = &wait.lock
+                && self.futex(*key) == Some(lock.lock)
+            {
+                waits.insert(*key, lock.clone());
+            }
+        }
+        let graph: BTreeMap<Key, Vec<Key>> = waits
+            .iter()
+            .map(|(key, lock)| (*key, self.replay.holders_of(key.0, lock.lock)))
+            .collect();
+        let cycle = find_cycle(&graph)?;
+        Some(
+            cycle
+                .into_iter()
+                .map(|key| (key, waits[&key].clone()))
+                .collect(),
+        )
+    }
+
+    fn deadlock_summary(&self, mut cycle: Vec<(Key, LockRef)>) -> String {
+        let names: Vec<String> = cycle.iter().map(|(key, _)| self.names.of(*key)).collect();
+        let first = (0..names.len()).min_by_key(|&i| &names[i]).unwrap_or(0);
+        cycle.rotate_left(first);
+        let name = |i: usize| self.names.of(cycle[i % cycle.len()].0);
+        if cycle.len() == 1 {
+            return format!(
+                "deadlock: {} waits for {}, which it already holds",
+                name(0),
+                cycle[0].1.name
+            );
+        }
+        let mut summary = format!(
+            "deadlock: {} waits for {}, held by {}",
+            name(0),
+            cycle[0].1.name,
+            name(1)
+        );
+        for (i, (_, lock)) in cycle.iter().enumerate().skip(1) {
+            let _ = write!(
+                summary,
+                ", which waits for {}, held by {}",
+                lock.name,
+                name(i + 1)
+            );
+        }
+        summary
+    }
+
+    fn spinning_summary(&self) -> Option<String> {
+        let mut spinning: Vec<&Thread> = self.threads.iter().filter(|t| t.spinning()).collect();
+        spinning.sort_by(|a, b| b.cpu_percent.total_cmp(&a.cpu_percent));
+        let thread = spinning.first()?;
+        let percent = thread.cpu_percent.min(100.0);
+        let progress = self
+            .replay
+            .last_ns
+            .is_some_and(|t| t >= self.window_start_ns);
+        let mut summary = if progress {
+            format!(
+                "thread {} spins ({percent:.0}% CPU) while the trace still grows: slow, or a livelock",
+                self.names.of(thread.key())
+            )
+        } else {
+            format!(
+                "thread {} spins ({percent:.0}% CPU, no progress)",
+                self.names.of(thread.key())
+            )
+        };
+        match spinning.len() {
+            1 => {}
+            2 => summary.push_str("; 1 other thread spins too"),
+            n => {
+                let _ = write!(summary, "; {} other threads spin too", n - 1);
+            }
+        }
+        Some(summary)
+    }
+
+    fn pipe_summary(&self) -> Option<String> {
+        let learner: HashSet<u32> = self.threads.iter().map(|t| t.now.pid).collect();
+        // A peer among the learner's processes first; a pipe held by the
+        // kernel (the runner's stdin and stdout) is the least likely culprit.
+        let wait = self.pipes.iter().min_by_key(|w| match &w.peer {
+            Some(peer) if learner.contains(&peer.pid) => 0,
+            None => 1,
+            Some(_) => 2,
+        })?;
+        let name = self.names.of(wait.key);
+        Some(match (&wait.peer, wait.reading) {
+            (Some(peer), true) => format!(
+                "{name} blocked reading a pipe from {} pid {}",
+                peer.process, peer.pid
+            ),
+            (Some(peer), false) => format!(
+                "{name} blocked writing a pipe to {} pid {} (nobody reads it)",
+                peer.process, peer.pid
+            ),
+            (None, true) => format!(
+                "{name} blocked reading a pipe whose only writer is its own process (close or drop the write end)"
+            ),
+            (None, false) => {
+                format!("{name} blocked writing a full pipe that only its own process reads")
+            }
+        })
+    }
+
+    fn condvar_summary(&self) -> Option<String> {
+        let mut waits: Vec<(String, &CondWait)> = self
+            .replay
+            .cond_waits
+            .iter()
+            .filter(|(key, _)| self.live(**key))
+            .map(|(key, wait)| (self.names.of(*key), wait))
+            .collect();
+        waits.sort_by(|a, b| a.0.cmp(&b.0));
+        let (name, wait) = waits.first()?;
+        let mut summary = format!(
+            "{name} waits on condition variable {} that nobody notifies",
+            wait.condvar
+        );
+        if waits.len() > 1 {
+            let _ = write!(
+                summary,
+                " ({} other threads wait on condition variables too)",
+                waits.len() - 1
+            );
+        }
+        Some(summary)
+    }
+
+    fn fallback_summary(&self) -> String {
+        if let Some(sleeper) = self
+            .threads
+            .iter()
+            .find(|t| t.syscall_in(nr::SLEEP).is_some())
+        {
+            return format!(
+                "{} is sleeping (thread::sleep): the cell is slow rather than stuck",
+                self.names.of(sleeper.key())
+            );
+        }
+        if !self.threads.is_empty() && self.threads.iter().all(Thread::blocked) {
+            let mut listed: Vec<&Thread> = self.threads.iter().collect();
+            // Futex waits first: those are the learner's locks and channels.
+            listed.sort_by_key(|t| t.syscall_in(nr::FUTEX).is_none());
+            let mut waits: Vec<String> = listed
+                .iter()
+                .take(LISTED_THREADS)
+                .map(|t| format!("{} {}", self.names.of(t.key()), self.activity(t)))
+                .collect();
+            if listed.len() > LISTED_THREADS {
+                waits.push(format!("and {} more", listed.len() - LISTED_THREADS));
+            }
+            return format!(
+                "all threads are blocked (a lock, condition variable or channel that is never released): {}",
+                waits.join(", ")
+            );
+        }
+        "no thread made progress".to_owned()
+    }
+
+    /// What a thread is doing, as a verb phrase: `waits in futex 0x… (account[1], held by worker-2)`.
+    fn activity(&self, thread: &Thread) -> String {
+        let pid = thread.now.pid;
+        if let Some(args) = thread.syscall_in(nr::FUTEX) {
+            let mut text = format!("waits in futex {:#x}", args[0]);
+            if let Some(object) = self.replay.objects.get(&(pid, args[0])) {
+                let holders: Vec<String> = self
+                    .replay
+                    .holders_of(pid, args[0])
+                    .into_iter()
+                    .map(|key| self.names.of(key))
+                    .collect();
+                if holders.is_empty() {
+                    let _ = write!(text, " ({object})");
+                } else {
+                    let _ = write!(text, " ({object}, held by {})", holders.join(" and "));
+                }
+            }
+            return text;
+        }
+        if let Some(wait) = self.pipes.iter().find(|w| w.key == thread.key()) {
+            let fd = thread.now.syscall.map_or(0, |s| s.args[0]);
+            let (verb, role) = if wait.reading {
+                ("reads", "written by")
+            } else {
+                ("writes", "read by")
+            };
+            return match &wait.peer {
+                Some(peer) => format!(
+                    "{verb} pipe fd {fd}, {role} {} pid {}",
+                    peer.process, peer.pid
+                ),
+                None => format!("{verb} pipe fd {fd}, held by no other process"),
+            };
+        }
+        if let Some(args) = thread
+            .syscall_in(nr::READ)
+            .or_else(|| thread.syscall_in(nr::WRITE))
+        {
+            let verb = if thread.syscall_in(nr::READ).is_some() {
+                "reads"
+            } else {
+                "writes"
+            };
+            let target = process_tree::fd_target(pid, args[0]).unwrap_or_default();
+            return format!("{verb} fd {} ({target})", args[0]);
+        }
+        if thread.syscall_in(nr::SLEEP).is_some() {
+            return "sleeps (thread::sleep)".to_owned();
+        }
+        if thread.syscall_in(nr::WAIT_CHILD).is_some() {
+            return "waits for a child process to exit".to_owned();
+        }
+        if thread.syscall_in(nr::POLL).is_some() {
+            return "waits in poll".to_owned();
+        }
+        let wchan = match thread.now.wchan.as_str() {
+            "" | "0" => String::new(),
+            wchan => format!(" ({wchan})"),
+        };
+        match thread.now.syscall {
+            Some(syscall) if syscall.number >= 0 => {
+                format!("is in system call {}{wchan}", syscall.number)
+            }
+            _ if thread.now.state == 'R' => "runs".to_owned(),
+            _ if wchan.is_empty() => "is blocked outside any system call".to_owned(),
+            _ => format!("is blocked in the kernel{wchan}"),
+        }
+    }
+
+    fn details(&self, interval: Duration) -> String {
+        let mut details = String::new();
+        let processes: HashSet<u32> = self.threads.iter().map(|t| t.now.pid).collect();
+        let _ = write!(
+            details,
+            "{} threads in {} processes, sampled {} ms apart",
+            self.threads.len(),
+            processes.len(),
+            interval.as_millis()
+        );
+        match self.replay.last_ns {
+            Some(last) => {
+                let _ = writeln!(
+                    details,
+                    "; the last trace event was {} ago",
+                    age(self.now_ns.saturating_sub(last))
+                );
+            }
+            None => details.push_str("; no trace events\n"),
+        }
+        for thread in self.threads {
+            let key = thread.key();
+            let _ = writeln!(
+                details,
+                "- {}: pid {} ({}), tid {}, {}, {}; CPU {:.0} ms ({:.0}%)",
+                self.names.of(key),
+                thread.now.pid,
+                thread.now.process,
+                thread.now.tid,
+                state_word(thread.now.state),
+                self.activity(thread),
+                thread.cpu_ms,
+                thread.cpu_percent.min(100.0)
+            );
+            self.trace_lines(&mut details, key);
+        }
+        if self.threads.is_empty() {
+            details.push_str("no learner thread could be sampled; from the trace:\n");
+            let mut keys: Vec<Key> = self.replay.recent.keys().copied().collect();
+            keys.sort();
+            for key in keys {
+                let _ = writeln!(
+                    details,
+                    "- {}: pid {}, tid {}",
+                    self.names.of(key),
+                    key.0,
+                    key.1
+                );
+                self.trace_lines(&mut details, key);
+            }
+        }
+        details
+    }
+
+    /// The trace's view of one thread: what it waits for, holds, last did.
+    fn trace_lines(&self, details: &mut String, key: Key) {
+        if let Some(lock) = self.replay.lock_waits.get(&key) {
+            let _ = writeln!(details, "    waits for lock {}", lock.name);
+        }
+        if let Some(wait) = self.replay.cond_waits.get(&key) {
+            let _ = writeln!(details, "    waits on condition variable {}", wait.condvar);
+        }
+        let held = self.replay.held_by(key);
+        if !held.is_empty() {
+            let _ = writeln!(details, "    holds {}", held.join(", "));
+        }
+        if let Some(recent) = self.replay.recent.get(&key) {
+            let events: Vec<String> = recent
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{} {} ({} ago)",
+                        e.kind,
+                        e.name,
+                        age(self.now_ns.saturating_sub(e.t_ns))
+                    )
+                })
+                .collect();
+            let _ = writeln!(details, "    last events: {}", events.join("; "));
+        }
+    }
+}
+
+/// The thread blocked on a pipe, if it is.
+fn pipe_wait(thread: &Thread) -> Option<PipeWait> {
+    if !matches!(thread.now.state, 'S' | 'D') {
+        return None;
+    }
+    let (args, reading) = match thread.syscall_in(nr::READ) {
+        Some(args) => (args, true),
+        None => (thread.syscall_in(nr::WRITE)?, false),
+    };
+    let target = process_tree::fd_target(thread.now.pid, args[0])?;
+    target.starts_with("pipe:").then(|| PipeWait {
+        key: thread.key(),
+        reading,
+        peer: process_tree::pipe_peer(thread.now.pid, args[0]),
+    })
+}
+
+/// A cycle in a wait-for graph (each thread to the threads it waits for).
+fn find_cycle(graph: &BTreeMap<Key, Vec<Key>>) -> Option<Vec<Key>> {
+    fn visit(
+        node: Key,
+        graph: &BTreeMap<Key, Vec<Key>>,
+        path: &mut Vec<Key>,
+        done: &mut HashSet<Key>,
+    ) -> Option<Vec<Key>> {
+        if let Some(at) = path.iter().position(|&k| k == node) {
+            return Some(path[at..].to_vec());
+        }
+        if !done.insert(node) {
+            return None;
+        }
+        path.push(node);
+        for &next in graph.get(&node).into_iter().flatten() {
+            if let Some(cycle) = visit(next, graph, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        None
+    }
+    let mut done = HashSet::new();
+    graph
+        .keys()
+        .find_map(|&start| visit(start, graph, &mut Vec::new(), &mut done))
+}
+
+fn state_word(state: char) -> String {
+    let word = match state {
+        'R' => "running",
+        'S' => "sleeping",
+        'D' => "in uninterruptible sleep",
+        'T' | 't' => "stopped",
+        'Z' => "a zombie",
+        'I' => "idle",
+        _ => "in state",
+    };
+    format!("{word} ({state})")
+}
+
+fn age(ns: u64) -> String {
+    if ns >= 1_000_000_000 {
+        format!("{:.1} s", ns as f64 / 1e9)
+    } else {
+        format!("{:.0} ms", ns as f64 / 1e6)
+    }
+}
+
+/// Names the hang from the observed threads and the trace; split from
+/// [`diagnose`] so the rules can be tested on a given trace.
+fn classify(
+    threads: &[Thread],
+    events: &[Event],
+    window_start_ns: u64,
+    interval: Duration,
+) -> Diagnosis {
+    let replay = Replay::new(events);
+    let names = Names::new(threads, &replay);
+    let scene = Scene {
+        threads,
+        names,
+        pipes: threads.iter().filter_map(pipe_wait).collect(),
+        replay,
+        window_start_ns,
+        now_ns: monotonic_ns(),
+    };
+    let summary = scene
+        .deadlock()
+        .map(|cycle| scene.deadlock_summary(cycle))
+        .or_else(|| scene.spinning_summary())
+        .or_else(|| scene.pipe_summary())
+        .or_else(|| scene.condvar_summary())
+        .unwrap_or_else(|| scene.fallback_summary());
+    Diagnosis {
+        summary,
+        details: scene.details(interval),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Read};
+    use std::path::PathBuf;
+    use std::process::{Child, ChildStdout, Command, Stdio};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::thread;
+
+    use labkit::sync::{Condvar, Mutex};
+
+    use super::*;
+    use crate::trace::Trace;
+
+    /// Names the scenario a re-run of this test binary acts out.
+    const SCENARIO: &str = "CONCLAB_HANG_SCENARIO";
+    const NONCE: &str = "hang-nonce";
+    const INTERVAL: Duration = Duration::from_millis(300);
+
+    fn in_scenario(name: &str) -> bool {
+        std::env::var(SCENARIO).as_deref() == Ok(name)
+    }
+
+    fn in_any_scenario() -> bool {
+        std::env::var_os(SCENARIO).is_some()
+    }
+
+    /// A scenario running in a fresh process (this test binary, re-run with
+    /// only that test selected): labkit reads its trace settings once per
+    /// process. Killed with everything it started when dropped, so a failed
+    /// assertion leaves nothing behind.
+    struct Scenario {
+        child: Child,
+        stdout: BufReader<ChildStdout>,
+        trace: PathBuf,
+    }
+
+    impl Scenario {
+        fn start(name: &str) -> Scenario {
+            let trace = std::env::temp_dir()
+                .join(format!("conclab-hang-{}-{name}.jsonl", std::process::id()));
+            let _ = std::fs::remove_file(&trace);
+            let mut child = Command::new(std::env::current_exe().unwrap())
+                .args([
+                    &format!("hang::tests::{name}"),
+                    "--exact",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(SCENARIO, name)
+                .env(labkit::trace::TRACE_ENV, &trace)
+                .env(labkit::trace::NONCE_ENV, NONCE)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let stdout = BufReader::new(child.stdout.take().unwrap());
+            Scenario {
+                child,
+                stdout,
+                trace,
+            }
+        }
+
+        fn pid(&self) -> u32 {
+            self.child.id()
+        }
+
+        /// The rest of the first line the scenario prints starting `prefix`.
+        fn line(&mut self, prefix: &str) -> String {
+            let mut line = String::new();
+            loop {
+                line.clear();
+                assert!(
+                    self.stdout.read_line(&mut line).unwrap() > 0,
+                    "the scenario ended before printing {prefix:?}"
+                );
+                if let Some(rest) = line.strip_prefix(prefix) {
+                    return rest.trim().to_owned();
+                }
+            }
+        }
+
+        fn events(&self) -> Vec<Event> {
+            Trace::read(&self.trace, NONCE).unwrap().events
+        }
+
+        fn diagnose(&self) -> Diagnosis {
+            diagnose(&[self.pid()], &self.events(), INTERVAL)
+        }
+    }
+
+    impl Drop for Scenario {
+        fn drop(&mut self) {
+            process_tree::kill_tree(&[], &[self.child.id()]);
+            let _ = self.child.wait();
+            let _ = std::fs::remove_file(&self.trace);
+        }
+    }
+
+    fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether every thread `tids` of `pid` is blocked in one of `numbers`.
+    fn all_in_syscall(pid: u32, tids: &[u32], numbers: &[i64]) -> bool {
+        let threads = process_tree::sample(&[pid]);
+        tids.iter().all(|tid| {
+            threads
+                .iter()
+                .any(|t| t.tid == *tid && t.syscall.is_some_and(|s| numbers.contains(&s.number)))
+        })
+    }
+
+    #[test]
+    fn scenario_deadlock() {
+        if !in_scenario("scenario_deadlock") {
+            return;
+        }
+        let accounts = Arc::new([
+            Mutex::named("account[1]", 100u64),
+            Mutex::named("account[2]", 100u64),
+        ]);
+        let barrier = Arc::new(std::sync::Barrier::new(2));
+        let workers: Vec<_> = [(1, 0, 1), (2, 1, 0)]
+            .into_iter()
+            .map(|(n, first, second)| {
+                let (accounts, barrier) = (Arc::clone(&accounts), Arc::clone(&barrier));
+                thread::Builder::new()
+                    .name(format!("worker-{n}"))
+                    .spawn(move || {
+                        let mut from = accounts[first].lock().unwrap();
+                        barrier.wait();
+                        let mut to = accounts[second].lock().unwrap();
+                        *from -= 1;
+                        *to += 1;
+                    })
+                    .unwrap()
+            })
+            .collect();
+        for worker in workers {
+            worker.join().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_lock_order_deadlock_is_named_with_its_locks() {
+        if in_any_scenario() {
+            return;
+        }
+        let scenario = Scenario::start("scenario_deadlock");
+        let mut waiters = Vec::new();
+        wait_until("both workers to wait for their second lock", || {
+            waiters = scenario
+                .events()
+                .iter()
+                .filter(|e| e.kind == "lock_wait" && !e.held().is_empty())
+                .map(|e| e.tid)
+                .collect();
+            waiters.len() == 2 && all_in_syscall(scenario.pid(), &waiters, nr::FUTEX)
+        });
+        let diagnosis = scenario.diagnose();
+        let one = "deadlock: worker-1 waits for account[2], held by worker-2, \
+                   which waits for account[1], held by worker-1";
+        assert_eq!(diagnosis.summary, one, "{}", diagnosis.details);
+        // /proc agrees: each worker sleeps on the futex of the lock it waits for.
+        assert!(
+            diagnosis.details.contains("(account[2], held by worker-2)")
+                && diagnosis.details.contains("(account[1], held by worker-1)"),
+            "{}",
+            diagnosis.details
+        );
+        assert!(diagnosis.details.contains("holds account[1]"));
+    }
+
+    #[test]
+    fn scenario_spin() {
+        if !in_scenario("scenario_spin") {
+            return;
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let spinner = thread::Builder::new()
+            .name("worker-3".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+            .unwrap();
+        println!("ready");
+        spinner.join().unwrap();
+    }
+
+    #[test]
+    fn a_spinning_thread_is_named() {
+        if in_any_scenario() {
+            return;
+        }
+        let mut scenario = Scenario::start("scenario_spin");
+        scenario.line("ready");
+        let diagnosis = scenario.diagnose();
+        assert!(
+            diagnosis.summary.starts_with("thread worker-3 spins (")
+                && diagnosis.summary.ends_with("% CPU, no progress)"),
+            "{diagnosis:?}"
+        );
+    }
+
+    #[test]
+    fn scenario_pipe() {
+        if !in_scenario("scenario_pipe") {
+            return;
+        }
+        let mut child = Command::new("sleep")
+            .arg("30")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        println!("sleep {}", child.id());
+        let mut output = String::new();
+        let _ = child.stdout.take().unwrap().read_to_string(&mut output);
+    }
+
+    #[test]
+    fn a_reader_blocked_on_a_pipe_names_the_writer() {
+        if in_any_scenario() {
+            return;
+        }
+        let mut scenario = Scenario::start("scenario_pipe");
+        let sleep: u32 = scenario.line("sleep ").parse().unwrap();
+        wait_until("the scenario to read the pipe", || {
+            process_tree::sample(&[scenario.pid()])
+                .iter()
+                .any(|t| t.syscall.is_some_and(|s| nr::READ.contains(&s.number)))
+        });
+        let diagnosis = scenario.diagnose();
+        assert!(
+            diagnosis
+                .summary
+                .ends_with(&format!("blocked reading a pipe from sleep pid {sleep}")),
+            "{diagnosis:?}"
+        );
+        assert!(
+            diagnosis.details.contains(&format!("pid {sleep} (sleep)")),
+            "the child is listed too: {}",
+            diagnosis.details
+        );
+    }
+
+    #[test]
+    fn scenario_condvar() {
+        if !in_scenario("scenario_condvar") {
+            return;
+        }
+        let queue = Arc::new((
+            Mutex::named("queue", Vec::<u64>::new()),
+            Condvar::named("not_empty"),
+        ));
+        let consumer = thread::Builder::new()
+            .name("worker-2".into())
+            .spawn(move || {
+                let (items, not_empty) = &*queue;
+                let mut items = items.lock().unwrap();
+                while items.is_empty() {
+                    items = not_empty.wait(items).unwrap();
+                }
+            })
+            .unwrap();
+        consumer.join().unwrap();
+    }
+
+    #[test]
+    fn a_condition_variable_nobody_notifies_is_named() {
+        if in_any_scenario() {
+            return;
+        }
+        let scenario = Scenario::start("scenario_condvar");
+        wait_until("the consumer to wait", || {
+            let tids: Vec<u32> = scenario
+                .events()
+                .iter()
+                .filter(|e| e.kind == "cond_wait")
+                .map(|e| e.tid)
+                .collect();
+            !tids.is_empty() && all_in_syscall(scenario.pid(), &tids, nr::FUTEX)
+        });
+        let diagnosis = scenario.diagnose();
+        assert_eq!(
+            diagnosis.summary,
+            "worker-2 waits on condition variable not_empty that nobody notifies",
+            "{}",
+            diagnosis.details
+        );
+        assert!(
+            diagnosis.details.contains("(not_empty)"),
+            "the futex is the condvar's: {}",
+            diagnosis.details
+        );
+    }
+
+    #[test]
+    fn a_sleeping_process_is_slow_rather_than_stuck() {
+        if in_any_scenario() {
+            return;
+        }
+        let child = Command::new("sleep").arg("30").spawn().unwrap();
+        struct Reaped(Child);
+        impl Drop for Reaped {
+            fn drop(&mut self) {
+                process_tree::kill_tree(&[], &[self.0.id()]);
+                let _ = self.0.wait();
+            }
+        }
+        let child = Reaped(child);
+        let pid = child.0.id();
+        wait_until("sleep to sleep", || all_in_syscall(pid, &[pid], nr::SLEEP));
+        let diagnosis = diagnose(&[pid], &[], INTERVAL);
+        assert_eq!(
+            diagnosis.summary,
+            "sleep is sleeping (thread::sleep): the cell is slow rather than stuck"
+        );
+    }
+
+    /// A labkit-style trace line.
+    fn event(seq: u64, tid: u32, thread: &str, kind: &str, name: &str, fields: &str) -> String {
+        format!(
+            r#"{{"v":1,"nonce":"n","seq":{seq},"t_ns":{},"pid":7,"tid":{tid},"thread":"{thread}","kind":"{kind}","name":"{name}","id":null{fields}}}"#,
+            1000 + seq
+        )
+    }
+
+    fn from_trace(lines: &[String]) -> Diagnosis {
+        let trace = Trace::parse(&(lines.join("\n") + "\n"), "n");
+        assert!(trace.rejected.is_empty(), "{:?}", trace.rejected);
+        classify(&[], &trace.events, u64::MAX, INTERVAL)
+    }
+
+    #[test]
+    fn the_trace_alone_shows_a_deadlock_cycle() {
+        let a = r#","lock":16"#;
+        let b = r#","lock":32"#;
+        let held_a = r#","lock":32,"held":[{"name":"account[1]","lock":16}]"#;
+        let held_b = r#","lock":16,"held":[{"name":"account[2]","lock":32}]"#;
+        let diagnosis = from_trace(&[
+            event(0, 12, "worker-2", "lock_acquired", "account[2]", b),
+            event(1, 11, "worker-1", "lock_acquired", "account[1]", a),
+            event(2, 12, "worker-2", "lock_wait", "account[1]", held_b),
+            event(3, 11, "worker-1", "lock_wait", "account[2]", held_a),
+        ]);
+        assert_eq!(
+            diagnosis.summary,
+            "deadlock: worker-1 waits for account[2], held by worker-2, \
+             which waits for account[1], held by worker-1"
+        );
+        assert!(
+            diagnosis.details.contains("holds account[1]"),
+            "{}",
+            diagnosis.details
+        );
+    }
+
+    #[test]
+    fn locking_a_lock_twice_is_a_deadlock_of_one_thread() {
+        let diagnosis = from_trace(&[
+            event(
+                0,
+                7,
+                "main",
+                "lock_acquired",
+                "total",
+                r#","lock":16,"held":[]"#,
+            ),
+            event(
+                1,
+                7,
+                "main",
+                "lock_wait",
+                "total",
+                r#","lock":16,"held":[]"#,
+            ),
+        ]);
+        assert_eq!(
+            diagnosis.summary,
+            "deadlock: main waits for total, which it already holds"
+        );
+    }
+
+    #[test]
+    fn a_wait_that_ended_is_no_deadlock() {
+        let diagnosis = from_trace(&[
+            event(0, 11, "worker-1", "lock_acquired", "a", r#","lock":16"#),
+            event(1, 12, "worker-2", "lock_wait", "a", r#","lock":16"#),
+            event(2, 11, "worker-1", "lock_released", "a", r#","lock":16"#),
+            event(3, 12, "worker-2", "lock_acquired", "a", r#","lock":16"#),
+            event(4, 11, "worker-1", "lock_wait", "a", r#","lock":16"#),
+            event(5, 12, "worker-2", "lock_released", "a", r#","lock":16"#),
+            event(6, 11, "worker-1", "lock_acquired", "a", r#","lock":16"#),
+        ]);
+        assert_eq!(diagnosis.summary, "no thread made progress");
+    }
+
+    #[test]
+    fn a_condition_wait_that_was_woken_is_not_reported() {
+        let wait = r#","condvar":48,"lock":{"name":"queue","lock":16}"#;
+        let woken = r#","condvar":48,"spurious":false"#;
+        let lines = [
+            event(0, 11, "worker-1", "cond_wait", "not_empty", wait),
+            event(1, 12, "worker-2", "cond_wait", "not_full", wait),
+            event(2, 11, "worker-1", "cond_woken", "not_empty", woken),
+        ];
+        assert_eq!(
+            from_trace(&lines).summary,
+            "worker-2 waits on condition variable not_full that nobody notifies"
+        );
+    }
+}

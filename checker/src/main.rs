@@ -4,30 +4,43 @@
 //! cannot read (the message names the file); 3 the checker itself could not
 //! run the work.
 
+mod batch;
 mod compare;
 mod format;
+mod grading;
 mod hang;
+mod kernel;
 mod notebook;
+mod plan;
 mod process_tree;
 mod property;
 mod release;
 mod report;
 mod settings;
 mod trace;
+mod validate;
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
+use crate::batch::{ResultStore, Shard, Source};
+use crate::format::Format;
+use crate::grading::{Mode, Settings};
+use crate::kernel::Limits;
 use crate::notebook::{BadNotebook, Notebook};
+use crate::report::{Outcome, Report};
 
 #[derive(Parser)]
 #[command(
     name = "conclab-check",
     version,
-    about = "Releases, validates and grades conclab notebooks"
+    about = "Releases, validates and grades conclab notebooks",
+    after_help = "Exit codes: 0 all passed; 1 a check failed; 2 bad usage or an unreadable input; 3 the checker could not run the work."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -36,6 +49,39 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Grade submissions against the instructor's source notebooks.
+    Grade {
+        /// The source notebook, or a folder of them: the only trusted input.
+        #[arg(long, short)]
+        source: PathBuf,
+        /// Submissions: notebooks, learners' folders of notebooks, or a
+        /// folder holding one of those per learner.
+        #[arg(required = true)]
+        submissions: Vec<PathBuf>,
+        /// Grade only the I-th (from 0) of N fixed slices of the batch.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<Shard>,
+        /// Keep each submission's result here as soon as it is done; a
+        /// rerun skips submissions already graded against the same source.
+        /// Defaults to OUTPUT.parts when --output is given.
+        #[arg(long, value_name = "DIR")]
+        results: Option<PathBuf>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Check source notebooks: every cell runs clean, stored outputs match,
+    /// every test passes on every perturbed run.
+    Validate {
+        /// Source notebooks, or folders of them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Check instead that the released learner version fails every
+        /// graded test.
+        #[arg(long)]
+        invert: bool,
+        #[command(flatten)]
+        run: RunArgs,
+    },
     /// Write learner versions of source notebooks: solutions replaced by a
     /// stub, hidden tests removed, exercise outputs cleared.
     Release {
@@ -45,17 +91,96 @@ enum Command {
         #[arg(long, short)]
         output: PathBuf,
     },
+    /// Join the JSON reports of shards into the report one run would give.
+    Merge {
+        /// JSON reports written by `grade --format json`.
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+#[derive(Args)]
+struct OutputArgs {
+    /// The report's format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// Write the report here instead of to stdout.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    output: OutputArgs,
+    /// Notebook runs at once (default: the number of cores).
+    #[arg(long, short)]
+    jobs: Option<usize>,
+    /// The conclab-kernel program (default: $CONCLAB_KERNEL, the one next
+    /// to conclab-check, or conclab-kernel on PATH).
+    #[arg(long, value_name = "PROGRAM")]
+    kernel: Option<PathBuf>,
+    /// Memory the learner's processes may use together, in MiB.
+    #[arg(long, default_value_t = Limits::default().memory_mb)]
+    memory_mb: u64,
+    /// Processes the learner's code may have at once.
+    #[arg(long, default_value_t = Limits::default().processes)]
+    max_processes: usize,
+    /// Output one cell may print, in KiB.
+    #[arg(long, default_value_t = Limits::default().output_bytes >> 10)]
+    max_output_kib: usize,
+}
+
+impl RunArgs {
+    fn settings(&self, mode: Mode) -> Settings {
+        Settings {
+            kernel: grading::find_kernel(self.kernel.as_deref()),
+            limits: Limits {
+                memory_mb: self.memory_mb,
+                processes: self.max_processes,
+                output_bytes: self.max_output_kib << 10,
+            },
+            mode,
+        }
+    }
+
+    fn jobs(&self) -> usize {
+        self.jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+            .max(1)
+    }
 }
 
 /// The documented exit codes.
 #[derive(Debug, Clone, Copy)]
 enum Exit {
     Passed = 0,
+    Failed = 1,
     BadInput = 2,
     Infrastructure = 3,
 }
 
+impl From<Outcome> for Exit {
+    fn from(outcome: Outcome) -> Exit {
+        match outcome {
+            Outcome::Passed => Exit::Passed,
+            Outcome::Failed | Outcome::NotRun => Exit::Failed,
+            Outcome::BadInput => Exit::BadInput,
+            Outcome::Error => Exit::Infrastructure,
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CONCLAB_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
@@ -69,8 +194,163 @@ fn main() -> ExitCode {
     };
     let exit = match cli.command {
         Command::Release { source, output } => release(&source, &output),
+        Command::Grade {
+            source,
+            submissions,
+            shard,
+            results,
+            run,
+        } => finish(
+            grade(&source, &submissions, shard, results, &run),
+            &run.output,
+        ),
+        Command::Validate { paths, invert, run } => {
+            let report = runtime().and_then(|runtime| {
+                validate::validate(
+                    &runtime,
+                    &paths,
+                    invert,
+                    &run.settings(Mode::Validate),
+                    run.jobs(),
+                )
+                .map_err(Failure::from)
+            });
+            finish(report, &run.output)
+        }
+        Command::Merge { reports, output } => finish(merge(&reports), &output),
     };
     ExitCode::from(exit as u8)
+}
+
+/// Writes the report and turns it into the exit code.
+fn finish(report: Result<Report, Failure>, output: &OutputArgs) -> Exit {
+    let report = match report {
+        Ok(report) => report,
+        Err(failure) => return failure.report(),
+    };
+    let text = format::render(&report, output.format);
+    match &output.output {
+        Some(path) => {
+            if let Err(error) = std::fs::write(path, &text) {
+                eprintln!("conclab-check: writing {}: {error}", path.display());
+                return Exit::Infrastructure;
+            }
+            // The people at the terminal still get the summary.
+            if output.format != Format::Text && std::io::stderr().is_terminal() {
+                eprint!("{}", format::render(&report, Format::Text));
+            }
+        }
+        None => print!("{text}"),
+    }
+    Exit::from(report.outcome())
+}
+
+fn grade(
+    source: &Path,
+    submissions: &[PathBuf],
+    shard: Option<Shard>,
+    results: Option<PathBuf>,
+    run: &RunArgs,
+) -> Result<Report, Failure> {
+    let source = Arc::new(Source::read(source)?);
+    let mut submissions = batch::submissions(submissions)?;
+    if let Some(shard) = shard {
+        submissions = shard.select(submissions);
+    }
+    let results = results.or_else(|| {
+        run.output.output.as_ref().map(|o| {
+            let mut name = o.as_os_str().to_owned();
+            name.push(".parts");
+            PathBuf::from(name)
+        })
+    });
+    let store = results
+        .map(|dir| ResultStore::open(&dir))
+        .transpose()
+        .map_err(Failure::Infrastructure)?;
+    let settings = Arc::new(run.settings(Mode::Grade));
+    let progress = progress_bar(submissions.len());
+    let runtime = runtime()?;
+    let reports = runtime.block_on(batch::grade(
+        source,
+        submissions,
+        settings,
+        run.jobs(),
+        store,
+        progress,
+    ));
+    let mut report = Report::new("grade");
+    report.submissions = reports;
+    Ok(report)
+}
+
+/// A progress bar on a terminal; nothing otherwise (CI logs stay clean).
+fn progress_bar(total: usize) -> batch::Progress {
+    if !std::io::stderr().is_terminal() || total < 2 {
+        return Box::new(|_, _, _| {});
+    }
+    let bar = indicatif::ProgressBar::new(total as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} graded, {eta} left  {msg}")
+            .expect("a valid template"),
+    );
+    Box::new(move |done, _, report| {
+        let (score, max) = report.score();
+        bar.set_message(format!("{}: {score}/{max}", report.submission));
+        bar.set_position(done as u64);
+        if done as u64 == bar.length().unwrap_or(0) {
+            bar.finish_and_clear();
+        }
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+        .map_err(Failure::Infrastructure)
+}
+
+fn merge(paths: &[PathBuf]) -> Result<Report, Failure> {
+    let mut merged: Option<Report> = None;
+    for path in paths {
+        let text = std::fs::read_to_string(path).map_err(|e| BadNotebook {
+            path: path.clone(),
+            problem: format!("cannot read it: {e}"),
+        })?;
+        let report: Report = serde_json::from_str(&text).map_err(|e| BadNotebook {
+            path: path.clone(),
+            problem: format!("not a conclab-check JSON report ({}): {e}", report::SCHEMA),
+        })?;
+        if report.schema != report::SCHEMA {
+            return Err(Failure::Usage(format!(
+                "{}: schema {:?}, expected {:?}",
+                path.display(),
+                report.schema,
+                report::SCHEMA
+            )));
+        }
+        match &mut merged {
+            None => merged = Some(report),
+            Some(all) => {
+                if all.command != report.command {
+                    return Err(Failure::Usage(format!(
+                        "{}: a {} report cannot be merged with {} reports",
+                        path.display(),
+                        report.command,
+                        all.command
+                    )));
+                }
+                all.submissions.extend(report.submissions);
+            }
+        }
+    }
+    let mut report = merged.expect("clap requires at least one report");
+    // The order a single run gives: by path.
+    report.submissions.sort_by(|a, b| a.path.cmp(&b.path));
+    report.submissions.dedup_by(|a, b| a.path == b.path);
+    Ok(report)
 }
 
 fn release(source: &Path, output: &Path) -> Exit {

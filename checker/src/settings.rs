@@ -13,6 +13,7 @@ pub struct NotebookSettings {
 
 /// Cell-level settings (`metadata.conclab` of a cell).
 #[derive(Deserialize, Debug, Clone, Default)]
+#[serde(deny_unknown_fields)]
 pub struct CellSettings {
     /// How the cell's output is compared with the stored one.
     #[serde(default)]
@@ -32,6 +33,7 @@ pub struct CellSettings {
 
 /// How outputs are compared.
 #[derive(Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct Compare {
     /// The comparison.
     pub mode: CompareMode,
@@ -97,6 +99,7 @@ pub struct Pattern {
 
 /// One concurrency property to prove about a test cell's run.
 #[derive(Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct Property {
     /// Which property.
     pub kind: PropertyKind,
@@ -149,6 +152,9 @@ pub enum PropertyKind {
     NoHang,
     /// Blocked threads sleep rather than spin.
     SleepsNotSpins,
+    /// A bounded buffer never holds more than its capacity, and producers
+    /// block when it is full (the test's assertions).
+    Bounded,
     /// Faster than the sequential version (the test's assertions).
     FasterThanSequential,
     /// A permit or lock comes back when its holder panics (the test's assertions).

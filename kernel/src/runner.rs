@@ -58,6 +58,7 @@ fn serve() -> anyhow::Result<()> {
     // a backtrace of generated code; evcxr turns backtraces on for the runner.
     unsafe { std::env::set_var("RUST_BACKTRACE", "0") };
 
+    apply_limits();
     preload_std()?;
     let relay = RELAY.get_or_init(|| Relay::install().expect("cannot redirect stdout and stderr"));
     relay.spawn_pump();
@@ -92,6 +93,36 @@ fn serve() -> anyhow::Result<()> {
         relay.end_cell();
     }
     Ok(())
+}
+
+/// The address-space limit a grader may set for the runner, in MiB: a cell
+/// that allocates past it fails to allocate instead of exhausting the machine.
+const MEMORY_LIMIT_VAR: &str = "CONCLAB_LIMIT_MEMORY_MB";
+/// The process limit a grader may set (RLIMIT_NPROC: not enforced for root,
+/// so the grader also counts processes itself).
+const PROCESS_LIMIT_VAR: &str = "CONCLAB_LIMIT_PROCESSES";
+
+/// Applies the limits a grader asked for; a learner's own kernel sets none.
+fn apply_limits() {
+    let limit = |var: &str| std::env::var(var).ok()?.trim().parse::<u64>().ok();
+    let set = |resource, value: u64| {
+        let limit = libc::rlimit {
+            rlim_cur: value,
+            rlim_max: value,
+        };
+        // SAFETY: setrlimit reads one rlimit we own.
+        if unsafe { libc::setrlimit(resource, &limit) } != 0 {
+            tracing::warn!("setrlimit: {}", std::io::Error::last_os_error());
+        }
+    };
+    if let Some(mib) = limit(MEMORY_LIMIT_VAR) {
+        set(libc::RLIMIT_AS, mib << 20);
+    }
+    if let Some(processes) = limit(PROCESS_LIMIT_VAR) {
+        set(libc::RLIMIT_NPROC, processes);
+    }
+    // A crash of learner code must not write gigabytes of core dump.
+    set(libc::RLIMIT_CORE, 0);
 }
 
 /// Tells the code runners this process starts where the toolchain's shared

@@ -1,1 +1,204 @@
-//! (being written)
+//! Writes a [`Report`] in the formats `--format` offers: text for people,
+//! conclab's own JSON, JUnit XML for CI, and Gradescope's results.json.
+//!
+//! Every format is written from the report alone, so a merged report
+//! renders exactly like a fresh one.
+
+pub mod gradescope;
+pub mod json;
+pub mod junit;
+pub mod text;
+
+use crate::report::{Check, Report};
+
+/// The output formats of `grade` and `validate` (`--format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// For people: per check one line, with the evidence under each failure.
+    Text,
+    /// conclab's own stable schema (`conclab-check/report/1`).
+    Json,
+    /// JUnit XML, for CI systems that show test results.
+    Junit,
+    /// Gradescope's results.json.
+    Gradescope,
+}
+
+/// Renders `report` in `format`, ending with a newline.
+pub fn render(report: &Report, format: Format) -> String {
+    match format {
+        Format::Text => text::render(report),
+        Format::Json => json::render(report),
+        Format::Junit => junit::render(report),
+        Format::Gradescope => gradescope::render(report),
+    }
+}
+
+/// Points as people write them: `14`, `2.5`, `0.33`.
+fn points(value: f64) -> String {
+    // Two decimals are enough for any split of a cell's points; trailing
+    // zeros would only make the columns noisy.
+    let text = format!("{value:.2}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "-0" { "0" } else { text }.to_owned()
+}
+
+/// `07-semaphores.ipynb` → `07-semaphores`: shorter names for classnames,
+/// tags and test names, where the extension says nothing.
+fn notebook_stem(notebook: &str) -> &str {
+    notebook.strip_suffix(".ipynb").unwrap_or(notebook)
+}
+
+/// Whether the check comes from a hidden test cell, which the learner's
+/// copy of the notebook does not contain.
+fn is_hidden(check: &Check) -> bool {
+    check.cell.ends_with("-hidden")
+}
+
+/// The line that tells how to replay a failing perturbed run.
+fn seed_line(seed: u64) -> String {
+    format!("replay with CONCLAB_SEED={seed}")
+}
+
+/// The report every format's tests render: one learner with a pass, a
+/// violated property, a check that could not run and a checker error, and
+/// one learner whose file could not be read.
+#[cfg(test)]
+fn sample_report() -> Report {
+    use crate::report::{CheckKind, NotebookReport, Outcome, SubmissionReport};
+
+    let check = |id: &str, cell: &str, kind, outcome, score, max_score, message: &str| Check {
+        id: id.to_owned(),
+        cell: cell.to_owned(),
+        kind,
+        outcome,
+        score,
+        max_score,
+        message: message.to_owned(),
+        details: String::new(),
+        seed: None,
+        time_s: 0.0,
+    };
+    let passed = Check {
+        time_s: 0.412,
+        ..check(
+            "step07-semaphore-test",
+            "step07-semaphore-test",
+            CheckKind::Test,
+            Outcome::Passed,
+            4.0,
+            4.0,
+            "ran without error",
+        )
+    };
+    let violated = Check {
+        details: "inside `inside` at 12.3 ms:\n  \
+                  worker-0  since 10.1 ms\n  \
+                  worker-1  since 11.0 ms\n  \
+                  worker-2  since 11.9 ms\n  \
+                  worker-3  since 12.3 ms  (acquired without a permit)"
+            .to_owned(),
+        seed: Some(1234),
+        time_s: 1.25,
+        ..check(
+            "step07-semaphore-hidden/max_inside(inside)",
+            "step07-semaphore-hidden",
+            CheckKind::Property,
+            Outcome::Failed,
+            0.0,
+            6.0,
+            "never more than 3 inside at once: 4 were inside at 12.3 ms",
+        )
+    };
+    let not_run = check(
+        "step08-hybrid-test",
+        "step08-hybrid-test",
+        CheckKind::Test,
+        Outcome::NotRun,
+        0.0,
+        5.0,
+        "step08-hybrid hung",
+    );
+    let error = check(
+        "step08-hybrid-hidden",
+        "step08-hybrid-hidden",
+        CheckKind::Test,
+        Outcome::Error,
+        0.0,
+        5.0,
+        "the kernel would not start: evcxr exited with status 101",
+    );
+    let bad_input = check(
+        "submission",
+        "submission",
+        CheckKind::Submission,
+        Outcome::BadInput,
+        0.0,
+        10.0,
+        "mallory.ipynb is not JSON: expected value at line 1 column 1",
+    );
+    Report {
+        submissions: vec![
+            SubmissionReport {
+                submission: "alice".to_owned(),
+                path: "submissions/alice".to_owned(),
+                notebooks: vec![
+                    NotebookReport {
+                        notebook: "07-semaphores.ipynb".to_owned(),
+                        checks: vec![passed, violated],
+                        time_s: 3.5,
+                    },
+                    NotebookReport {
+                        notebook: "08-hybrid.ipynb".to_owned(),
+                        checks: vec![not_run, error],
+                        time_s: 30.25,
+                    },
+                ],
+            },
+            SubmissionReport {
+                submission: "mallory".to_owned(),
+                path: "submissions/mallory.ipynb".to_owned(),
+                notebooks: vec![NotebookReport {
+                    notebook: "07-semaphores.ipynb".to_owned(),
+                    checks: vec![bad_input],
+                    time_s: 0.0,
+                }],
+            },
+        ],
+        ..Report::new("grade")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::ValueEnum;
+
+    #[test]
+    fn format_names_parse_as_the_cli_spells_them() {
+        for (name, format) in [
+            ("text", Format::Text),
+            ("json", Format::Json),
+            ("junit", Format::Junit),
+            ("gradescope", Format::Gradescope),
+        ] {
+            assert_eq!(Format::from_str(name, false), Ok(format));
+        }
+    }
+
+    #[test]
+    fn points_drop_needless_decimals() {
+        assert_eq!(points(14.0), "14");
+        assert_eq!(points(2.5), "2.5");
+        assert_eq!(points(1.0 / 3.0), "0.33");
+        assert_eq!(points(-0.0), "0");
+    }
+
+    #[test]
+    fn every_format_ends_with_a_newline() {
+        let report = sample_report();
+        for format in Format::value_variants() {
+            assert!(render(&report, *format).ends_with('\n'), "{format:?}");
+        }
+    }
+}

@@ -29,18 +29,25 @@ static GENERATION: AtomicU64 = AtomicU64::new(0);
 static UNNAMED_THREADS: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
-    /// This thread's generator and the generation it belongs to, once it
-    /// has passed a point.
-    static RNG: RefCell<Option<(u64, fastrand::Rng)>> = const { RefCell::new(None) };
+    /// This thread's generator, with the seed and generation it belongs to,
+    /// once it has passed a point.
+    static RNG: RefCell<Option<((u64, u64), fastrand::Rng)>> = const { RefCell::new(None) };
 }
 
 /// The seed in force, if any.
+///
+/// Under the checker (the trace on), the environment is read every time:
+/// evcxr links a copy of labkit into every cell, and [`set_seed`] in one
+/// cell must reach the copies in the cells that defined the learner's code.
 pub fn seed() -> Option<u64> {
+    if crate::trace::enabled() {
+        return from_env();
+    }
     match STATE.load(Ordering::Acquire) {
         ON => Some(SEED.load(Ordering::Relaxed)),
         OFF => None,
         _ => {
-            let from_env = std::env::var(SEED_ENV).ok().and_then(|s| s.trim().parse().ok());
+            let from_env = from_env();
             // A set_seed that raced with this first read wins.
             if STATE.load(Ordering::Acquire) == UNREAD {
                 store(from_env);
@@ -50,11 +57,23 @@ pub fn seed() -> Option<u64> {
     }
 }
 
+fn from_env() -> Option<u64> {
+    std::env::var(SEED_ENV).ok()?.trim().parse().ok()
+}
+
 /// Puts `seed` in force from now on (None: no perturbation), as if the
 /// process had started with it in [`SEED_ENV`]. The checker calls this
-/// between perturbed runs of a test cell in one process; every thread's
-/// choices start afresh, so the same seed replays the same schedule bias.
+/// before a perturbed run of a test cell; every thread's choices start
+/// afresh, so the same seed replays the same schedule bias.
 pub fn set_seed(seed: Option<u64>) {
+    // SAFETY: std's environment lock orders this with every std::env read;
+    // labkit's readers all go through std.
+    unsafe {
+        match seed {
+            Some(seed) => std::env::set_var(SEED_ENV, seed.to_string()),
+            None => std::env::remove_var(SEED_ENV),
+        }
+    }
     store(seed);
     GENERATION.fetch_add(1, Ordering::AcqRel);
     UNNAMED_THREADS.store(0, Ordering::Relaxed);
@@ -111,15 +130,15 @@ pub(crate) fn spurious_wakeup() -> bool {
 }
 
 fn next_draw(seed: u64) -> u64 {
-    let generation = GENERATION.load(Ordering::Acquire);
+    let key = (seed, GENERATION.load(Ordering::Acquire));
     RNG.with(|rng| {
         let mut rng = rng.borrow_mut();
         match &mut *rng {
-            Some((current, rng)) if *current == generation => rng.u64(..),
+            Some((current, rng)) if *current == key => rng.u64(..),
             _ => {
                 let mut fresh = fastrand::Rng::with_seed(seed ^ thread_identity());
                 let draw = fresh.u64(..);
-                *rng = Some((generation, fresh));
+                *rng = Some((key, fresh));
                 draw
             }
         }

@@ -16,7 +16,10 @@ fn a_seed_set_in_process_replays_and_can_be_turned_off() {
     set_seed(Some(7));
     assert_eq!(seed(), Some(7));
     let first = choices_of_a_named_thread();
-    assert!(first.iter().any(|c| *c != Choice::Continue), "a seed perturbs");
+    assert!(
+        first.iter().any(|c| *c != Choice::Continue),
+        "a seed perturbs"
+    );
     set_seed(Some(8));
     let other = choices_of_a_named_thread();
     set_seed(Some(7));

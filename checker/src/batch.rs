@@ -1,0 +1,445 @@
+//! Grading many submissions: which notebooks to run for each, running them
+//! in parallel (one kernel per notebook run), writing each submission's
+//! result as soon as it is done, and picking up finished ones on a rerun.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+
+use crate::grading::{self, Mode, Settings};
+use crate::notebook::{self, BadNotebook, Notebook};
+use crate::plan::{self, Step};
+use crate::report::{Check, CheckKind, NotebookReport, Outcome, SubmissionReport};
+
+/// One submission: a notebook, or one learner's folder of notebooks.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    /// Its file or folder name.
+    pub name: String,
+    /// Where it is.
+    pub path: PathBuf,
+}
+
+/// The submissions named on the command line, sorted by path: a notebook is
+/// one; a folder with notebooks in it is one learner's; a folder of folders
+/// (a class) holds one per entry.
+pub fn submissions(paths: &[PathBuf]) -> Result<Vec<Submission>, BadNotebook> {
+    let mut found = Vec::new();
+    for path in paths {
+        if path.is_file() || has_notebooks(path) {
+            found.push(path.clone());
+        } else if path.is_dir() {
+            let entries = std::fs::read_dir(path).map_err(|e| BadNotebook {
+                path: path.clone(),
+                problem: format!("cannot read it: {e}"),
+            })?;
+            let mut inside: Vec<PathBuf> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir() || p.extension().is_some_and(|x| x == "ipynb"))
+                .collect();
+            inside.sort();
+            if inside.is_empty() {
+                return Err(BadNotebook {
+                    path: path.clone(),
+                    problem: "no notebooks and no submission folders in it".into(),
+                });
+            }
+            found.extend(inside);
+        } else {
+            return Err(BadNotebook {
+                path: path.clone(),
+                problem: "no such file or folder".into(),
+            });
+        }
+    }
+    found.sort();
+    found.dedup();
+    Ok(found
+        .into_iter()
+        .map(|path| Submission {
+            name: path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
+            path,
+        })
+        .collect())
+}
+
+fn has_notebooks(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.path().extension().is_some_and(|x| x == "ipynb"))
+    })
+}
+
+/// `I/N`: the I-th (from 0) of N fixed slices of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// Which slice, from 0.
+    pub index: usize,
+    /// How many slices.
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Shard, String> {
+        let (index, count) = text
+            .split_once('/')
+            .ok_or_else(|| format!("{text:?} is not I/N (e.g. 0/4)"))?;
+        let index: usize = index
+            .trim()
+            .parse()
+            .map_err(|_| format!("{text:?}: I is not a number"))?;
+        let count: usize = count
+            .trim()
+            .parse()
+            .map_err(|_| format!("{text:?}: N is not a number"))?;
+        if count == 0 || index >= count {
+            return Err(format!("{text:?}: I must be at least 0 and less than N"));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl Shard {
+    /// Keeps this shard's submissions: every N-th, from the I-th, of the
+    /// sorted batch, so shards are disjoint, cover the batch and stay
+    /// balanced.
+    pub fn select<T>(&self, items: Vec<T>) -> Vec<T> {
+        items
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % self.count == self.index)
+            .map(|(_, item)| item)
+            .collect()
+    }
+}
+
+/// The source notebooks, read once.
+pub struct Source {
+    /// Each with its solution grade_ids.
+    pub notebooks: Vec<(Notebook, Vec<String>)>,
+    /// A digest of their content: a stored result is reused only for the
+    /// same source.
+    pub digest: String,
+}
+
+impl Source {
+    /// Reads the source notebooks at `path` (a notebook or a folder).
+    pub fn read(path: &Path) -> Result<Source, BadNotebook> {
+        let mut notebooks = Vec::new();
+        let mut hasher = Sha256::new();
+        for file in notebook::find(path)? {
+            let notebook = Notebook::read(&file)?;
+            // Settings are checked now, so a bad source fails before any run.
+            plan::plan(&notebook, None)?;
+            hasher.update(notebook.json.to_string().as_bytes());
+            let ids = plan::solution_ids(&notebook);
+            notebooks.push((notebook, ids));
+        }
+        Ok(Source {
+            notebooks,
+            digest: hex(&hasher.finalize()),
+        })
+    }
+}
+
+/// The notebook runs one submission needs, or why it cannot be graded.
+fn jobs_for(
+    source: &Source,
+    submission: &Submission,
+) -> Result<Vec<(String, Vec<Step>)>, BadNotebook> {
+    let files = if submission.path.is_file() {
+        vec![submission.path.clone()]
+    } else {
+        notebook::find(&submission.path)?
+    };
+    let mut learner = Vec::new();
+    for file in &files {
+        learner.push(Notebook::read(file)?);
+    }
+    let single = submission.path.is_file();
+    let mut jobs = Vec::new();
+    for (source_notebook, ids) in &source.notebooks {
+        let name = file_name(&source_notebook.path);
+        // The learner's notebook for this source one: the same file name, or
+        // the one holding its exercises (learners rename files).
+        let matching = learner
+            .iter()
+            .find(|n| file_name(&n.path) == name)
+            .or_else(|| {
+                learner
+                    .iter()
+                    .find(|n| ids.iter().any(|id| contains_grade_id(n, id)))
+            });
+        let steps = match matching {
+            Some(found) => plan::plan(source_notebook, Some(found))?,
+            // A one-notebook submission is graded against its own notebook only.
+            None if single => continue,
+            None => plan::plan(source_notebook, Some(&empty_like(source_notebook)))?,
+        };
+        jobs.push((name, steps));
+    }
+    if jobs.is_empty() {
+        return Err(BadNotebook {
+            path: submission.path.clone(),
+            problem: "none of the source's exercises (grade_ids) are in this notebook".into(),
+        });
+    }
+    Ok(jobs)
+}
+
+fn contains_grade_id(notebook: &Notebook, id: &str) -> bool {
+    notebook.json["cells"]
+        .as_array()
+        .is_some_and(|cells| cells.iter().any(|c| notebook::grade_id(c) == Some(id)))
+}
+
+fn empty_like(notebook: &Notebook) -> Notebook {
+    Notebook {
+        path: notebook.path.clone(),
+        json: serde_json::json!({"nbformat": 4, "cells": []}),
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Where finished submissions are kept, so a rerun resumes.
+pub struct ResultStore {
+    dir: PathBuf,
+}
+
+impl ResultStore {
+    /// A store in `dir`, created if needed.
+    pub fn open(dir: &Path) -> anyhow::Result<ResultStore> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(ResultStore {
+            dir: dir.to_owned(),
+        })
+    }
+
+    fn file(&self, submission: &Submission, key: &str) -> PathBuf {
+        let mut hasher = Sha256::new();
+        hasher.update(submission.path.to_string_lossy().as_bytes());
+        hasher.update(key.as_bytes());
+        let digest = hex(&hasher.finalize());
+        let safe: String = submission
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        self.dir.join(format!("{safe}-{}.json", &digest[..12]))
+    }
+
+    fn load(&self, submission: &Submission, key: &str) -> Option<SubmissionReport> {
+        let text = std::fs::read_to_string(self.file(submission, key)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    fn save(
+        &self,
+        submission: &Submission,
+        key: &str,
+        report: &SubmissionReport,
+    ) -> anyhow::Result<()> {
+        let path = self.file(submission, key);
+        let partial = path.with_extension("json.partial");
+        std::fs::write(&partial, serde_json::to_vec_pretty(report)?)
+            .with_context(|| format!("writing {}", partial.display()))?;
+        // Renamed into place: an interrupted write never looks finished.
+        std::fs::rename(&partial, &path).with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+/// The content a submission's result depends on: the source, the
+/// submission's files and the mode.
+fn result_key(source: &Source, submission: &Submission, mode: Mode) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(source.digest.as_bytes());
+    hasher.update(format!("{mode:?}").as_bytes());
+    let files = if submission.path.is_file() {
+        vec![submission.path.clone()]
+    } else {
+        notebook::find(&submission.path).unwrap_or_default()
+    };
+    for file in files {
+        hasher.update(std::fs::read(&file).unwrap_or_default());
+    }
+    hex(&hasher.finalize())
+}
+
+/// Called as each submission finishes: (done so far, total, the result).
+pub type Progress = Box<dyn Fn(usize, usize, &SubmissionReport) + Send + Sync>;
+
+/// Grades every submission against `source`, `jobs` notebook runs at a
+/// time, and returns their reports in submission order.
+pub async fn grade(
+    source: Arc<Source>,
+    submissions: Vec<Submission>,
+    settings: Arc<Settings>,
+    jobs: usize,
+    store: Option<ResultStore>,
+    progress: Progress,
+) -> Vec<SubmissionReport> {
+    let total = submissions.len();
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
+    let store = store.map(Arc::new);
+    let progress = Arc::new(progress);
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, submission) in submissions.into_iter().enumerate() {
+        let (source, settings, semaphore, store, progress, done) = (
+            source.clone(),
+            settings.clone(),
+            semaphore.clone(),
+            store.clone(),
+            progress.clone(),
+            done.clone(),
+        );
+        tasks.spawn(async move {
+            let key = result_key(&source, &submission, settings.mode);
+            let report = match store.as_ref().and_then(|s| s.load(&submission, &key)) {
+                Some(kept) => kept,
+                None => {
+                    let report = grade_one(&source, &submission, &settings, &semaphore).await;
+                    if let Some(store) = &store
+                        && let Err(error) = store.save(&submission, &key, &report)
+                    {
+                        tracing::error!("{error:#}");
+                    }
+                    report
+                }
+            };
+            let finished = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            progress(finished, total, &report);
+            (index, report)
+        });
+    }
+    let mut reports = BTreeMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((index, report)) => {
+                reports.insert(index, report);
+            }
+            Err(error) => tracing::error!("a grading task failed: {error}"),
+        }
+    }
+    reports.into_values().collect()
+}
+
+async fn grade_one(
+    source: &Source,
+    submission: &Submission,
+    settings: &Settings,
+    semaphore: &tokio::sync::Semaphore,
+) -> SubmissionReport {
+    let mut report = SubmissionReport {
+        submission: submission.name.clone(),
+        path: submission.path.display().to_string(),
+        notebooks: Vec::new(),
+    };
+    let jobs = match jobs_for(source, submission) {
+        Ok(jobs) => jobs,
+        Err(bad) => {
+            report.notebooks.push(NotebookReport {
+                notebook: file_name(&bad.path),
+                checks: vec![Check {
+                    id: "submission".into(),
+                    cell: "submission".into(),
+                    kind: CheckKind::Submission,
+                    outcome: Outcome::BadInput,
+                    score: 0.0,
+                    max_score: 0.0,
+                    message: bad.to_string(),
+                    details: String::new(),
+                    seed: None,
+                    time_s: 0.0,
+                }],
+                time_s: 0.0,
+            });
+            return report;
+        }
+    };
+    let runs = jobs.into_iter().map(|(name, steps)| async move {
+        let _permit = semaphore
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        grading::run_notebook(&name, &steps, settings).await
+    });
+    report.notebooks = futures_join_all(runs).await;
+    report
+}
+
+/// Runs futures concurrently and keeps their order.
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in pinned.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs
+        .into_iter()
+        .map(|o| o.expect("every future finished"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_are_disjoint_and_cover_the_batch() {
+        let batch: Vec<u32> = (0..10).collect();
+        let mut all: Vec<u32> = (0..3)
+            .flat_map(|index| Shard { index, count: 3 }.select(batch.clone()))
+            .collect();
+        all.sort();
+        assert_eq!(all, batch);
+        assert_eq!(Shard { index: 1, count: 3 }.select(batch), vec![1, 4, 7]);
+    }
+
+    #[test]
+    fn a_shard_is_written_i_slash_n() {
+        assert_eq!("2/4".parse::<Shard>(), Ok(Shard { index: 2, count: 4 }));
+        assert!("4/4".parse::<Shard>().unwrap_err().contains("less than N"));
+        assert!("x".parse::<Shard>().unwrap_err().contains("I/N"));
+    }
+}

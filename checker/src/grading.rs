@@ -1,0 +1,732 @@
+//! Running one notebook's steps in a fresh kernel and deciding its checks:
+//! test cells, stored outputs, concurrency properties, perturbed runs, and
+//! what a hang or a stopped cell means for the cells after it.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::compare;
+use crate::hang;
+use crate::kernel::{CellRun, Ending, Kernel, Limits};
+use crate::plan::{Role, Step};
+use crate::process_tree;
+use crate::property::{self, Evidence, Verdict};
+use crate::report::{Check, CheckKind, NotebookReport, Outcome};
+use crate::settings::{Property, PropertyKind};
+use crate::trace::TraceFollower;
+
+/// What the run is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A learner's solutions: report tests, properties, failing cells.
+    Grade,
+    /// The source itself: every cell must run clean and match its stored
+    /// output, every test pass on every perturbed run.
+    Validate,
+}
+
+/// How to run notebooks.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The conclab-kernel program.
+    pub kernel: std::path::PathBuf,
+    /// Limits per cell.
+    pub limits: Limits,
+    /// Grade or validate.
+    pub mode: Mode,
+}
+
+/// Runs `steps` of the notebook `name` in a fresh kernel.
+pub async fn run_notebook(name: &str, steps: &[Step], settings: &Settings) -> NotebookReport {
+    let started = std::time::Instant::now();
+    let mut checks = Vec::new();
+    match Kernel::start(&settings.kernel, &settings.limits).await {
+        Ok(kernel) => {
+            let mut run = NotebookRun {
+                follower: TraceFollower::new(&kernel.trace, &kernel.nonce),
+                kernel,
+                settings,
+                checks: &mut checks,
+                blocked: None,
+                uses_rayon: false,
+            };
+            for step in steps {
+                run.step(step).await;
+            }
+            run.kernel.shutdown().await;
+        }
+        Err(error) => checks.push(Check {
+            id: "kernel".into(),
+            cell: "kernel".into(),
+            kind: CheckKind::Run,
+            outcome: Outcome::Error,
+            score: 0.0,
+            max_score: steps.iter().map(points).sum(),
+            message: format!("the checker could not start the kernel: {error:#}"),
+            details: String::new(),
+            seed: None,
+            time_s: 0.0,
+        }),
+    }
+    NotebookReport {
+        notebook: name.to_owned(),
+        checks,
+        time_s: started.elapsed().as_secs_f64(),
+    }
+}
+
+fn points(step: &Step) -> f64 {
+    match step.role {
+        Role::Test { points } => points,
+        _ => 0.0,
+    }
+}
+
+struct NotebookRun<'a> {
+    kernel: Kernel,
+    follower: TraceFollower,
+    settings: &'a Settings,
+    checks: &'a mut Vec<Check>,
+    /// Why later cells cannot run: `step05-transfer-hidden hung`.
+    blocked: Option<String>,
+    /// Whether code run so far may have started a rayon pool.
+    uses_rayon: bool,
+}
+
+/// One run of a test cell, judged.
+struct Judged {
+    passed: bool,
+    message: String,
+    details: String,
+    properties: Vec<(String, PropertyResult)>,
+}
+
+enum PropertyResult {
+    Holds,
+    Fails { message: String, evidence: String },
+    Inconclusive(String),
+    NotRun(String),
+}
+
+impl NotebookRun<'_> {
+    async fn step(&mut self, step: &Step) {
+        if let Some(blocker) = &self.blocked {
+            let message = format!("not run: {blocker}");
+            self.not_run(step, &message);
+            return;
+        }
+        let Some(code) = &step.code else {
+            self.push(step, CheckKind::Submission, Outcome::Failed, 0.0, format!(
+                "the submission has no cell with grade_id {}: write your solution in that cell, and keep its metadata",
+                step.label
+            ), String::new(), None, 0.0);
+            return;
+        };
+        let watches_leaks = step
+            .settings
+            .properties
+            .iter()
+            .any(|p| p.kind == PropertyKind::NoLeaks);
+        let threads_before = if watches_leaks {
+            self.runner_threads()
+        } else {
+            HashSet::new()
+        };
+        let rejected_before = self.follower.trace.rejected.len();
+        self.uses_rayon |= code.contains("rayon") || code.contains("par_");
+        let run = self
+            .kernel
+            .execute(code, step.timeout, &self.settings.limits)
+            .await;
+        if self.stopped(step, &run).await {
+            return;
+        }
+        match step.role {
+            Role::Setup | Role::Solution => self.judge_plain_cell(step, &run),
+            Role::Test { points } => {
+                let mut judged = self
+                    .judge_test(step, &run, &threads_before, rejected_before)
+                    .await;
+                let mut seed = None;
+                let perturbed = judged.passed && step.settings.perturbed_runs > 0;
+                if judged.passed {
+                    for _ in 0..step.settings.perturbed_runs {
+                        let trial_seed = fastrand::u64(1..u64::from(u32::MAX));
+                        let (again, stopped) = self.perturbed_run(step, code, trial_seed).await;
+                        if stopped {
+                            return;
+                        }
+                        if !again.passed {
+                            judged = again;
+                            seed = Some(trial_seed);
+                            break;
+                        }
+                    }
+                }
+                if perturbed {
+                    let reset = "labkit::perturb::set_seed(None);";
+                    let limits = self.settings.limits;
+                    self.kernel
+                        .execute(reset, Duration::from_secs(60), &limits)
+                        .await;
+                }
+                self.record_test(step, points, judged, seed, run.time_s());
+            }
+        }
+        self.follower.forget_before(run.ended_ns);
+    }
+
+    /// Runs the test cell again under `seed`; true in the second place when
+    /// the run stopped the notebook.
+    async fn perturbed_run(&mut self, step: &Step, code: &str, seed: u64) -> (Judged, bool) {
+        // In the same cell, so that nothing else runs between the seed and
+        // the test.
+        let seeded = format!("labkit::perturb::set_seed(Some({seed}));\n{code}");
+        let threads_before = self.runner_threads();
+        let rejected_before = self.follower.trace.rejected.len();
+        let limits = self.settings.limits;
+        let run = self.kernel.execute(&seeded, step.timeout, &limits).await;
+        if self.stopped_with_seed(step, &run, Some(seed)).await {
+            return (no_judgement(), true);
+        }
+        (
+            self.judge_test(step, &run, &threads_before, rejected_before)
+                .await,
+            false,
+        )
+    }
+
+    async fn stopped(&mut self, step: &Step, run: &CellRun) -> bool {
+        self.stopped_with_seed(step, run, None).await
+    }
+
+    /// Handles the endings after which the notebook cannot go on: a hang
+    /// (diagnosed, then killed), a stopped runner, a dead kernel.
+    async fn stopped_with_seed(&mut self, step: &Step, run: &CellRun, seed: Option<u64>) -> bool {
+        let (why, blocker, details) = match &run.ending {
+            Ending::TimedOut => {
+                let _ = self.follower.update();
+                let events = self
+                    .follower
+                    .trace
+                    .window(run.started_ns, u64::MAX)
+                    .to_vec();
+                let pids = self.kernel.learner_pids();
+                let diagnosis = tokio::task::spawn_blocking(move || {
+                    hang::diagnose(&pids, &events, Duration::from_millis(300))
+                })
+                .await
+                .unwrap_or_else(|_| hang::Diagnosis {
+                    summary: "no thread made progress".into(),
+                    details: String::new(),
+                });
+                self.kernel.kill();
+                (
+                    format!(
+                        "{} did not finish within {} s: {}",
+                        step.label,
+                        step.timeout.as_secs_f64(),
+                        diagnosis.summary
+                    ),
+                    format!("{} hung", step.label),
+                    diagnosis.details,
+                )
+            }
+            Ending::OutputFlood => (
+                format!(
+                    "{} printed more than {} KiB and was stopped: print less, or only a summary",
+                    step.label,
+                    self.settings.limits.output_bytes >> 10
+                ),
+                format!("{} was stopped for printing too much", step.label),
+                String::new(),
+            ),
+            Ending::MemoryExceeded(mib) => (
+                format!(
+                    "{} used {mib} MiB of memory, more than the limit of {} MiB, and was stopped",
+                    step.label, self.settings.limits.memory_mb
+                ),
+                format!("{} was stopped for using too much memory", step.label),
+                String::new(),
+            ),
+            Ending::TooManyProcesses(count) => (
+                format!(
+                    "{} had {count} processes running, more than the limit of {}, and was stopped: start a fixed number of workers and wait for them",
+                    step.label, self.settings.limits.processes
+                ),
+                format!("{} was stopped for starting too many processes", step.label),
+                String::new(),
+            ),
+            Ending::KernelDied(reason) => (
+                format!("the kernel died while {} ran: {reason}", step.label),
+                format!("the kernel died in {}", step.label),
+                String::new(),
+            ),
+            Ending::Ok | Ending::Error { .. } => return false,
+        };
+        let kind = match step.role {
+            Role::Test { .. } => CheckKind::Test,
+            _ => CheckKind::Run,
+        };
+        self.push(
+            step,
+            kind,
+            Outcome::Failed,
+            0.0,
+            why.clone(),
+            details.clone(),
+            seed,
+            run.time_s(),
+        );
+        for property in &step.settings.properties {
+            let (outcome, message) =
+                if property.kind == PropertyKind::NoHang && run.ending == Ending::TimedOut {
+                    (Outcome::Failed, why.clone())
+                } else {
+                    (Outcome::NotRun, format!("not run: {blocker}"))
+                };
+            self.push_property(
+                step,
+                property,
+                outcome,
+                message,
+                details.clone(),
+                seed,
+                run.time_s(),
+            );
+        }
+        // The runner was stopped: everything defined so far is gone.
+        self.blocked = Some(blocker);
+        true
+    }
+
+    fn judge_plain_cell(&mut self, step: &Step, run: &CellRun) {
+        let kind = CheckKind::Run;
+        let failure = match &run.ending {
+            Ending::Error {
+                ename,
+                evalue,
+                traceback,
+            } => Some((
+                match step.role {
+                    Role::Solution => format!(
+                        "{} does not run: {ename}: {}",
+                        step.label,
+                        first_line(evalue)
+                    ),
+                    _ => format!("{} failed: {ename}: {}", step.label, first_line(evalue)),
+                },
+                traceback.join("\n"),
+            )),
+            _ if self.settings.mode == Mode::Validate => {
+                compare::compare(&step.stored_outputs, &run.outputs, &step.settings.compare)
+                    .err()
+                    .map(|mismatch| {
+                        (
+                            format!("{}: {}", step.label, mismatch.message),
+                            mismatch.diff,
+                        )
+                    })
+            }
+            _ => None,
+        };
+        match failure {
+            Some((message, details)) => self.push(
+                step,
+                kind,
+                Outcome::Failed,
+                0.0,
+                message,
+                details,
+                None,
+                run.time_s(),
+            ),
+            // In grading, cells that ran clean are not news.
+            None if self.settings.mode == Mode::Grade && step.role == Role::Setup => {}
+            None => self.push(
+                step,
+                kind,
+                Outcome::Passed,
+                0.0,
+                "ran clean".into(),
+                String::new(),
+                None,
+                run.time_s(),
+            ),
+        }
+    }
+
+    async fn judge_test(
+        &mut self,
+        step: &Step,
+        run: &CellRun,
+        threads_before: &HashSet<u32>,
+        rejected_before: usize,
+    ) -> Judged {
+        let _ = self.follower.update();
+        let (mut passed, mut message, mut details) = match &run.ending {
+            Ending::Error {
+                evalue, traceback, ..
+            } => (false, first_line(evalue).to_owned(), traceback.join("\n")),
+            _ => match compare::compare(&step.stored_outputs, &run.outputs, &step.settings.compare)
+            {
+                Ok(()) => (true, "passed".to_owned(), String::new()),
+                Err(mismatch) => (false, mismatch.message, mismatch.diff),
+            },
+        };
+        let forged = &self.follower.trace.rejected
+            [rejected_before.min(self.follower.trace.rejected.len())..];
+        if !forged.is_empty() {
+            passed = false;
+            message = "the trace file holds lines labkit did not write: the cell's code wrote to the checker's trace, which earns nothing".into();
+            details = forged
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n");
+        }
+        let events = self.follower.trace.window(run.started_ns, run.ended_ns);
+        let evidence = Evidence {
+            events,
+            origin_ns: run.started_ns,
+            runner_pid: self.kernel.runner_pid().unwrap_or(0),
+        };
+        let test_ok = matches!(run.ending, Ending::Ok);
+        let mut properties = Vec::new();
+        for property in &step.settings.properties {
+            let result = match property::decide(property, &evidence) {
+                Some(Verdict::Holds) => PropertyResult::Holds,
+                Some(Verdict::Fails { message, evidence }) => {
+                    PropertyResult::Fails { message, evidence }
+                }
+                Some(Verdict::Inconclusive(why)) => PropertyResult::Inconclusive(why),
+                None => match property.kind {
+                    PropertyKind::NoHang => PropertyResult::Holds,
+                    PropertyKind::NoLeaks => self.leaks(threads_before).await,
+                    PropertyKind::SleepsNotSpins => spinning(run),
+                    // The test's own assertions decide the rest.
+                    _ if test_ok => PropertyResult::Holds,
+                    _ => PropertyResult::NotRun(format!("the test failed first: {message}")),
+                },
+            };
+            properties.push((property::label(property), result));
+        }
+        let broken: Vec<String> = properties
+            .iter()
+            .filter_map(|(label, result)| {
+                matches!(result, PropertyResult::Fails { .. }).then(|| label.clone())
+            })
+            .collect();
+        if passed && !broken.is_empty() {
+            passed = false;
+            message = format!(
+                "the test passed, but not every property held: {}",
+                broken.join(", ")
+            );
+        }
+        Judged {
+            passed,
+            message,
+            details,
+            properties,
+        }
+    }
+
+    fn record_test(
+        &mut self,
+        step: &Step,
+        points: f64,
+        judged: Judged,
+        seed: Option<u64>,
+        time_s: f64,
+    ) {
+        let outcome = if judged.passed {
+            Outcome::Passed
+        } else {
+            Outcome::Failed
+        };
+        let message = match seed {
+            Some(seed) if !judged.passed => format!(
+                "{} (under a perturbed schedule, seed {seed})",
+                judged.message
+            ),
+            _ => judged.message,
+        };
+        let score = if judged.passed { points } else { 0.0 };
+        let seed = seed.filter(|_| !judged.passed);
+        self.checks.push(Check {
+            id: step.label.clone(),
+            cell: step.label.clone(),
+            kind: CheckKind::Test,
+            outcome,
+            score,
+            max_score: points,
+            message,
+            details: judged.details,
+            seed,
+            time_s,
+        });
+        for ((label, result), property) in
+            judged.properties.into_iter().zip(&step.settings.properties)
+        {
+            let (outcome, message, evidence) = match result {
+                PropertyResult::Holds => {
+                    (Outcome::Passed, note_or(property, "holds"), String::new())
+                }
+                PropertyResult::Inconclusive(why) => (
+                    Outcome::Passed,
+                    format!("inconclusive, not held against you: {why}"),
+                    String::new(),
+                ),
+                PropertyResult::Fails { message, evidence } => (Outcome::Failed, message, evidence),
+                PropertyResult::NotRun(why) => (Outcome::NotRun, why, String::new()),
+            };
+            self.checks.push(Check {
+                id: format!("{}/{label}", step.label),
+                cell: step.label.clone(),
+                kind: CheckKind::Property,
+                outcome,
+                score: 0.0,
+                max_score: 0.0,
+                message,
+                details: evidence,
+                seed: seed.filter(|_| outcome == Outcome::Failed),
+                time_s,
+            });
+        }
+    }
+
+    /// Threads and processes the cell left behind, after a short grace for
+    /// threads that are already on their way out.
+    async fn leaks(&self, threads_before: &HashSet<u32>) -> PropertyResult {
+        let mut last = (Vec::new(), Vec::new());
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            last = self.left_behind(threads_before);
+            if last.0.is_empty() && last.1.is_empty() {
+                return PropertyResult::Holds;
+            }
+        }
+        let (threads, processes) = last;
+        let mut parts = Vec::new();
+        if !threads.is_empty() {
+            parts.push(format!(
+                "{} thread(s) still running after the cell ended: {} (join every thread you spawn, or let its channel close so it can end)",
+                threads.len(),
+                threads.join(", ")
+            ));
+        }
+        if !processes.is_empty() {
+            parts.push(format!(
+                "{} child process(es) left behind: {} (wait() for every child you start)",
+                processes.len(),
+                processes.join(", ")
+            ));
+        }
+        PropertyResult::Fails {
+            message: parts.join("; "),
+            evidence: String::new(),
+        }
+    }
+
+    fn left_behind(&self, threads_before: &HashSet<u32>) -> (Vec<String>, Vec<String>) {
+        let Some(runner) = self.kernel.runner_pid() else {
+            return (Vec::new(), Vec::new());
+        };
+        let samples = process_tree::sample(&[runner]);
+        let runner_name = samples
+            .iter()
+            .find(|t| t.tid == runner)
+            .map(|t| t.name.clone());
+        let mut new: Vec<_> = samples
+            .into_iter()
+            .filter(|t| !threads_before.contains(&t.tid))
+            .collect();
+        // evcxr links a copy of rayon into every cell, and each copy starts
+        // its global pool (one unnamed thread per core) on first use and
+        // keeps it. Those are not the learner's leaks, but they cannot be
+        // told from an unnamed leaked thread: allow one pool's worth.
+        if self.uses_rayon {
+            let pool = std::thread::available_parallelism().map_or(1, usize::from);
+            let mut allowed = pool;
+            new.retain(|t| {
+                let pool_like = Some(&t.name) == runner_name.as_ref() && t.state == 'S';
+                if pool_like && allowed > 0 {
+                    allowed -= 1;
+                    return false;
+                }
+                true
+            });
+        }
+        let threads = new
+            .into_iter()
+            .map(|t| format!("{} (tid {})", t.name, t.tid))
+            .collect();
+        let processes = process_tree::descendants(&[runner])
+            .into_iter()
+            .filter(|&pid| pid != runner)
+            .map(|pid| {
+                let sample = process_tree::sample(&[pid]);
+                let (name, state) = sample
+                    .first()
+                    .map_or(("?".to_owned(), '?'), |t| (t.process.clone(), t.state));
+                if state == 'Z' {
+                    format!("{name} pid {pid} (exited but never waited for: a zombie)")
+                } else {
+                    format!("{name} pid {pid} (still running)")
+                }
+            })
+            .collect();
+        (threads, processes)
+    }
+
+    fn runner_threads(&self) -> HashSet<u32> {
+        self.kernel
+            .runner_pid()
+            .map(|runner| {
+                process_tree::sample(&[runner])
+                    .into_iter()
+                    .map(|t| t.tid)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn not_run(&mut self, step: &Step, message: &str) {
+        let kind = match step.role {
+            Role::Test { .. } => CheckKind::Test,
+            _ => CheckKind::Run,
+        };
+        if step.role == Role::Setup && self.settings.mode == Mode::Grade {
+            return;
+        }
+        self.push(
+            step,
+            kind,
+            Outcome::NotRun,
+            0.0,
+            message.to_owned(),
+            String::new(),
+            None,
+            0.0,
+        );
+        for property in &step.settings.properties {
+            self.push_property(
+                step,
+                property,
+                Outcome::NotRun,
+                message.to_owned(),
+                String::new(),
+                None,
+                0.0,
+            );
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        step: &Step,
+        kind: CheckKind,
+        outcome: Outcome,
+        score: f64,
+        message: String,
+        details: String,
+        seed: Option<u64>,
+        time_s: f64,
+    ) {
+        self.checks.push(Check {
+            id: step.label.clone(),
+            cell: step.label.clone(),
+            kind,
+            outcome,
+            score,
+            max_score: points(step),
+            message,
+            details,
+            seed,
+            time_s,
+        });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push_property(
+        &mut self,
+        step: &Step,
+        property: &Property,
+        outcome: Outcome,
+        message: String,
+        details: String,
+        seed: Option<u64>,
+        time_s: f64,
+    ) {
+        self.checks.push(Check {
+            id: format!("{}/{}", step.label, property::label(property)),
+            cell: step.label.clone(),
+            kind: CheckKind::Property,
+            outcome,
+            score: 0.0,
+            max_score: 0.0,
+            message,
+            details,
+            seed,
+            time_s,
+        });
+    }
+}
+
+/// Blocked threads must sleep: a cell whose code burned CPU for most of its
+/// wall time while it waited has threads spinning.
+fn spinning(run: &CellRun) -> PropertyResult {
+    let wall = run.time_s();
+    if run.runner_cpu_s > 0.25 && run.runner_cpu_s > 0.5 * wall {
+        PropertyResult::Fails {
+            message: format!(
+                "a blocked thread should sleep, not spin: the cell's code used {:.2} s of CPU in {:.2} s of wall time while its threads were waiting; wait on a Condvar (in a while loop) instead of looping",
+                run.runner_cpu_s, wall
+            ),
+            evidence: String::new(),
+        }
+    } else {
+        PropertyResult::Holds
+    }
+}
+
+fn note_or(property: &Property, fallback: &str) -> String {
+    property.note.clone().unwrap_or_else(|| fallback.to_owned())
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
+}
+
+fn no_judgement() -> Judged {
+    Judged {
+        passed: false,
+        message: String::new(),
+        details: String::new(),
+        properties: Vec::new(),
+    }
+}
+
+/// The kernel program: `--kernel`, `$CONCLAB_KERNEL`, the one built next to
+/// this checker, or `conclab-kernel` on PATH.
+pub fn find_kernel(explicit: Option<&Path>) -> std::path::PathBuf {
+    if let Some(path) = explicit {
+        return path.to_owned();
+    }
+    if let Some(path) = std::env::var_os("CONCLAB_KERNEL") {
+        return path.into();
+    }
+    if let Ok(me) = std::env::current_exe()
+        && let Some(dir) = me.parent()
+    {
+        let sibling = dir.join("conclab-kernel");
+        if sibling.is_file() {
+            return sibling;
+        }
+    }
+    "conclab-kernel".into()
+}

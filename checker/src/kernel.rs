@@ -1,0 +1,508 @@
+//! A conclab kernel driven as a Jupyter client would drive it: the same
+//! kernel the learner used, so what they saw is what is graded.
+//!
+//! The kernel runs in its own process group, dies with the checker
+//! (PR_SET_PDEATHSIG), speaks over IPC sockets in a private folder, and
+//! records labkit's trace into that folder with a nonce made for this run.
+//! The learner's code runs in the kernel's code runner, a child process that
+//! leads a process group of its own.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use conclab_wire::{Channel, Signer};
+use jupyter_protocol::{
+    ConnectionInfo, ExecuteRequest, JupyterMessage, JupyterMessageContent, KernelInfoRequest,
+    ReplyStatus, ShutdownRequest, Transport,
+};
+use serde_json::{Value, json};
+use zeromq::{DealerSocket, SubSocket};
+
+use crate::process_tree;
+
+/// Limits on what one cell's code may use.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Resident memory of all the learner's processes together, in MiB.
+    pub memory_mb: u64,
+    /// How many processes the learner's code may have at once.
+    pub processes: usize,
+    /// Bytes of output one cell may produce.
+    pub output_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            memory_mb: 2048,
+            processes: 64,
+            output_bytes: 1 << 20,
+        }
+    }
+}
+
+/// How a cell's run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ending {
+    /// The cell ran to the end.
+    Ok,
+    /// The cell failed: a compile error, a panic, a stopped runner.
+    Error {
+        /// `CompileError`, `Panic`, `RunnerStopped`, …
+        ename: String,
+        /// The message.
+        evalue: String,
+        /// The lines a notebook shows.
+        traceback: Vec<String>,
+    },
+    /// Still running at the time limit; nothing has been killed yet, so the
+    /// caller can diagnose the hang first.
+    TimedOut,
+    /// Stopped for printing more than the limit.
+    OutputFlood,
+    /// Stopped for using more memory than the limit.
+    MemoryExceeded(u64),
+    /// Stopped for starting more processes than the limit.
+    TooManyProcesses(usize),
+    /// The kernel itself went away: not the learner's doing (exit 3).
+    KernelDied(String),
+}
+
+/// One cell's run.
+#[derive(Debug, Clone)]
+pub struct CellRun {
+    /// nbformat 4 outputs, as a notebook would store them.
+    pub outputs: Vec<Value>,
+    /// How it ended.
+    pub ending: Ending,
+    /// CLOCK_MONOTONIC when the request was sent.
+    pub started_ns: u64,
+    /// CLOCK_MONOTONIC when the reply (or the limit) came.
+    pub ended_ns: u64,
+    /// CPU seconds the code runner used during the cell.
+    pub runner_cpu_s: f64,
+}
+
+impl CellRun {
+    /// Wall time in seconds.
+    pub fn time_s(&self) -> f64 {
+        self.ended_ns.saturating_sub(self.started_ns) as f64 / 1e9
+    }
+}
+
+/// A running kernel and the client's sockets to it.
+pub struct Kernel {
+    child: std::process::Child,
+    program: PathBuf,
+    shell: Channel<DealerSocket>,
+    iopub: Channel<SubSocket>,
+    control: Channel<DealerSocket>,
+    session: String,
+    /// The trace file labkit appends to, and its nonce.
+    pub trace: PathBuf,
+    /// The nonce every genuine trace event carries.
+    pub nonce: String,
+    /// The kernel's own stderr, for when it fails.
+    log: PathBuf,
+    /// The private folder: sockets, connection file, trace.
+    _dir: tempfile::TempDir,
+}
+
+impl Kernel {
+    /// Starts `program run -f …` in a fresh working folder and waits until
+    /// it answers kernel_info. An error here is the checker's problem, not
+    /// the learner's.
+    pub async fn start(program: &Path, limits: &Limits) -> anyhow::Result<Kernel> {
+        let dir = tempfile::Builder::new()
+            .prefix("conclab-check-")
+            .tempdir()
+            .context("creating a folder for the kernel's sockets")?;
+        let key = uuid::Uuid::new_v4().to_string();
+        let connection = ConnectionInfo {
+            ip: dir.path().join("k").to_string_lossy().into_owned(),
+            transport: Transport::IPC,
+            shell_port: 1,
+            iopub_port: 2,
+            stdin_port: 3,
+            control_port: 4,
+            hb_port: 5,
+            key: key.clone(),
+            signature_scheme: "hmac-sha256".into(),
+            kernel_name: Some("conclab".into()),
+        };
+        let file = dir.path().join("connection.json");
+        std::fs::write(&file, serde_json::to_vec(&connection)?)
+            .with_context(|| format!("writing {}", file.display()))?;
+        let trace = dir.path().join("trace.jsonl");
+        // Files the learner's code writes land here, and go with the folder.
+        let workdir = dir.path().join("work");
+        std::fs::create_dir(&workdir).with_context(|| format!("creating {}", workdir.display()))?;
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
+        let log_path = dir.path().join("kernel.log");
+        let log = std::fs::File::create(&log_path)
+            .with_context(|| format!("creating {}", log_path.display()))?;
+        let mut command = std::process::Command::new(program);
+        command
+            .arg("run")
+            .arg("--connection-file")
+            .arg(&file)
+            .current_dir(&workdir)
+            .env("CONCLAB_TRACE", &trace)
+            .env("CONCLAB_TRACE_NONCE", &nonce)
+            .env_remove("CONCLAB_SEED")
+            .env(
+                "CONCLAB_LIMIT_MEMORY_MB",
+                (limits.memory_mb * 4).to_string(),
+            )
+            .env("CONCLAB_LIMIT_PROCESSES", limits.processes.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .process_group(0);
+        // SAFETY: prctl is async-signal-safe; it runs between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting the kernel {}", program.display()))?;
+        let signer = Signer::new(&key, "hmac-sha256", uuid::Uuid::new_v4().to_string())?;
+        let session = uuid::Uuid::new_v4().to_string();
+        let shell = Channel::connect(&connection.shell_url(), signer.clone()).await?;
+        let control = Channel::connect(&connection.control_url(), signer.clone()).await?;
+        let mut iopub = Channel::<SubSocket>::connect(&connection.iopub_url(), signer).await?;
+        iopub.socket.subscribe("").await?;
+        let mut kernel = Kernel {
+            child,
+            program: program.to_owned(),
+            shell,
+            iopub,
+            control,
+            session,
+            trace,
+            nonce,
+            log: log_path,
+            _dir: dir,
+        };
+        kernel.handshake().await?;
+        Ok(kernel)
+    }
+
+    /// Waits for kernel_info's reply and for IOPub to deliver: a cell's
+    /// output is only complete once the subscription is live.
+    async fn handshake(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let request = self.message(KernelInfoRequest {});
+        self.shell.send(request).await?;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                bail!("the kernel did not answer kernel_info within 120 s");
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "the kernel exited at start ({status}): {}",
+                    self.stderr_tail()
+                );
+            }
+            match tokio::time::timeout(Duration::from_millis(200), self.shell.read()).await {
+                Ok(Ok(reply)) if reply.header.msg_type == "kernel_info_reply" => break,
+                Ok(Err(error)) => bail!("reading the kernel's reply: {error}"),
+                _ => {}
+            }
+        }
+        // Any IOPub message proves the subscription (iopub_welcome, or the
+        // status of another kernel_info).
+        loop {
+            if Instant::now() > deadline {
+                bail!("the kernel's IOPub channel never delivered");
+            }
+            if let Ok(Ok(_)) =
+                tokio::time::timeout(Duration::from_millis(300), self.iopub.read()).await
+            {
+                return Ok(());
+            }
+            let request = self.message(KernelInfoRequest {});
+            self.shell.send(request).await?;
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.shell.read()).await;
+        }
+    }
+
+    fn message(&self, content: impl Into<JupyterMessageContent>) -> JupyterMessage {
+        let mut message = JupyterMessage::new(content, None);
+        message.header.session = self.session.clone();
+        message.header.username = "conclab-check".into();
+        message
+    }
+
+    /// Runs `code` as one cell, within `timeout` and `limits`.
+    pub async fn execute(&mut self, code: &str, timeout: Duration, limits: &Limits) -> CellRun {
+        let mut request = ExecuteRequest::new(code.to_owned());
+        request.stop_on_error = false;
+        request.allow_stdin = false;
+        let request = self.message(request);
+        let msg_id = request.header.msg_id.clone();
+        let runner_before = self.runner_pid();
+        let cpu_before = runner_before.map_or(0, process_cpu_ticks);
+        let started_ns = crate::trace::monotonic_ns();
+        let start = Instant::now();
+        let mut outputs = Vec::new();
+        let mut output_bytes = 0;
+        let mut ending = None;
+        let mut idle = false;
+        if let Err(error) = self.shell.send(request).await {
+            return self.finish(
+                outputs,
+                Ending::KernelDied(format!("sending the cell: {error}")),
+                started_ns,
+                0,
+                None,
+            );
+        }
+        let mut watch = tokio::time::interval(Duration::from_millis(50));
+        while ending.is_none() || !idle {
+            let remaining = timeout.saturating_sub(start.elapsed());
+            tokio::select! {
+                message = self.iopub.read() => {
+                    let Ok(message) = message else { continue };
+                    if message.parent_header.as_ref().map(|h| h.msg_id.as_str()) != Some(msg_id.as_str()) {
+                        continue;
+                    }
+                    match message.content {
+                        JupyterMessageContent::Status(status) => {
+                            idle = status.execution_state == jupyter_protocol::ExecutionState::Idle;
+                        }
+                        content => {
+                            if let Some(output) = nbformat_output(&content, &mut outputs) {
+                                output_bytes += output;
+                            }
+                        }
+                    }
+                    if output_bytes > limits.output_bytes && ending.is_none() {
+                        self.stop_runner();
+                        return self.finish(outputs, Ending::OutputFlood, started_ns, cpu_before, runner_before);
+                    }
+                }
+                reply = self.shell.read() => {
+                    let Ok(reply) = reply else { continue };
+                    if reply.parent_header.as_ref().map(|h| h.msg_id.as_str()) != Some(msg_id.as_str()) {
+                        continue;
+                    }
+                    if let JupyterMessageContent::ExecuteReply(reply) = reply.content {
+                        ending = Some(match reply.status {
+                            ReplyStatus::Ok => Ending::Ok,
+                            _ => error_of(&outputs).unwrap_or(Ending::Error {
+                                ename: "Error".into(),
+                                evalue: "the cell failed".into(),
+                                traceback: Vec::new(),
+                            }),
+                        });
+                    }
+                }
+                _ = tokio::time::sleep(remaining) => {
+                    return self.finish(outputs, Ending::TimedOut, started_ns, cpu_before, runner_before);
+                }
+                _ = watch.tick() => {
+                    if let Ok(Some(status)) = self.child.try_wait() {
+                        let why = format!("the kernel exited ({status}): {}", self.stderr_tail());
+                        return self.finish(outputs, Ending::KernelDied(why), started_ns, cpu_before, runner_before);
+                    }
+                    if let Some(limit) = self.over_limits(limits) {
+                        self.stop_runner();
+                        return self.finish(outputs, limit, started_ns, cpu_before, runner_before);
+                    }
+                }
+            }
+        }
+        let ending = ending.expect("the loop ends with an ending");
+        self.finish(outputs, ending, started_ns, cpu_before, runner_before)
+    }
+
+    fn finish(
+        &self,
+        outputs: Vec<Value>,
+        ending: Ending,
+        started_ns: u64,
+        cpu_before: u64,
+        runner_before: Option<u32>,
+    ) -> CellRun {
+        let ended_ns = crate::trace::monotonic_ns();
+        // CPU of the same runner process only: a restarted runner starts at zero.
+        let cpu_after = runner_before
+            .filter(|&pid| Some(pid) == self.runner_pid())
+            .map_or(cpu_before, process_cpu_ticks);
+        CellRun {
+            outputs,
+            ending,
+            started_ns,
+            ended_ns,
+            runner_cpu_s: cpu_after.saturating_sub(cpu_before) as f64
+                / process_tree::clock_ticks_per_second() as f64,
+        }
+    }
+
+    fn over_limits(&self, limits: &Limits) -> Option<Ending> {
+        let runner = self.runner_pid()?;
+        let pids = process_tree::descendants(&[runner]);
+        if pids.len() > limits.processes {
+            return Some(Ending::TooManyProcesses(pids.len()));
+        }
+        let rss: u64 = pids.iter().map(|&pid| rss_bytes(pid)).sum();
+        (rss > limits.memory_mb << 20).then_some(Ending::MemoryExceeded(rss >> 20))
+    }
+
+    /// The code runner: the kernel's child running the same program.
+    pub fn runner_pid(&self) -> Option<u32> {
+        let kernel = self.child.id();
+        let program = std::fs::read_link(format!("/proc/{kernel}/exe")).ok()?;
+        process_tree::descendants(&[kernel])
+            .into_iter()
+            .filter(|&pid| pid != kernel && parent_of(pid) == Some(kernel))
+            .find(|pid| {
+                std::fs::read_link(format!("/proc/{pid}/exe")).ok().as_ref() == Some(&program)
+            })
+    }
+
+    /// The learner's processes: the code runner and everything it started.
+    pub fn learner_pids(&self) -> Vec<u32> {
+        self.runner_pid()
+            .map(|runner| process_tree::descendants(&[runner]))
+            .unwrap_or_default()
+    }
+
+    /// Kills the code runner's process group: the kernel notices, reports
+    /// the cell as stopped and starts a fresh runner.
+    pub fn stop_runner(&self) {
+        if let Some(runner) = self.runner_pid() {
+            process_tree::kill_tree(&[runner], &[runner]);
+        }
+    }
+
+    /// Kills the kernel, the runner and everything they started.
+    pub fn kill(&mut self) {
+        let kernel = self.child.id();
+        let mut groups = vec![kernel];
+        groups.extend(self.runner_pid());
+        process_tree::kill_tree(&groups, &[kernel]);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Asks the kernel to shut down, then makes sure nothing is left.
+    pub async fn shutdown(mut self) {
+        let request = self.message(ShutdownRequest { restart: false });
+        if self.control.send(request).await.is_ok() {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        self.kill();
+    }
+
+    /// The program the kernel runs (for messages).
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    fn stderr_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(5)..].join("\n")
+    }
+}
+
+impl Drop for Kernel {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.kill();
+        }
+    }
+}
+
+/// Appends a Jupyter output message as an nbformat output; returns its size.
+fn nbformat_output(content: &JupyterMessageContent, outputs: &mut Vec<Value>) -> Option<usize> {
+    let output = match content {
+        JupyterMessageContent::StreamContent(stream) => json!({
+            "output_type": "stream",
+            "name": serde_json::to_value(&stream.name).ok()?,
+            "text": stream.text,
+        }),
+        JupyterMessageContent::DisplayData(display) => json!({
+            "output_type": "display_data",
+            "data": serde_json::to_value(&display.data).ok()?,
+            "metadata": display.metadata,
+        }),
+        JupyterMessageContent::ExecuteResult(result) => json!({
+            "output_type": "execute_result",
+            "data": serde_json::to_value(&result.data).ok()?,
+            "metadata": result.metadata,
+            "execution_count": serde_json::to_value(result.execution_count).ok()?,
+        }),
+        JupyterMessageContent::ErrorOutput(error) => json!({
+            "output_type": "error",
+            "ename": error.ename,
+            "evalue": error.evalue,
+            "traceback": error.traceback,
+        }),
+        JupyterMessageContent::ClearOutput(_) => {
+            outputs.clear();
+            return Some(0);
+        }
+        _ => return None,
+    };
+    let size = output.to_string().len();
+    outputs.push(output);
+    Some(size)
+}
+
+fn error_of(outputs: &[Value]) -> Option<Ending> {
+    let error = outputs.iter().rev().find(|o| o["output_type"] == "error")?;
+    Some(Ending::Error {
+        ename: error["ename"].as_str().unwrap_or_default().to_owned(),
+        evalue: error["evalue"].as_str().unwrap_or_default().to_owned(),
+        traceback: serde_json::from_value(error["traceback"].clone()).unwrap_or_default(),
+    })
+}
+
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    after.split(' ').nth(1)?.parse().ok()
+}
+
+/// utime + stime of a whole process, including its finished threads.
+fn process_cpu_ticks(pid: u32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    let Some(close) = stat.rfind(')') else {
+        return 0;
+    };
+    let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+    // Fields 14 and 15 of stat; the slice starts at field 3.
+    let field = |n: usize| {
+        fields
+            .get(n - 3)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(14) + field(15)
+}
+
+fn rss_bytes(pid: u32) -> u64 {
+    let page = 4096;
+    std::fs::read_to_string(format!("/proc/{pid}/statm"))
+        .ok()
+        .and_then(|statm| statm.split(' ').nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * page)
+}

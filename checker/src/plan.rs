@@ -1,0 +1,205 @@
+//! What to run for one notebook: the source's cells, with the learner's
+//! solution cells put in by grade_id. Only solutions come from a
+//! submission; every other cell, setting, stored output and point comes
+//! from the source.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::notebook::{self, BadNotebook, Notebook};
+use crate::settings::{CellSettings, NotebookSettings};
+
+/// What a cell is for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Role {
+    /// A cell of the source that is neither a solution nor a test: set-up,
+    /// worked examples.
+    Setup,
+    /// A solution; `code` is None when the submission has no cell with
+    /// this grade_id.
+    Solution,
+    /// A graded test cell.
+    Test {
+        /// Points for passing it.
+        points: f64,
+    },
+}
+
+/// One cell to run.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// The grade_id, or `cell N` (the index among the source's cells).
+    pub label: String,
+    /// What the cell is for.
+    pub role: Role,
+    /// The code to run; None for a solution the submission lacks.
+    pub code: Option<String>,
+    /// The source cell's conclab settings.
+    pub settings: CellSettings,
+    /// The source's stored, verified outputs.
+    pub stored_outputs: Vec<Value>,
+    /// The cell's time limit.
+    pub timeout: Duration,
+}
+
+/// The default time limit when neither cell nor notebook sets one.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The steps for `source`, with solution cells from `submission` (None:
+/// the source's own solutions, as validate runs them).
+pub fn plan(source: &Notebook, submission: Option<&Notebook>) -> Result<Vec<Step>, BadNotebook> {
+    let notebook_settings: NotebookSettings = settings_at(
+        source,
+        source.json.pointer("/metadata/conclab"),
+        "the notebook",
+    )?;
+    let default_timeout = notebook_settings
+        .timeout_s
+        .map_or(DEFAULT_TIMEOUT, Duration::from_secs_f64);
+    let learner_solutions = submission.map(solutions_of);
+    let mut steps = Vec::new();
+    for (index, cell) in cells(source).iter().enumerate() {
+        if cell["cell_type"] != "code" {
+            continue;
+        }
+        let label = notebook::grade_id(cell).map_or_else(|| format!("cell {index}"), str::to_owned);
+        let settings: CellSettings =
+            settings_at(source, cell.pointer("/metadata/conclab"), &label)?;
+        let role = if notebook::is_solution(cell) {
+            Role::Solution
+        } else if notebook::is_test(cell) {
+            Role::Test {
+                points: cell
+                    .pointer("/metadata/nbgrader/points")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(0.0),
+            }
+        } else {
+            Role::Setup
+        };
+        let code = match (&role, &learner_solutions) {
+            (Role::Solution, Some(solutions)) => solutions
+                .iter()
+                .find(|(id, _)| *id == label)
+                .map(|(_, code)| code.clone()),
+            _ => Some(notebook::source(cell)),
+        };
+        steps.push(Step {
+            timeout: settings
+                .timeout_s
+                .map_or(default_timeout, Duration::from_secs_f64),
+            label,
+            role,
+            code,
+            stored_outputs: cell["outputs"].as_array().cloned().unwrap_or_default(),
+            settings,
+        });
+    }
+    Ok(steps)
+}
+
+/// The grade_ids of the source's solution cells.
+pub fn solution_ids(source: &Notebook) -> Vec<String> {
+    cells(source)
+        .iter()
+        .filter(|cell| notebook::is_solution(cell))
+        .filter_map(|cell| notebook::grade_id(cell).map(str::to_owned))
+        .collect()
+}
+
+/// The learner's solution cells by grade_id. A cell counts by its grade_id
+/// alone: a learner may have unset `solution`, or moved the cell.
+fn solutions_of(submission: &Notebook) -> Vec<(String, String)> {
+    cells(submission)
+        .iter()
+        .filter(|cell| cell["cell_type"] == "code")
+        .filter_map(|cell| Some((notebook::grade_id(cell)?.to_owned(), notebook::source(cell))))
+        .collect()
+}
+
+fn cells(notebook: &Notebook) -> &[Value] {
+    notebook.json["cells"].as_array().map_or(&[], Vec::as_slice)
+}
+
+fn settings_at<T: serde::de::DeserializeOwned + Default>(
+    notebook: &Notebook,
+    value: Option<&Value>,
+    what: &str,
+) -> Result<T, BadNotebook> {
+    match value {
+        None => Ok(T::default()),
+        Some(value) => serde_json::from_value(value.clone()).map_err(|error| BadNotebook {
+            path: notebook.path.clone(),
+            problem: format!(
+                "metadata.conclab of {what} does not follow notebooks/conclab.schema.json: {error}"
+            ),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn notebook(cells: Value) -> Notebook {
+        Notebook {
+            path: "source.ipynb".into(),
+            json: json!({"nbformat": 4, "nbformat_minor": 5, "metadata": {"conclab": {"timeout_s": 5}}, "cells": cells}),
+        }
+    }
+
+    fn solution(id: &str, code: &str) -> Value {
+        json!({"cell_type": "code", "source": code, "outputs": [], "metadata": {"nbgrader": {"grade_id": id, "solution": true, "grade": false}}})
+    }
+
+    #[test]
+    fn only_solutions_come_from_the_submission() {
+        let source = notebook(json!([
+            {"cell_type": "markdown", "source": "# hi", "metadata": {}},
+            {"cell_type": "code", "source": "let setup = 1;", "outputs": [], "metadata": {}},
+            solution("ex", "fn f() -> u32 { 1 }"),
+            {"cell_type": "code", "source": "assert_eq!(f(), 1);", "outputs": [], "metadata": {"nbgrader": {"grade_id": "ex-test", "grade": true, "points": 2}, "conclab": {"timeout_s": 9}}},
+        ]));
+        let submission = notebook(json!([
+            {"cell_type": "code", "source": "let setup = 666;", "outputs": [], "metadata": {}},
+            solution("ex", "fn f() -> u32 { 2 }"),
+            {"cell_type": "code", "source": "// test deleted", "outputs": [], "metadata": {"nbgrader": {"grade_id": "ex-test", "grade": true, "points": 99}}},
+        ]));
+        let steps = plan(&source, Some(&submission)).unwrap();
+        let codes: Vec<_> = steps.iter().map(|s| s.code.clone().unwrap()).collect();
+        assert_eq!(
+            codes,
+            [
+                "let setup = 1;",
+                "fn f() -> u32 { 2 }",
+                "assert_eq!(f(), 1);"
+            ]
+        );
+        assert_eq!(steps[2].role, Role::Test { points: 2.0 });
+        assert_eq!(steps[0].label, "cell 1");
+        assert_eq!(steps[0].timeout, Duration::from_secs(5));
+        assert_eq!(steps[2].timeout, Duration::from_secs(9));
+    }
+
+    #[test]
+    fn a_missing_solution_has_no_code() {
+        let source = notebook(json!([solution("ex", "fn f() {}")]));
+        let submission = notebook(json!([]));
+        let steps = plan(&source, Some(&submission)).unwrap();
+        assert_eq!(steps[0].code, None);
+    }
+
+    #[test]
+    fn bad_settings_name_the_cell() {
+        let source = notebook(
+            json!([{"cell_type": "code", "source": "", "outputs": [], "metadata": {"conclab": {"compare": {"mode": "fuzzy"}}}}]),
+        );
+        let error = plan(&source, None).unwrap_err();
+        assert!(
+            error.problem.contains("metadata.conclab of cell 0"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,130 @@
+//! `conclab-check validate`: the CI gate for source notebooks. Without
+//! `--invert`, every cell runs clean, stored outputs match and every test
+//! passes on every perturbed run; with it, the released learner version
+//! fails every graded test (so no test passes for a learner who did nothing).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::compare;
+use crate::grading::{self, Mode, Settings};
+use crate::notebook::{self, BadNotebook, Notebook};
+use crate::plan::{self, Step};
+use crate::release;
+use crate::report::{Check, CheckKind, NotebookReport, Outcome, Report, SubmissionReport};
+
+/// Validates the notebooks at `paths`, `jobs` at a time.
+pub fn validate(
+    runtime: &tokio::runtime::Runtime,
+    paths: &[PathBuf],
+    invert: bool,
+    settings: &Settings,
+    jobs: usize,
+) -> Result<Report, BadNotebook> {
+    // Everything is read and planned before anything runs: a bad notebook
+    // is reported at once, by name.
+    let mut groups = Vec::new();
+    for path in paths {
+        let mut planned = Vec::new();
+        for file in notebook::find(path)? {
+            let source = Notebook::read(&file)?;
+            let steps = if invert {
+                let mut released = source.clone();
+                release::release(&mut released)?;
+                plan::plan(&source, Some(&released))?
+            } else {
+                plan::plan(&source, None)?
+            };
+            check_patterns(&source, &steps)?;
+            let name = file
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            planned.push((name, steps));
+        }
+        groups.push((path.clone(), planned));
+    }
+    let settings = Arc::new(Settings {
+        mode: if invert { Mode::Grade } else { Mode::Validate },
+        ..settings.clone()
+    });
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
+    let mut report = Report::new("validate");
+    runtime.block_on(async {
+        for (path, planned) in groups {
+            let mut tasks = Vec::new();
+            for (name, steps) in planned {
+                let (settings, semaphore) = (settings.clone(), semaphore.clone());
+                tasks.push(tokio::spawn(async move {
+                    let _permit = semaphore.acquire_owned().await.expect("never closed");
+                    let report = grading::run_notebook(&name, &steps, &settings).await;
+                    if invert { inverted(report) } else { report }
+                }));
+            }
+            let mut notebooks = Vec::new();
+            for task in tasks {
+                match task.await {
+                    Ok(notebook) => notebooks.push(notebook),
+                    Err(error) => tracing::error!("a validation task failed: {error}"),
+                }
+            }
+            report.submissions.push(SubmissionReport {
+                submission: path.file_name().map_or_else(
+                    || path.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                ),
+                path: path.display().to_string(),
+                notebooks,
+            });
+        }
+    });
+    Ok(report)
+}
+
+fn check_patterns(source: &Notebook, steps: &[Step]) -> Result<(), BadNotebook> {
+    for step in steps {
+        compare::validate_patterns(&step.settings.compare).map_err(|problem| BadNotebook {
+            path: source.path.clone(),
+            problem: format!("{}: {problem}", step.label),
+        })?;
+    }
+    Ok(())
+}
+
+/// Turns the grading of a released notebook into the inverted checks: each
+/// graded test must have failed; the stubs must compile.
+fn inverted(mut report: NotebookReport) -> NotebookReport {
+    report.checks = report
+        .checks
+        .into_iter()
+        .filter(|check| check.kind != CheckKind::Property)
+        .map(|check| match (check.kind, check.outcome) {
+            (CheckKind::Test, Outcome::Failed) => Check {
+                id: format!("{}/fails-unsolved", check.id),
+                outcome: Outcome::Passed,
+                score: 0.0,
+                max_score: 0.0,
+                message: format!("fails against the released stub, as it must: {}", check.message),
+                details: String::new(),
+                ..check
+            },
+            (CheckKind::Test, Outcome::Passed) => Check {
+                id: format!("{}/fails-unsolved", check.id),
+                outcome: Outcome::Failed,
+                score: 0.0,
+                max_score: 0.0,
+                message: "passes against the released learner version: it cannot tell a learner who did nothing from one who solved the exercise".into(),
+                ..check
+            },
+            (CheckKind::Test, Outcome::NotRun) => Check {
+                id: format!("{}/fails-unsolved", check.id),
+                outcome: Outcome::Failed,
+                score: 0.0,
+                max_score: 0.0,
+                message: format!("could not be shown to fail: {}", check.message),
+                ..check
+            },
+            _ => check,
+        })
+        .collect();
+    report
+}

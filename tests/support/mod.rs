@@ -1,0 +1,135 @@
+//! Shared by the checker's end-to-end tests: the lab's notebooks, learner
+//! submissions made from them with some solution cells rewritten, and
+//! `conclab-check` runs read back as JSON reports.
+
+#![allow(dead_code)] // each test binary uses its own part
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+/// The conclab-check binary built for these tests.
+pub fn check() -> Command {
+    let mut command = Command::cargo_bin("conclab-check")
+        .expect("cargo builds conclab-check for the workspace's tests");
+    // The kernel built next to it, whatever PATH holds.
+    command.env(
+        "CONCLAB_KERNEL",
+        assert_cmd::cargo::cargo_bin("conclab-kernel"),
+    );
+    command
+}
+
+/// The lab's source notebooks.
+pub fn lab() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks")
+}
+
+/// A notebook read as JSON.
+pub fn read(path: &Path) -> Value {
+    serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Writes `notebook` to `dir/name` and returns the path.
+pub fn write(dir: &Path, name: &str, notebook: &Value) -> PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, serde_json::to_string_pretty(notebook).unwrap()).unwrap();
+    path
+}
+
+/// The lab notebook `name` with the solution cells `grade_id → code`
+/// replaced: a learner's submission.
+pub fn submission(name: &str, solutions: &[(&str, &str)]) -> Value {
+    let mut notebook = read(&lab().join(name));
+    for (id, code) in solutions {
+        let cell = notebook["cells"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|c| c["metadata"]["nbgrader"]["grade_id"] == *id)
+            .unwrap_or_else(|| panic!("{name} has no cell {id}"));
+        cell["source"] = Value::from(*code);
+    }
+    notebook
+}
+
+/// A source notebook with its per-cell time limits lowered to `seconds`,
+/// so a test of a hang does not wait for the real limit.
+pub fn with_timeout(mut notebook: Value, seconds: f64) -> Value {
+    notebook["metadata"]["conclab"]["timeout_s"] = Value::from(seconds);
+    for cell in notebook["cells"].as_array_mut().unwrap() {
+        if let Some(settings) = cell["metadata"]["conclab"].as_object_mut() {
+            if settings.contains_key("timeout_s") {
+                settings.insert("timeout_s".into(), Value::from(seconds));
+            }
+        }
+    }
+    notebook
+}
+
+/// A finished run: its exit code, JSON report and stderr.
+pub struct Graded {
+    pub code: i32,
+    pub report: Value,
+    pub stderr: String,
+}
+
+impl Graded {
+    /// The check `id` of the first submission's notebooks.
+    pub fn check(&self, id: &str) -> &Value {
+        self.checks()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("no check {id} in {:#}", self.report))
+    }
+
+    /// Every check of every submission.
+    pub fn checks(&self) -> impl Iterator<Item = &Value> {
+        self.report["submissions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|s| s["notebooks"].as_array().unwrap())
+            .flat_map(|n| n["checks"].as_array().unwrap())
+    }
+
+    /// Asserts check `id` has `outcome` and a message containing `words`.
+    pub fn expect(&self, id: &str, outcome: &str, words: &str) {
+        let check = self.check(id);
+        assert_eq!(check["outcome"], outcome, "{id}: {check:#}");
+        let text = format!("{} {}", check["message"], check["details"]);
+        assert!(text.contains(words), "{id} should say {words:?}: {check:#}");
+    }
+}
+
+/// `conclab-check grade --format json` with `args`.
+pub fn grade(args: &[&std::ffi::OsStr]) -> Graded {
+    let output = check()
+        .arg("grade")
+        .args(args)
+        .args(["--format", "json"])
+        .timeout(std::time::Duration::from_secs(600))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let report = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("not a JSON report ({e}); stderr: {stderr}"));
+    Graded {
+        code: output.status.code().unwrap_or(-1),
+        report,
+        stderr,
+    }
+}
+
+/// Grades `submission` (written into a temp dir as `name`) against the
+/// source notebook `source`.
+pub fn grade_notebook(source: &Path, name: &str, submission: &Value) -> Graded {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), name, submission);
+    grade(&[
+        "--source".as_ref(),
+        source.as_os_str(),
+        path.as_os_str(),
+    ])
+}

@@ -415,9 +415,8 @@ impl NotebookRun<'_> {
         }
         let broken: Vec<String> = properties
             .iter()
-            .filter_map(|(label, result)| {
-                matches!(result, PropertyResult::Fails { .. }).then(|| label.clone())
-            })
+            .filter(|(_, result)| matches!(result, PropertyResult::Fails { .. }))
+            .map(|(label, _)| label.clone())
             .collect();
         if passed && !broken.is_empty() {
             passed = false;

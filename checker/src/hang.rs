@@ -161,7 +161,6 @@ type Key = (u32, u32);
 #[derive(Debug, Clone)]
 struct CondWait {
     condvar: String,
-    address: Option<u64>,
     /// The lock the wait gave back, to take again when woken.
     lock: Option<LockRef>,
 }
@@ -237,7 +236,6 @@ impl<'a> Replay<'a> {
                     key,
                     CondWait {
                         condvar: event.name.clone(),
-                        address,
                         lock,
                     },
                 );
@@ -605,7 +603,7 @@ impl Scene<'_> {
             Some(syscall) if syscall.number >= 0 => {
                 format!("is in system call {}{wchan}", syscall.number)
             }
-            _ if thread.now.state == 'R' => "runs".to_owned(),
+            _ if thread.now.state == 'R' => "runs in user space".to_owned(),
             _ if wchan.is_empty() => "is blocked outside any system call".to_owned(),
             _ => format!("is blocked in the kernel{wchan}"),
         }
@@ -616,9 +614,9 @@ impl Scene<'_> {
         let processes: HashSet<u32> = self.threads.iter().map(|t| t.now.pid).collect();
         let _ = write!(
             details,
-            "{} threads in {} processes, sampled {} ms apart",
-            self.threads.len(),
-            processes.len(),
+            "{}, {}, sampled {} ms apart",
+            plural(self.threads.len(), "thread"),
+            plural(processes.len(), "process"),
             interval.as_millis()
         );
         match self.replay.last_ns {
@@ -753,6 +751,14 @@ fn state_word(state: char) -> String {
     format!("{word} ({state})")
 }
 
+fn plural(count: usize, noun: &str) -> String {
+    match (count, noun.ends_with('s')) {
+        (1, _) => format!("1 {noun}"),
+        (_, true) => format!("{count} {noun}es"),
+        (_, false) => format!("{count} {noun}s"),
+    }
+}
+
 fn age(ns: u64) -> String {
     if ns >= 1_000_000_000 {
         format!("{:.1} s", ns as f64 / 1e9)
@@ -796,9 +802,9 @@ fn classify(
 mod tests {
     use std::io::{BufRead, BufReader, Read};
     use std::path::PathBuf;
-    use std::process::{Child, ChildStdout, Command, Stdio};
-    use std::sync::Arc;
+    use std::process::{Child, Command, Stdio};
     use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, mpsc};
     use std::thread;
 
     use labkit::sync::{Condvar, Mutex};
@@ -825,7 +831,9 @@ mod tests {
     /// assertion leaves nothing behind.
     struct Scenario {
         child: Child,
-        stdout: BufReader<ChildStdout>,
+        /// The scenario's stdout, line by line (read by a thread, so that a
+        /// scenario that never prints fails the test instead of hanging it).
+        lines: mpsc::Receiver<String>,
         trace: PathBuf,
     }
 
@@ -849,9 +857,17 @@ mod tests {
                 .spawn()
                 .unwrap();
             let stdout = BufReader::new(child.stdout.take().unwrap());
+            let (sender, lines) = mpsc::channel();
+            thread::spawn(move || {
+                for line in stdout.lines().map_while(Result::ok) {
+                    if sender.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
             Scenario {
                 child,
-                stdout,
+                lines,
                 trace,
             }
         }
@@ -860,17 +876,16 @@ mod tests {
             self.child.id()
         }
 
-        /// The rest of the first line the scenario prints starting `prefix`.
-        fn line(&mut self, prefix: &str) -> String {
-            let mut line = String::new();
+        /// What follows `marker` in the first line the scenario prints with
+        /// it (libtest may print `test … ` before it on the same line).
+        fn line(&self, marker: &str) -> String {
             loop {
-                line.clear();
-                assert!(
-                    self.stdout.read_line(&mut line).unwrap() > 0,
-                    "the scenario ended before printing {prefix:?}"
-                );
-                if let Some(rest) = line.strip_prefix(prefix) {
-                    return rest.trim().to_owned();
+                let line = self
+                    .lines
+                    .recv_timeout(Duration::from_secs(20))
+                    .unwrap_or_else(|e| panic!("no {marker:?} from the scenario: {e}"));
+                if let Some(at) = line.find(marker) {
+                    return line[at + marker.len()..].trim().to_owned();
                 }
             }
         }
@@ -986,7 +1001,7 @@ mod tests {
                 }
             })
             .unwrap();
-        println!("ready");
+        println!("scenario-ready");
         spinner.join().unwrap();
     }
 
@@ -995,8 +1010,8 @@ mod tests {
         if in_any_scenario() {
             return;
         }
-        let mut scenario = Scenario::start("scenario_spin");
-        scenario.line("ready");
+        let scenario = Scenario::start("scenario_spin");
+        scenario.line("scenario-ready");
         let diagnosis = scenario.diagnose();
         assert!(
             diagnosis.summary.starts_with("thread worker-3 spins (")
@@ -1015,9 +1030,10 @@ mod tests {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        println!("sleep {}", child.id());
+        println!("scenario-sleep-pid {}", child.id());
         let mut output = String::new();
         let _ = child.stdout.take().unwrap().read_to_string(&mut output);
+        let _ = child.wait();
     }
 
     #[test]
@@ -1025,8 +1041,8 @@ mod tests {
         if in_any_scenario() {
             return;
         }
-        let mut scenario = Scenario::start("scenario_pipe");
-        let sleep: u32 = scenario.line("sleep ").parse().unwrap();
+        let scenario = Scenario::start("scenario_pipe");
+        let sleep: u32 = scenario.line("scenario-sleep-pid").parse().unwrap();
         wait_until("the scenario to read the pipe", || {
             process_tree::sample(&[scenario.pid()])
                 .iter()

@@ -96,7 +96,6 @@ impl CellRun {
 /// A running kernel and the client's sockets to it.
 pub struct Kernel {
     child: std::process::Child,
-    program: PathBuf,
     shell: Channel<DealerSocket>,
     iopub: Channel<SubSocket>,
     control: Channel<DealerSocket>,
@@ -180,7 +179,6 @@ impl Kernel {
         iopub.socket.subscribe("").await?;
         let mut kernel = Kernel {
             child,
-            program: program.to_owned(),
             shell,
             iopub,
             control,
@@ -407,11 +405,6 @@ impl Kernel {
             }
         }
         self.kill();
-    }
-
-    /// The program the kernel runs (for messages).
-    pub fn program(&self) -> &Path {
-        &self.program
     }
 
     fn stderr_tail(&self) -> String {

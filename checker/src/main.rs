@@ -9,6 +9,7 @@ mod compare;
 mod format;
 mod grading;
 mod hang;
+mod harden;
 mod kernel;
 mod notebook;
 mod plan;

@@ -212,7 +212,7 @@ fn alive(stat: &Stat) -> bool {
 /// looking again until none is left, for processes may fork meanwhile.
 /// Harmless when they are gone already. Does not reap: the caller owns its
 /// children (those stay zombies until it waits for them). Never signals the
-/// calling process or its own process group.
+/// calling process, nor its own process group as a whole.
 ///
 /// Each round first SIGSTOPs the whole tree, rescanning until no new
 /// process appears: a stopped process cannot fork, and its children keep

@@ -105,16 +105,6 @@ pub struct Report {
     pub submissions: Vec<SubmissionReport>,
 }
 
-impl Check {
-    /// Whether the check counts against the learner (failed or not run).
-    pub fn is_failure(&self) -> bool {
-        matches!(
-            self.outcome,
-            Outcome::Failed | Outcome::NotRun | Outcome::BadInput
-        )
-    }
-}
-
 impl NotebookReport {
     /// Points earned and available.
     pub fn score(&self) -> (f64, f64) {

@@ -23,9 +23,9 @@ pub struct CellSettings {
     /// How many more runs under perturbed schedules.
     #[serde(default)]
     pub perturbed_runs: u32,
-    /// Added only at grading time.
-    #[serde(default)]
-    pub hidden: bool,
+    /// Added only at grading time; release reads it from the JSON itself.
+    #[serde(default, rename = "hidden")]
+    pub _hidden: bool,
     /// The concurrency properties to prove.
     #[serde(default)]
     pub properties: Vec<Property>,

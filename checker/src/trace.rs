@@ -56,11 +56,6 @@ impl Event {
             .and_then(|held| serde_json::from_value(held.clone()).ok())
             .unwrap_or_default()
     }
-
-    /// Milliseconds since `origin_ns`, for messages.
-    pub fn ms_since(&self, origin_ns: u64) -> f64 {
-        self.t_ns.saturating_sub(origin_ns) as f64 / 1e6
-    }
 }
 
 /// A trace read back: the genuine events in time order, and what was wrong
@@ -133,17 +128,16 @@ impl TraceFollower {
 
 impl Trace {
     /// Reads `path` (missing means no events), keeping only events with `nonce`.
+    #[cfg(test)]
     pub fn read(path: &Path, nonce: &str) -> std::io::Result<Trace> {
-        let text = match std::fs::read(path) {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(error) => return Err(error),
-        };
-        Ok(Trace::parse(&text, nonce))
+        let mut follower = TraceFollower::new(path, nonce);
+        follower.update()?;
+        Ok(follower.trace)
     }
 
     /// Parses trace text; a last line without a newline is ignored (a write
     /// cut short), as the format says.
+    #[cfg(test)]
     pub fn parse(text: &str, nonce: &str) -> Trace {
         let mut trace = Trace::default();
         let complete = match text.rfind('\n') {

@@ -36,6 +36,19 @@ const CRATES: &[&str] = &["labkit", "serde_json", "crossbeam", "rayon", "std"];
 
 /// `code` with std's macros and the lab's crates named by absolute path.
 pub fn harden(code: &str) -> String {
+    let hardened = absolute_paths(code);
+    // evcxr reads a leading line that starts with `:` as a command (`:dep`).
+    let first_code_line = hardened
+        .lines()
+        .find(|line| !line.trim().is_empty() && !line.starts_with("//"));
+    if first_code_line.is_some_and(|line| line.trim_start().starts_with(':')) {
+        format!("();\n{hardened}")
+    } else {
+        hardened
+    }
+}
+
+fn absolute_paths(code: &str) -> String {
     let bytes = code.as_bytes();
     let mut out = String::with_capacity(code.len() + 64);
     let mut i = 0;
@@ -154,12 +167,24 @@ fn char_literal(text: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::harden;
+    use super::{absolute_paths, harden};
+
+    #[test]
+    fn a_cell_never_starts_with_what_evcxr_reads_as_a_command() {
+        assert_eq!(
+            harden("// a test\nassert!(true);"),
+            "();\n// a test\n::std::assert!(true);"
+        );
+        assert_eq!(
+            harden("let x = 1;\nassert!(x == 1);"),
+            "let x = 1;\n::std::assert!(x == 1);"
+        );
+    }
 
     #[test]
     fn std_macros_and_lab_crates_get_absolute_paths() {
         assert_eq!(
-            harden(r#"assert_eq!(f(), vec![1]); let t = labkit::timeline::record(|| 1);"#),
+            absolute_paths(r#"assert_eq!(f(), vec![1]); let t = labkit::timeline::record(|| 1);"#),
             r#"::std::assert_eq!(f(), ::std::vec![1]); let t = ::labkit::timeline::record(|| 1);"#
         );
     }
@@ -168,7 +193,7 @@ mod tests {
     fn strings_chars_and_comments_stay_as_they_are() {
         let code = r##"assert!(x, "inside labkit::in_span(\"fetch\", i, ..) or assert!"); // println!("x")
 let c = '"'; let r = r#"labkit::x "# ; /* vec![] */ let l: &'static str = "";"##;
-        let hardened = harden(code);
+        let hardened = absolute_paths(code);
         assert!(hardened.starts_with(
             r#"::std::assert!(x, "inside labkit::in_span(\"fetch\", i, ..) or assert!");"#
         ));
@@ -181,10 +206,13 @@ let c = '"'; let r = r#"labkit::x "# ; /* vec![] */ let l: &'static str = "";"##
     #[test]
     fn paths_methods_and_comparisons_are_not_touched() {
         assert_eq!(
-            harden("::std::assert!(a != b); x.print(); std::io::stdout(); a!=b"),
+            absolute_paths("::std::assert!(a != b); x.print(); std::io::stdout(); a!=b"),
             "::std::assert!(a != b); x.print(); ::std::io::stdout(); a!=b"
         );
-        assert_eq!(harden("use std::{fmt, io};"), "use ::std::{fmt, io};");
-        assert_eq!(harden("my_assert!(x)"), "my_assert!(x)");
+        assert_eq!(
+            absolute_paths("use std::{fmt, io};"),
+            "use ::std::{fmt, io};"
+        );
+        assert_eq!(absolute_paths("my_assert!(x)"), "my_assert!(x)");
     }
 }

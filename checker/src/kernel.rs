@@ -84,6 +84,34 @@ pub struct CellRun {
     pub ended_ns: u64,
     /// CPU seconds the code runner used during the cell.
     pub runner_cpu_s: f64,
+    /// How often each of the runner's threads was seen runnable (state R)
+    /// in the samples taken every 50 ms while the cell ran.
+    pub activity: Activity,
+}
+
+/// Per-thread samples of the code runner while a cell ran.
+#[derive(Debug, Clone, Default)]
+pub struct Activity {
+    /// Samples taken.
+    pub samples: usize,
+    /// tid → (thread name, samples it was in, samples it was runnable in).
+    pub threads: std::collections::BTreeMap<u32, (String, usize, usize)>,
+}
+
+impl Activity {
+    fn sample(&mut self, runner: u32) {
+        self.samples += 1;
+        for thread in process_tree::sample(&[runner]) {
+            let entry = self
+                .threads
+                .entry(thread.tid)
+                .or_insert((thread.name, 0, 0));
+            entry.1 += 1;
+            if thread.state == 'R' {
+                entry.2 += 1;
+            }
+        }
+    }
 }
 
 impl CellRun {
@@ -189,6 +217,7 @@ impl Kernel {
             _dir: dir,
         };
         kernel.handshake().await?;
+        kernel.warm_up(limits).await?;
         Ok(kernel)
     }
 
@@ -232,6 +261,16 @@ impl Kernel {
         }
     }
 
+    /// Runs an empty cell: evcxr starts its context on the first cell, and
+    /// those seconds must not count against the notebook's first time limit.
+    async fn warm_up(&mut self, limits: &Limits) -> anyhow::Result<()> {
+        let run = self.execute("()", Duration::from_secs(180), limits).await;
+        match run.ending {
+            Ending::Ok => Ok(()),
+            other => bail!("the kernel could not run an empty cell: {other:?}"),
+        }
+    }
+
     fn message(&self, content: impl Into<JupyterMessageContent>) -> JupyterMessage {
         let mut message = JupyterMessage::new(content, None);
         message.header.session = self.session.clone();
@@ -261,9 +300,11 @@ impl Kernel {
                 started_ns,
                 0,
                 None,
+                Activity::default(),
             );
         }
         let mut watch = tokio::time::interval(Duration::from_millis(50));
+        let mut activity = Activity::default();
         while ending.is_none() || !idle {
             let remaining = timeout.saturating_sub(start.elapsed());
             tokio::select! {
@@ -284,7 +325,7 @@ impl Kernel {
                     }
                     if output_bytes > limits.output_bytes && ending.is_none() {
                         self.stop_runner();
-                        return self.finish(outputs, Ending::OutputFlood, started_ns, cpu_before, runner_before);
+                        return self.finish(outputs, Ending::OutputFlood, started_ns, cpu_before, runner_before, activity);
                     }
                 }
                 reply = self.shell.read() => {
@@ -304,22 +345,32 @@ impl Kernel {
                     }
                 }
                 _ = tokio::time::sleep(remaining) => {
-                    return self.finish(outputs, Ending::TimedOut, started_ns, cpu_before, runner_before);
+                    return self.finish(outputs, Ending::TimedOut, started_ns, cpu_before, runner_before, activity);
                 }
                 _ = watch.tick() => {
                     if let Ok(Some(status)) = self.child.try_wait() {
                         let why = format!("the kernel exited ({status}): {}", self.stderr_tail());
-                        return self.finish(outputs, Ending::KernelDied(why), started_ns, cpu_before, runner_before);
+                        return self.finish(outputs, Ending::KernelDied(why), started_ns, cpu_before, runner_before, activity);
+                    }
+                    if let Some(runner) = runner_before {
+                        activity.sample(runner);
                     }
                     if let Some(limit) = self.over_limits(limits) {
                         self.stop_runner();
-                        return self.finish(outputs, limit, started_ns, cpu_before, runner_before);
+                        return self.finish(outputs, limit, started_ns, cpu_before, runner_before, activity);
                     }
                 }
             }
         }
         let ending = ending.expect("the loop ends with an ending");
-        self.finish(outputs, ending, started_ns, cpu_before, runner_before)
+        self.finish(
+            outputs,
+            ending,
+            started_ns,
+            cpu_before,
+            runner_before,
+            activity,
+        )
     }
 
     fn finish(
@@ -329,6 +380,7 @@ impl Kernel {
         started_ns: u64,
         cpu_before: u64,
         runner_before: Option<u32>,
+        activity: Activity,
     ) -> CellRun {
         let ended_ns = crate::trace::monotonic_ns();
         // CPU of the same runner process only: a restarted runner starts at zero.
@@ -342,6 +394,7 @@ impl Kernel {
             ended_ns,
             runner_cpu_s: cpu_after.saturating_sub(cpu_before) as f64
                 / process_tree::clock_ticks_per_second() as f64,
+            activity,
         }
     }
 

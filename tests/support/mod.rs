@@ -127,9 +127,5 @@ pub fn grade(args: &[&std::ffi::OsStr]) -> Graded {
 pub fn grade_notebook(source: &Path, name: &str, submission: &Value) -> Graded {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), name, submission);
-    grade(&[
-        "--source".as_ref(),
-        source.as_os_str(),
-        path.as_os_str(),
-    ])
+    grade(&["--source".as_ref(), source.as_os_str(), path.as_os_str()])
 }

@@ -29,6 +29,9 @@ static GENERATION: AtomicU64 = AtomicU64::new(0);
 static UNNAMED_THREADS: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
+    /// The (seed, generation) for which this thread already had its first,
+    /// always spurious, wakeup.
+    static FIRST_WAIT_DONE: std::cell::Cell<Option<(u64, u64)>> = const { std::cell::Cell::new(None) };
     /// This thread's generator, with the seed and generation it belongs to,
     /// once it has passed a point.
     static RNG: RefCell<Option<((u64, u64), fastrand::Rng)>> = const { RefCell::new(None) };
@@ -124,9 +127,16 @@ pub fn point(site: &str) -> Choice {
 }
 
 /// Whether a condition variable wait should wake up early (a spurious
-/// wakeup, which correct code must tolerate). Only under a seed.
+/// wakeup, which correct code must tolerate). Only under a seed: then a
+/// thread's first wait always does, so a wait under `if` instead of `while`
+/// is caught in every perturbed run, and later waits do at random.
 pub(crate) fn spurious_wakeup() -> bool {
-    seed().is_some_and(|seed| next_draw(seed).is_multiple_of(4))
+    let Some(seed) = seed() else {
+        return false;
+    };
+    let key = (seed, GENERATION.load(Ordering::Acquire));
+    let first = FIRST_WAIT_DONE.with(|done| done.replace(Some(key)) != Some(key));
+    first || next_draw(seed).is_multiple_of(4)
 }
 
 fn next_draw(seed: u64) -> u64 {

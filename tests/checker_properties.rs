@@ -1,0 +1,503 @@
+//! Every property LAB.md asks the checker to prove, failed by a real
+//! learner mistake, graded by `conclab-check grade` through the kernel. Each
+//! test names the mistake and the message a learner gets for it.
+
+mod support;
+
+use support::{grade_notebook, lab, submission, with_timeout, write};
+
+#[test]
+fn the_reference_solutions_earn_every_point() {
+    let graded = grade_notebook(
+        &lab().join("07-semaphores.ipynb"),
+        "07-semaphores.ipynb",
+        &support::read(&lab().join("07-semaphores.ipynb")),
+    );
+    assert_eq!(graded.code, 0, "{:#}", graded.report);
+    let failed: Vec<_> = graded
+        .checks()
+        .filter(|c| c["outcome"] != "passed")
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+}
+
+/// Step 1: a "parallel" map that runs on one thread, and a process pool
+/// that starts a process per task.
+#[test]
+fn step01_sequential_map_and_process_per_task() {
+    let sequential = r#"
+pub fn count_primes_par(limits: &[u64]) -> Vec<u64> {
+    limits.iter().enumerate()
+        .map(|(i, &limit)| labkit::in_span("primes", i as u64, || labkit::work::count_primes(limit)))
+        .collect()
+}"#;
+    let process_per_task = r#"
+use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
+pub struct ProcessPool { size: usize }
+impl ProcessPool {
+    pub fn new(size: usize) -> std::io::Result<ProcessPool> { Ok(ProcessPool { size }) }
+    pub fn map(&mut self, tasks: &[serde_json::Value]) -> std::io::Result<Vec<serde_json::Value>> {
+        tasks.iter().map(|task| {
+            let mut child = labkit::worker::command()?.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+            writeln!(child.stdin.take().unwrap(), "{task}")?;
+            let mut line = String::new();
+            BufReader::new(child.stdout.take().unwrap()).read_line(&mut line)?;
+            child.wait()?;
+            serde_json::from_str(&line).map_err(std::io::Error::other)
+        }).collect()
+    }
+    pub fn pids(&self) -> Vec<u32> { vec![0; self.size] }
+    pub fn shutdown(self) -> std::io::Result<()> { Ok(()) }
+}"#;
+    let graded = grade_notebook(
+        &lab().join("01-cpu-bound-pool.ipynb"),
+        "01-cpu-bound-pool.ipynb",
+        &submission(
+            "01-cpu-bound-pool.ipynb",
+            &[
+                ("step01-par-map", sequential),
+                ("step01-process-pool", process_per_task),
+            ],
+        ),
+    );
+    assert_eq!(graded.code, 1);
+    graded.expect("step01-par-map-test", "passed", "passed");
+    graded.expect(
+        "step01-par-map-hidden/parallel(primes)",
+        "failed",
+        "should run on at least 2 threads at once, but ran on at most 1",
+    );
+    graded.expect(
+        "step01-par-map-hidden",
+        "failed",
+        "not every property held: parallel(primes)",
+    );
+    graded.expect(
+        "step01-process-pool-hidden/processes",
+        "failed",
+        "expected exactly 3 worker processes, saw 12 start",
+    );
+    assert_eq!(graded.check("step01-process-pool-hidden")["score"], 0.0);
+}
+
+/// Step 2: as_completed that waits for every task, then hands results back
+/// sorted by completion time.
+#[test]
+fn step02_collect_then_sort_is_not_streaming() {
+    let collect_then_sort = r#"
+pub fn as_completed<T: Send + 'static>(
+    tasks: Vec<Box<dyn FnOnce() -> T + Send>>,
+    workers: usize,
+) -> crossbeam::channel::Receiver<(usize, Result<T, String>)> {
+    let (tx, rx) = crossbeam::channel::unbounded();
+    let jobs = std::sync::Mutex::new(tasks.into_iter().enumerate().collect::<Vec<_>>());
+    let finished = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..workers.max(1) {
+            s.spawn(|| loop {
+                let job = jobs.lock().unwrap().pop();
+                let Some((index, task)) = job else { break };
+                let outcome = labkit::in_span("task", index as u64, || {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(task))
+                })
+                .map_err(|p| p.downcast_ref::<&str>().map(|s| s.to_string()).unwrap_or_default());
+                finished.lock().unwrap().push((std::time::Instant::now(), index, outcome));
+            });
+        }
+    });
+    let mut finished = finished.into_inner().unwrap();
+    finished.sort_by_key(|f| f.0);
+    for (_, index, outcome) in finished {
+        tx.send((index, outcome)).unwrap();
+    }
+    rx
+}"#;
+    let graded = grade_notebook(
+        &lab().join("02-as-completed.ipynb"),
+        "02-as-completed.ipynb",
+        &submission(
+            "02-as-completed.ipynb",
+            &[("step02-as-completed", collect_then_sort)],
+        ),
+    );
+    graded.expect(
+        "step02-as-completed-hidden/streaming(task)",
+        "failed",
+        "the first result must arrive before the slowest task ends",
+    );
+    graded.expect(
+        "step02-as-completed-hidden/exactly_once(task)",
+        "passed",
+        "",
+    );
+}
+
+/// Step 3: one thread per URL, ignoring the limit.
+#[test]
+fn step03_unlimited_threads_exceed_the_limit() {
+    let unlimited = r#"
+pub fn fetch_all(urls: &[String], threads: usize) -> Vec<String> {
+    let _ = threads;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = urls.iter().enumerate().map(|(i, url)| s.spawn(move || {
+            labkit::in_span("fetch", i as u64, || labkit::work::fetch(url, std::time::Duration::from_millis(40)))
+        })).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}"#;
+    let graded = grade_notebook(
+        &lab().join("03-threads-vs-processes.ipynb"),
+        "03-threads-vs-processes.ipynb",
+        &submission(
+            "03-threads-vs-processes.ipynb",
+            &[("step03-io-threads", unlimited)],
+        ),
+    );
+    graded.expect(
+        "step03-io-threads-hidden/max_inside(fetch)",
+        "failed",
+        "at most 4 may be inside fetch at once, but 12 were",
+    );
+    graded.expect("step03-cpu-compare-hidden", "passed", "passed");
+}
+
+/// Step 4: an "actor" whose handle changes the balance itself.
+#[test]
+fn step04_a_handle_that_mutates_state_directly() {
+    let shared_state = r#"
+pub enum AccountRequest {
+    Deposit(u64, crossbeam::channel::Sender<u64>),
+    Withdraw(u64, crossbeam::channel::Sender<Result<u64, String>>),
+    Balance(crossbeam::channel::Sender<u64>),
+}
+
+#[derive(Clone)]
+pub struct Account {
+    requests: crossbeam::channel::Sender<AccountRequest>,
+}
+
+static BALANCE: std::sync::Mutex<u64> = std::sync::Mutex::new(0);
+static REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub fn spawn_account(initial: u64) -> (Account, std::thread::JoinHandle<u64>) {
+    *BALANCE.lock().unwrap() = initial;
+    let (requests, inbox) = crossbeam::channel::unbounded::<AccountRequest>();
+    let actor = std::thread::Builder::new().name("account".into()).spawn(move || {
+        for _ in inbox {}
+        *BALANCE.lock().unwrap()
+    }).unwrap();
+    (Account { requests }, actor)
+}
+
+impl Account {
+    fn handle<R>(&self, change: impl FnOnce(&mut u64) -> R) -> R {
+        let n = REQUESTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        labkit::in_span("request", n, || change(&mut BALANCE.lock().unwrap()))
+    }
+    pub fn deposit(&self, amount: u64) -> u64 {
+        self.handle(|b| { *b += amount; *b })
+    }
+    pub fn withdraw(&self, amount: u64) -> Result<u64, String> {
+        self.handle(|b| if amount <= *b { *b -= amount; Ok(*b) } else { Err("insufficient funds".into()) })
+    }
+    pub fn balance(&self) -> u64 {
+        self.handle(|b| *b)
+    }
+}"#;
+    let graded = grade_notebook(
+        &lab().join("04-actors.ipynb"),
+        "04-actors.ipynb",
+        &submission("04-actors.ipynb", &[("step04-account-actor", shared_state)]),
+    );
+    graded.expect(
+        "step04-account-actor-hidden/owner_thread_only(request)",
+        "failed",
+        "all request spans must run on one thread",
+    );
+}
+
+/// Step 5: transfers that lock the two accounts in argument order. Behind a
+/// global gate they never deadlock, but the lock order still has a cycle;
+/// with a pause between the two locks they deadlock, and the hang is
+/// diagnosed with its cycle.
+#[test]
+fn step05_argument_order_locking() {
+    let gated = r#"
+static GATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub fn transfer(accounts: &[labkit::sync::Mutex<i64>], from: usize, to: usize, amount: i64) {
+    if from == to { return; }
+    let _gate = GATE.lock().unwrap();
+    let mut source = accounts[from].lock().unwrap();
+    let mut target = accounts[to].lock().unwrap();
+    *source -= amount;
+    *target += amount;
+}"#;
+    let graded = grade_notebook(
+        &lab().join("05-shared-state.ipynb"),
+        "05-shared-state.ipynb",
+        &submission("05-shared-state.ipynb", &[("step05-transfer", gated)]),
+    );
+    graded.expect(
+        "step05-transfer-hidden/no_lock_cycle",
+        "failed",
+        "locks are taken in opposite orders, so this can deadlock",
+    );
+    graded.expect("step05-counter-hidden", "passed", "passed");
+
+    let deadlocking = r#"
+pub fn transfer(accounts: &[labkit::sync::Mutex<i64>], from: usize, to: usize, amount: i64) {
+    if from == to { return; }
+    let mut source = accounts[from].lock().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let mut target = accounts[to].lock().unwrap();
+    *source -= amount;
+    *target += amount;
+}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let source = write(
+        dir.path(),
+        "05-shared-state.ipynb",
+        &with_timeout(support::read(&lab().join("05-shared-state.ipynb")), 6.0),
+    );
+    let graded = grade_notebook(
+        &source,
+        "05-shared-state.ipynb",
+        &submission("05-shared-state.ipynb", &[("step05-transfer", deadlocking)]),
+    );
+    let hang = graded.check("step05-transfer-hidden");
+    assert_eq!(hang["outcome"], "failed");
+    let message = hang["message"].as_str().unwrap();
+    assert!(
+        message.contains("did not finish within 6 s: deadlock: worker-")
+            && message.contains("waits for account[")
+            && message.contains(", held by worker-"),
+        "{message}"
+    );
+    graded.expect(
+        "step05-transfer-hidden/no_hang",
+        "failed",
+        "deadlock: worker-",
+    );
+}
+
+/// Step 6: a bounded queue that waits under `if` (a spurious wakeup lets a
+/// consumer pop from an empty queue), one that spins, and one whose close
+/// wakes only one waiter.
+#[test]
+fn step06_queue_mistakes() {
+    let queue = |push_wait: &str, pop_wait: &str, close: &str| {
+        format!(
+            r#"
+use std::collections::VecDeque;
+pub struct QueueState<T> {{ items: VecDeque<T>, closed: bool }}
+pub struct BoundedQueue<T> {{
+    capacity: usize,
+    state: labkit::sync::Mutex<QueueState<T>>,
+    not_empty: labkit::sync::Condvar,
+    not_full: labkit::sync::Condvar,
+}}
+impl<T> BoundedQueue<T> {{
+    pub fn new(capacity: usize) -> BoundedQueue<T> {{
+        BoundedQueue {{
+            capacity: capacity.max(1),
+            state: labkit::sync::Mutex::named("queue", QueueState {{ items: VecDeque::new(), closed: false }}),
+            not_empty: labkit::sync::Condvar::named("not_empty"),
+            not_full: labkit::sync::Condvar::named("not_full"),
+        }}
+    }}
+    pub fn push(&self, item: T) -> Result<(), T> {{
+        let mut state = self.state.lock().unwrap();
+        {push_wait}
+        if state.closed {{ return Err(item); }}
+        state.items.push_back(item);
+        drop(state);
+        self.not_empty.notify_one();
+        Ok(())
+    }}
+    pub fn pop(&self) -> Option<T> {{
+        let mut state = self.state.lock().unwrap();
+        {pop_wait}
+        let item = state.items.pop_front();
+        drop(state);
+        if item.is_some() {{ self.not_full.notify_one(); }}
+        item
+    }}
+    pub fn close(&self) {{
+        self.state.lock().unwrap().closed = true;
+        {close}
+    }}
+    pub fn len(&self) -> usize {{ self.state.lock().unwrap().items.len() }}
+}}"#
+        )
+    };
+    let good_push = "while state.items.len() >= self.capacity && !state.closed { state = self.not_full.wait(state).unwrap(); }";
+    let good_pop = "while state.items.is_empty() && !state.closed { state = self.not_empty.wait(state).unwrap(); }";
+    let good_close = "self.not_empty.notify_all(); self.not_full.notify_all();";
+    let dir = tempfile::tempdir().unwrap();
+    let source = write(
+        dir.path(),
+        "06-pipelines.ipynb",
+        &with_timeout(support::read(&lab().join("06-pipelines.ipynb")), 8.0),
+    );
+
+    let if_not_while = queue(
+        &good_push.replacen("while", "if", 1),
+        &good_pop.replacen("while", "if", 1),
+        good_close,
+    );
+    let graded = grade_notebook(
+        &source,
+        "06-pipelines.ipynb",
+        &submission(
+            "06-pipelines.ipynb",
+            &[("step06-bounded-queue", &if_not_while)],
+        ),
+    );
+    let check = graded.check("step06-bounded-queue-hidden");
+    assert_eq!(check["outcome"], "failed", "{check:#}");
+    assert!(
+        check["seed"].is_u64(),
+        "a perturbed run failed and says its seed: {check:#}"
+    );
+
+    let spinning = queue(
+        "while state.items.len() >= self.capacity && !state.closed { drop(state); std::hint::spin_loop(); state = self.state.lock().unwrap(); }",
+        "while state.items.is_empty() && !state.closed { drop(state); std::hint::spin_loop(); state = self.state.lock().unwrap(); }",
+        good_close,
+    );
+    let graded = grade_notebook(
+        &source,
+        "06-pipelines.ipynb",
+        &submission("06-pipelines.ipynb", &[("step06-bounded-queue", &spinning)]),
+    );
+    graded.expect(
+        "step06-bounded-queue-hidden/sleeps_not_spins",
+        "failed",
+        "a blocked thread should sleep, not spin",
+    );
+
+    let notify_one = queue(
+        good_push,
+        good_pop,
+        "self.not_empty.notify_one(); self.not_full.notify_one();",
+    );
+    let graded = grade_notebook(
+        &source,
+        "06-pipelines.ipynb",
+        &submission(
+            "06-pipelines.ipynb",
+            &[("step06-bounded-queue", &notify_one)],
+        ),
+    );
+    graded.expect(
+        "step06-bounded-queue-hidden",
+        "failed",
+        "waits on condition variable not_empty that nobody notifies",
+    );
+    graded.expect(
+        "step06-pipeline-test",
+        "not_run",
+        "not run: step06-bounded-queue-hidden hung",
+    );
+}
+
+/// Step 7: a semaphore that lets one too many in, and one whose permit is
+/// lost when its holder panics.
+#[test]
+fn step07_off_by_one_and_lost_permit() {
+    let semaphore = |check: &str, drop_body: &str| {
+        format!(
+            r#"
+pub struct Semaphore {{ free: labkit::sync::Mutex<usize>, released: labkit::sync::Condvar, limit: usize }}
+pub struct Permit<'a> {{ semaphore: &'a Semaphore }}
+impl Semaphore {{
+    pub fn new(permits: usize) -> Semaphore {{
+        Semaphore {{ free: labkit::sync::Mutex::named("permits", permits), released: labkit::sync::Condvar::named("released"), limit: permits }}
+    }}
+    pub fn acquire(&self) -> Permit<'_> {{
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        while {check} {{ free = self.released.wait(free).unwrap_or_else(|p| p.into_inner()); }}
+        *free = free.saturating_sub(1);
+        let _ = self.limit;
+        Permit {{ semaphore: self }}
+    }}
+    pub fn available(&self) -> usize {{ *self.free.lock().unwrap_or_else(|p| p.into_inner()) }}
+}}
+impl Drop for Permit<'_> {{
+    fn drop(&mut self) {{ {drop_body} }}
+}}"#
+        )
+    };
+    let give_back = "*self.semaphore.free.lock().unwrap_or_else(|p| p.into_inner()) += 1; self.semaphore.released.notify_one();";
+    let off_by_one = semaphore("*free == 0 && false", give_back);
+    let graded = grade_notebook(
+        &lab().join("07-semaphores.ipynb"),
+        "07-semaphores.ipynb",
+        &submission("07-semaphores.ipynb", &[("step07-semaphore", &off_by_one)]),
+    );
+    graded.expect(
+        "step07-semaphore-hidden/max_inside(inside)",
+        "failed",
+        "at most 3 may be inside inside at once, but",
+    );
+
+    let lost_on_panic = semaphore(
+        "*free == 0",
+        "if !std::thread::panicking() { *self.semaphore.free.lock().unwrap_or_else(|p| p.into_inner()) += 1; self.semaphore.released.notify_one(); }",
+    );
+    let graded = grade_notebook(
+        &lab().join("07-semaphores.ipynb"),
+        "07-semaphores.ipynb",
+        &submission(
+            "07-semaphores.ipynb",
+            &[("step07-semaphore", &lost_on_panic)],
+        ),
+    );
+    graded.expect(
+        "step07-semaphore-hidden",
+        "failed",
+        "the panicking holder's permit came back",
+    );
+    graded.expect(
+        "step07-semaphore-hidden/release_on_panic",
+        "not_run",
+        "the test failed first",
+    );
+}
+
+/// Step 8: fetching one page at a time never reaches the fetch limit, and
+/// is no faster than the sequential version.
+#[test]
+fn step08_sequential_fetching() {
+    let sequential = r#"
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report { pub pages: usize, pub words: u64, pub fingerprint: u64 }
+pub fn analyse(urls: &[String], fetch_limit: usize) -> Report {
+    let _ = fetch_limit;
+    let mut report = Report { pages: 0, words: 0, fingerprint: 0 };
+    for (i, url) in urls.iter().enumerate() {
+        let page = labkit::in_span("fetch", i as u64, || labkit::work::fetch(url, std::time::Duration::from_millis(40)));
+        let (words, hash) = labkit::in_span("analyse", i as u64, || (page.split_whitespace().count() as u64, labkit::work::hash_rounds(page.as_bytes(), 2_000)));
+        report.pages += 1;
+        report.words += words;
+        report.fingerprint ^= hash;
+    }
+    report
+}"#;
+    let graded = grade_notebook(
+        &lab().join("08-capstone-hybrid.ipynb"),
+        "08-capstone-hybrid.ipynb",
+        &submission("08-capstone-hybrid.ipynb", &[("step08-hybrid", sequential)]),
+    );
+    graded.expect(
+        "step08-hybrid-hidden/min_inside(fetch)",
+        "failed",
+        "fetch should reach 4 at once",
+    );
+    graded.expect(
+        "step08-hybrid-hidden/parallel(analyse)",
+        "failed",
+        "should run on at least 2 threads at once",
+    );
+}

@@ -1,0 +1,258 @@
+//! Submissions that try to harm the machine or fool the checker: each is
+//! graded as a failure, within its limits, and the checker carries on.
+
+mod support;
+
+use support::{grade, lab, submission, with_timeout, write};
+
+const NOTEBOOK: &str = "07-semaphores.ipynb";
+
+/// The step 7 notebook with the semaphore cell replaced by `code`: the
+/// downloads exercise after it still uses the semaphore.
+fn graded_with(code: &str, extra: &[&str]) -> support::Graded {
+    let dir = tempfile::tempdir().unwrap();
+    let source = write(
+        dir.path(),
+        NOTEBOOK,
+        &with_timeout(support::read(&lab().join(NOTEBOOK)), 10.0),
+    );
+    let learner = write(
+        dir.path(),
+        "learner.ipynb",
+        &submission(NOTEBOOK, &[("step07-semaphore", code)]),
+    );
+    let mut args = vec!["--source".as_ref(), source.as_os_str(), learner.as_os_str()];
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    grade(&args)
+}
+
+/// A semaphore cell whose `new` runs `body` first.
+fn semaphore_doing(body: &str) -> String {
+    format!(
+        r#"
+pub struct Semaphore {{ free: labkit::sync::Mutex<usize>, released: labkit::sync::Condvar }}
+pub struct Permit<'a> {{ semaphore: &'a Semaphore }}
+impl Semaphore {{
+    pub fn new(permits: usize) -> Semaphore {{
+        {body}
+        Semaphore {{ free: labkit::sync::Mutex::named("permits", permits), released: labkit::sync::Condvar::named("released") }}
+    }}
+    pub fn acquire(&self) -> Permit<'_> {{
+        let free = self.free.lock().unwrap();
+        let mut free = self.released.wait_while(free, |f| *f == 0).unwrap();
+        *free -= 1;
+        Permit {{ semaphore: self }}
+    }}
+    pub fn available(&self) -> usize {{ *self.free.lock().unwrap() }}
+}}
+impl Drop for Permit<'_> {{
+    fn drop(&mut self) {{
+        *self.semaphore.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.semaphore.released.notify_one();
+    }}
+}}"#
+    )
+}
+
+fn no_points(graded: &support::Graded) {
+    let earned: f64 = graded
+        .checks()
+        .filter(|c| c["cell"].as_str().unwrap().starts_with("step07-semaphore"))
+        .map(|c| c["score"].as_f64().unwrap())
+        .sum();
+    assert_eq!(earned, 0.0, "{:#}", graded.report);
+    assert_eq!(
+        graded.code, 1,
+        "a learner's failure is exit 1: {}",
+        graded.stderr
+    );
+}
+
+#[test]
+fn a_process_flood_is_stopped_at_the_process_limit() {
+    let graded = graded_with(
+        &semaphore_doing(
+            r#"loop { let _ = std::process::Command::new("sh").arg("-c").arg("sleep 60 & sleep 60").spawn(); }"#,
+        ),
+        &["--max-processes", "32"],
+    );
+    graded.expect(
+        "step07-semaphore-test",
+        "failed",
+        "more than the limit of 32",
+    );
+    graded.expect(
+        "step07-limited-downloads-test",
+        "not_run",
+        "was stopped for starting too many processes",
+    );
+    no_points(&graded);
+}
+
+#[test]
+fn a_memory_hog_is_stopped_at_the_memory_limit() {
+    let graded = graded_with(
+        &semaphore_doing("let mut hog = Vec::new(); loop { hog.push(vec![1u8; 32 << 20]); }"),
+        &["--memory-mb", "400"],
+    );
+    let check = graded.check("step07-semaphore-test");
+    assert_eq!(check["outcome"], "failed", "{check:#}");
+    let message = check["message"].as_str().unwrap();
+    assert!(
+        message.contains("more than the limit of 400 MiB") || message.contains("memory"),
+        "{message}"
+    );
+    no_points(&graded);
+}
+
+#[test]
+fn an_output_flood_is_cut_off() {
+    let graded = graded_with(
+        &semaphore_doing(r#"loop { println!("{}", "spam ".repeat(200)); }"#),
+        &["--max-output-kib", "256"],
+    );
+    graded.expect(
+        "step07-semaphore-test",
+        "failed",
+        "printed more than 256 KiB",
+    );
+    no_points(&graded);
+}
+
+#[test]
+fn an_early_exit_with_status_zero_gains_nothing() {
+    let graded = graded_with(&semaphore_doing("std::process::exit(0);"), &[]);
+    graded.expect("step07-semaphore-test", "failed", "");
+    no_points(&graded);
+}
+
+#[test]
+fn closing_stdout_gains_nothing() {
+    // No libc in a cell: close fd 1 through std, by taking ownership of it.
+    let graded = graded_with(
+        &semaphore_doing(
+            "{ use std::os::fd::FromRawFd; drop(unsafe { std::fs::File::from_raw_fd(1) }); }",
+        ),
+        &[],
+    );
+    graded.expect("step07-semaphore-test", "failed", "");
+    no_points(&graded);
+}
+
+#[test]
+fn fake_results_shadowed_asserts_and_a_forged_trace_gain_nothing() {
+    // Shadows the assertion macros, prints what a passing test prints, and
+    // writes "proof" of concurrency into the trace without the nonce.
+    let cheat = format!(
+        r##"
+macro_rules! assert {{ ($($t:tt)*) => {{}}; }}
+macro_rules! assert_eq {{ ($($t:tt)*) => {{}}; }}
+{}
+pub fn forge() {{
+    use std::io::Write;
+    if let Some(path) = std::env::var_os("CONCLAB_TRACE") {{
+        let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+        for i in 0..3 {{
+            writeln!(file, r#"{{{{"v":1,"nonce":"guess","seq":{{i}},"t_ns":1,"pid":1,"tid":1,"thread":"main","kind":"span_enter","name":"inside","id":{{i}}}}}}"#).unwrap();
+        }}
+    }}
+    println!("step07-semaphore: public tests passed");
+}}"##,
+        semaphore_doing("forge();")
+    )
+    // and lets everyone in.
+    .replace(
+        "let mut free = self.released.wait_while(free, |f| *f == 0).unwrap();\n        *free -= 1;",
+        "let mut free = free;\n        *free = free.saturating_sub(1);",
+    );
+    let graded = graded_with(&cheat, &[]);
+    graded.expect(
+        "step07-semaphore-hidden/max_inside(inside)",
+        "failed",
+        "at most 3 may be inside inside at once",
+    );
+    graded.expect(
+        "step07-semaphore-test",
+        "failed",
+        "the trace file holds lines labkit did not write",
+    );
+    no_points(&graded);
+}
+
+#[test]
+fn a_spinning_submission_is_diagnosed_as_spinning() {
+    let spinning = r#"
+pub struct Semaphore { free: std::sync::atomic::AtomicUsize }
+pub struct Permit<'a> { semaphore: &'a Semaphore }
+impl Semaphore {
+    // Forgets the permits it was given: the first acquire waits forever.
+    pub fn new(_permits: usize) -> Semaphore { Semaphore { free: std::sync::atomic::AtomicUsize::new(0) } }
+    pub fn acquire(&self) -> Permit<'_> {
+        use std::sync::atomic::Ordering::SeqCst;
+        loop {
+            let free = self.free.load(SeqCst);
+            if free > 0 && self.free.compare_exchange(free, free - 1, SeqCst, SeqCst).is_ok() {
+                return Permit { semaphore: self };
+            }
+        }
+    }
+    pub fn available(&self) -> usize { self.free.load(std::sync::atomic::Ordering::SeqCst) }
+}
+impl Drop for Permit<'_> {
+    fn drop(&mut self) { self.semaphore.free.fetch_add(1, std::sync::atomic::Ordering::SeqCst); }
+}"#;
+    let graded = graded_with(spinning, &[]);
+    let check = graded.check("step07-semaphore-test");
+    assert_eq!(check["outcome"], "failed", "{check:#}");
+    let message = check["message"].as_str().unwrap();
+    assert!(
+        message.contains("did not finish within 10 s") && message.contains("spins ("),
+        "{message}"
+    );
+    graded.expect(
+        "step07-semaphore-hidden",
+        "not_run",
+        "not run: step07-semaphore-test hung",
+    );
+    no_points(&graded);
+}
+
+#[test]
+fn one_bad_submission_never_stops_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.ipynb");
+    std::fs::write(&broken, "{ not json").unwrap();
+    let good = write(
+        dir.path(),
+        "good.ipynb",
+        &support::read(&lab().join(NOTEBOOK)),
+    );
+    let graded = grade(&[
+        "--source".as_ref(),
+        lab().join(NOTEBOOK).as_os_str(),
+        broken.as_os_str(),
+        good.as_os_str(),
+        "--jobs".as_ref(),
+        "2".as_ref(),
+    ]);
+    assert_eq!(graded.code, 2, "an unreadable submission is exit 2");
+    let submissions = graded.report["submissions"].as_array().unwrap();
+    assert_eq!(submissions.len(), 2);
+    let broken = &submissions[0]["notebooks"][0]["checks"][0];
+    assert_eq!(broken["outcome"], "bad_input");
+    assert!(
+        broken["message"]
+            .as_str()
+            .unwrap()
+            .contains("broken.ipynb: not a JSON notebook")
+    );
+    let good = &submissions[1];
+    assert!(
+        good["notebooks"][0]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["outcome"] == "passed"),
+        "{good:#}"
+    );
+}

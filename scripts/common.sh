@@ -4,6 +4,7 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 KERNEL="$ROOT/target/debug/conclab-kernel"
+CHECK="$ROOT/target/debug/conclab-check"
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 

@@ -106,6 +106,29 @@ pub fn output_items(outputs: &[Value]) -> Vec<(String, String)> {
 }
 
 /// nbformat multiline text: a string or a list of strings to concatenate.
+/// stderr joined into one item at the end: the kernel keeps stdout in
+/// order with displays, but (like ipykernel) not stderr's place between them.
+fn streams_apart(items: Vec<(String, String)>) -> Vec<(String, String)> {
+    const STDERR: &str = "stream:stderr";
+    let (stderr, mut rest): (Vec<_>, Vec<_>) =
+        items.into_iter().partition(|(kind, _)| kind == STDERR);
+    // Stdout items that were split by stderr become one again.
+    rest.dedup_by(|later, earlier| {
+        let same = later.0 == earlier.0 && later.0.starts_with("stream:");
+        if same {
+            earlier.1.push_str(&later.1);
+        }
+        same
+    });
+    if !stderr.is_empty() {
+        rest.push((
+            STDERR.to_owned(),
+            stderr.into_iter().map(|(_, text)| text).collect(),
+        ));
+    }
+    rest
+}
+
 fn text_of(value: Option<&Value>) -> String {
     match value {
         Some(Value::String(text)) => text.clone(),
@@ -210,8 +233,8 @@ pub fn compare(stored: &[Value], fresh: &[Value], settings: &Compare) -> Result<
         Vec::new()
     };
 
-    let stored = output_items(stored);
-    let fresh = output_items(fresh);
+    let stored = streams_apart(output_items(stored));
+    let fresh = streams_apart(output_items(fresh));
     let stored_kinds: Vec<&str> = stored.iter().map(|(kind, _)| kind.as_str()).collect();
     let fresh_kinds: Vec<&str> = fresh.iter().map(|(kind, _)| kind.as_str()).collect();
     if stored_kinds != fresh_kinds {
@@ -627,6 +650,15 @@ mod tests {
     }
 
     #[test]
+    fn stderr_may_come_anywhere_among_stdout() {
+        let stored = [stderr("warn\n"), stdout("a\n"), stdout("b\n")];
+        let fresh = [stdout("a\n"), stderr("warn\n"), stdout("b\n")];
+        assert!(check(&stored, &fresh, &mode(CompareMode::Exact)).is_ok());
+        let wrong = [stdout("a\n"), stdout("b\n"), stderr("other\n")];
+        assert!(check(&stored, &wrong, &mode(CompareMode::Exact)).is_err());
+    }
+
+    #[test]
     fn list_text_equals_string_text() {
         let stored = [json!({"output_type": "stream", "name": "stdout", "text": ["a\n", "b\n"]})];
         assert_eq!(
@@ -673,11 +705,8 @@ mod tests {
             &mode(CompareMode::Exact),
         )
         .unwrap_err();
-        // Two stdout blocks: say which one.
-        assert_eq!(
-            err.message,
-            "stdout (output 3) differs from the verified output"
-        );
+        // For comparison stdout is one block, stderr another.
+        assert_eq!(err.message, "stdout differs from the verified output");
     }
 
     #[test]

@@ -334,14 +334,7 @@ impl Kernel {
                         continue;
                     }
                     if let JupyterMessageContent::ExecuteReply(reply) = reply.content {
-                        ending = Some(match reply.status {
-                            ReplyStatus::Ok => Ending::Ok,
-                            _ => error_of(&outputs).unwrap_or(Ending::Error {
-                                ename: "Error".into(),
-                                evalue: "the cell failed".into(),
-                                traceback: Vec::new(),
-                            }),
-                        });
+                        ending = Some(reply.status);
                     }
                 }
                 _ = tokio::time::sleep(remaining) => {
@@ -362,7 +355,15 @@ impl Kernel {
                 }
             }
         }
-        let ending = ending.expect("the loop ends with an ending");
+        // Decided only now: the error output may come after the reply.
+        let ending = match ending.expect("the loop ends with a reply") {
+            ReplyStatus::Ok => Ending::Ok,
+            _ => error_of(&outputs).unwrap_or(Ending::Error {
+                ename: "Error".into(),
+                evalue: "the cell failed without saying why".into(),
+                traceback: Vec::new(),
+            }),
+        };
         self.finish(
             outputs,
             ending,

@@ -176,7 +176,7 @@ mod tests {
             [
                 "let setup = 1;",
                 "fn f() -> u32 { 2 }",
-                "::std::assert_eq!(f(), 1);"
+                "();\n::std::assert_eq!(f(), 1);"
             ]
         );
         assert_eq!(steps[2].role, Role::Test { points: 2.0 });

@@ -60,10 +60,10 @@ pub fn submission(name: &str, solutions: &[(&str, &str)]) -> Value {
 pub fn with_timeout(mut notebook: Value, seconds: f64) -> Value {
     notebook["metadata"]["conclab"]["timeout_s"] = Value::from(seconds);
     for cell in notebook["cells"].as_array_mut().unwrap() {
-        if let Some(settings) = cell["metadata"]["conclab"].as_object_mut() {
-            if settings.contains_key("timeout_s") {
-                settings.insert("timeout_s".into(), Value::from(seconds));
-            }
+        if let Some(settings) = cell["metadata"]["conclab"].as_object_mut()
+            && settings.contains_key("timeout_s")
+        {
+            settings.insert("timeout_s".into(), Value::from(seconds));
         }
     }
     notebook

@@ -145,7 +145,10 @@ fn shards_merge_into_the_report_of_a_single_run_and_every_format_renders_it() {
     let cases: usize = parsed.test_suites.iter().map(|s| s.test_cases.len()).sum();
     assert_eq!(cases, checks, "one testcase per check");
     assert!(xml.contains("<failure"), "{xml}");
-    assert!(xml.contains(r#"classname="bob.ipynb.07-semaphores""#), "{xml}");
+    assert!(
+        xml.contains(r#"classname="bob.ipynb.07-semaphores""#),
+        "{xml}"
+    );
 
     // Gradescope: results.json per learner with the fields its spec names.
     let mut gradescope = merge.clone();

@@ -286,7 +286,7 @@ impl Kernel {
         let request = self.message(request);
         let msg_id = request.header.msg_id.clone();
         let runner_before = self.runner_pid();
-        let cpu_before = runner_before.map_or(0, process_cpu_ticks);
+        let cpu_before = runner_before.map_or(0, cpu_ticks);
         let started_ns = crate::trace::monotonic_ns();
         let start = Instant::now();
         let mut outputs = Vec::new();
@@ -387,7 +387,7 @@ impl Kernel {
         // CPU of the same runner process only: a restarted runner starts at zero.
         let cpu_after = runner_before
             .filter(|&pid| Some(pid) == self.runner_pid())
-            .map_or(cpu_before, process_cpu_ticks);
+            .map_or(cpu_before, cpu_ticks);
         CellRun {
             outputs,
             ending,
@@ -405,7 +405,7 @@ impl Kernel {
         if pids.len() > limits.processes {
             return Some(Ending::TooManyProcesses(pids.len()));
         }
-        let rss: u64 = pids.iter().map(|&pid| rss_bytes(pid)).sum();
+        let rss: u64 = pids.iter().map(|&pid| process_tree::rss_bytes(pid)).sum();
         (rss > limits.memory_mb << 20).then_some(Ending::MemoryExceeded(rss >> 20))
     }
 
@@ -415,7 +415,10 @@ impl Kernel {
         let program = std::fs::read_link(format!("/proc/{kernel}/exe")).ok()?;
         process_tree::descendants(&[kernel])
             .into_iter()
-            .filter(|&pid| pid != kernel && parent_of(pid) == Some(kernel))
+            .filter(|&pid| {
+                pid != kernel
+                    && process_tree::process_stat(pid).is_some_and(|stat| stat.ppid == kernel)
+            })
             .find(|pid| {
                 std::fs::read_link(format!("/proc/{pid}/exe")).ok().as_ref() == Some(&program)
             })
@@ -521,35 +524,7 @@ fn error_of(outputs: &[Value]) -> Option<Ending> {
     })
 }
 
-fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 2..];
-    after.split(' ').nth(1)?.parse().ok()
-}
-
-/// utime + stime of a whole process, including its finished threads.
-fn process_cpu_ticks(pid: u32) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0;
-    };
-    let Some(close) = stat.rfind(')') else {
-        return 0;
-    };
-    let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
-    // Fields 14 and 15 of stat; the slice starts at field 3.
-    let field = |n: usize| {
-        fields
-            .get(n - 3)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field(14) + field(15)
-}
-
-fn rss_bytes(pid: u32) -> u64 {
-    let page = 4096;
-    std::fs::read_to_string(format!("/proc/{pid}/statm"))
-        .ok()
-        .and_then(|statm| statm.split(' ').nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * page)
+/// CPU ticks of a whole process so far, its finished threads included.
+fn cpu_ticks(pid: u32) -> u64 {
+    process_tree::process_stat(pid).map_or(0, |stat| stat.cpu_ticks)
 }

@@ -109,6 +109,22 @@ fn read_stat(path: &str) -> Option<Stat> {
     parse_stat(&fs::read_to_string(path).ok()?)
 }
 
+/// A process's `stat`: its parent, and utime + stime of the whole process,
+/// its finished threads included.
+pub(crate) fn process_stat(pid: u32) -> Option<Stat> {
+    read_stat(&format!("/proc/{pid}/stat"))
+}
+
+/// A process's resident memory, in bytes (0 once it is gone).
+pub fn rss_bytes(pid: u32) -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+    fs::read_to_string(format!("/proc/{pid}/statm"))
+        .ok()
+        .and_then(|statm| statm.split(' ').nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * page)
+}
+
 /// Every process now, with its stat: one pass over `/proc`.
 fn processes() -> Vec<(u32, Stat)> {
     let Ok(entries) = fs::read_dir("/proc") else {

@@ -198,16 +198,8 @@ fn shorten(line: &str) -> String {
     short
 }
 
-/// CLOCK_MONOTONIC now, in nanoseconds: the trace's clock.
-pub fn monotonic_ns() -> u64 {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
-}
+/// CLOCK_MONOTONIC now, in nanoseconds: the trace's clock, from labkit.
+pub use labkit::trace::monotonic_ns;
 
 #[cfg(test)]
 mod tests {

@@ -97,33 +97,33 @@ fn inverted(mut report: NotebookReport) -> NotebookReport {
         .checks
         .into_iter()
         .filter(|check| check.kind != CheckKind::Property)
-        .map(|check| match (check.kind, check.outcome) {
-            (CheckKind::Test, Outcome::Failed) => Check {
+        .map(|check| {
+            if check.kind != CheckKind::Test {
+                return check;
+            }
+            let (outcome, message) = match check.outcome {
+                Outcome::Failed => (
+                    Outcome::Passed,
+                    format!("fails against the released stub, as it must: {}", check.message),
+                ),
+                Outcome::Passed => (
+                    Outcome::Failed,
+                    "passes against the released learner version: it cannot tell a learner who did nothing from one who solved the exercise".into(),
+                ),
+                Outcome::NotRun => (
+                    Outcome::Failed,
+                    format!("could not be shown to fail: {}", check.message),
+                ),
+                _ => return check,
+            };
+            Check {
                 id: format!("{}/fails-unsolved", check.id),
-                outcome: Outcome::Passed,
+                outcome,
                 score: 0.0,
                 max_score: 0.0,
-                message: format!("fails against the released stub, as it must: {}", check.message),
-                details: String::new(),
+                message,
                 ..check
-            },
-            (CheckKind::Test, Outcome::Passed) => Check {
-                id: format!("{}/fails-unsolved", check.id),
-                outcome: Outcome::Failed,
-                score: 0.0,
-                max_score: 0.0,
-                message: "passes against the released learner version: it cannot tell a learner who did nothing from one who solved the exercise".into(),
-                ..check
-            },
-            (CheckKind::Test, Outcome::NotRun) => Check {
-                id: format!("{}/fails-unsolved", check.id),
-                outcome: Outcome::Failed,
-                score: 0.0,
-                max_score: 0.0,
-                message: format!("could not be shown to fail: {}", check.message),
-                ..check
-            },
-            _ => check,
+            }
         })
         .collect();
     report

@@ -686,10 +686,8 @@ fn spinning(run: &CellRun) -> PropertyResult {
         .threads
         .iter()
         .filter(|(_, (_, seen, runnable))| *runnable >= 3 && *runnable * 2 >= *seen)
-        .map(|(tid, (name, seen, runnable))| {
-            format!(
-                "{name} (tid {tid}) was running in {runnable} of the {seen} samples it was alive in"
-            )
+        .map(|(_, (name, seen, runnable))| {
+            format!("{name} was running in {runnable} of the {seen} samples it was alive in")
         })
         .collect();
     if spinners.is_empty() {

@@ -101,11 +101,22 @@ pub struct Activity {
 impl Activity {
     fn sample(&mut self, runner: u32) {
         self.samples += 1;
-        for thread in process_tree::sample(&[runner]) {
-            let entry = self
-                .threads
-                .entry(thread.tid)
-                .or_insert((thread.name, 0, 0));
+        let threads = process_tree::sample(&[runner]);
+        let main_name = threads
+            .iter()
+            .find(|t| t.tid == runner)
+            .map(|t| t.name.clone());
+        for thread in threads {
+            // Named as labkit's trace names them: unnamed threads inherit the
+            // process's name in /proc.
+            let name = if thread.tid == runner {
+                "main".to_owned()
+            } else if Some(&thread.name) == main_name.as_ref() {
+                format!("thread-{}", thread.tid)
+            } else {
+                thread.name
+            };
+            let entry = self.threads.entry(thread.tid).or_insert((name, 0, 0));
             entry.1 += 1;
             if thread.state == 'R' {
                 entry.2 += 1;

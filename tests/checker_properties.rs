@@ -501,3 +501,74 @@ pub fn analyse(urls: &[String], fetch_limit: usize) -> Report {
         "should run on at least 2 threads at once",
     );
 }
+
+/// The source's own solution cell `grade_id` of `notebook`, with `from`
+/// replaced by `to`: a mistake made in an otherwise right solution.
+fn reference_with(notebook: &str, grade_id: &str, from: &str, to: &str) -> String {
+    let source = support::read(&lab().join(notebook));
+    let cell = source["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["metadata"]["nbgrader"]["grade_id"] == grade_id)
+        .unwrap();
+    let text: String = cell["source"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| line.as_str().unwrap())
+        .collect();
+    assert!(text.contains(from), "{grade_id} has {from:?}");
+    text.replace(from, to)
+}
+
+/// Step 1: a pool whose shutdown closes the pipes but never waits for its
+/// workers: they exit and stay zombies.
+#[test]
+fn step01_workers_never_reaped() {
+    let never_reaped = reference_with(
+        "01-cpu-bound-pool.ipynb",
+        "step01-process-pool",
+        "let status = worker.child.wait()?;\n            if !status.success() {\n                return Err(std::io::Error::other(format!(\"a worker failed: {status}\")));\n            }",
+        "std::mem::forget(worker.child); // never waited for",
+    );
+    let graded = grade_notebook(
+        &lab().join("01-cpu-bound-pool.ipynb"),
+        "01-cpu-bound-pool.ipynb",
+        &submission(
+            "01-cpu-bound-pool.ipynb",
+            &[("step01-process-pool", &never_reaped)],
+        ),
+    );
+    graded.expect(
+        "step01-process-pool-hidden/no_leaks",
+        "failed",
+        "(exited but never waited for: a zombie)",
+    );
+    graded.expect("step01-par-map-hidden", "passed", "passed");
+}
+
+/// Step 2: results handed back in input order, not as tasks complete.
+#[test]
+fn step02_input_order_is_not_completion_order() {
+    let in_input_order = reference_with(
+        "02-as-completed.ipynb",
+        "step02-as-completed",
+        "    result_rx\n",
+        "    // Waits for every result, then hands them back in input order.\n    drop(result_tx);\n    let mut all: Vec<_> = result_rx.iter().collect();\n    all.sort_by_key(|(index, _)| *index);\n    let (tx, rx) = crossbeam::channel::unbounded();\n    for item in all { tx.send(item).unwrap(); }\n    rx\n",
+    );
+    let graded = grade_notebook(
+        &lab().join("02-as-completed.ipynb"),
+        "02-as-completed.ipynb",
+        &submission(
+            "02-as-completed.ipynb",
+            &[("step02-as-completed", &in_input_order)],
+        ),
+    );
+    graded.expect(
+        "step02-as-completed-hidden/completion_order(task)",
+        "failed",
+        "results must be handed back as tasks complete: task 0",
+    );
+    graded.expect("step02-as-completed-hidden/max_inside(task)", "passed", "");
+}

@@ -66,7 +66,7 @@ impl ProcessPool {
     graded.expect(
         "step01-par-map-hidden/parallel(primes)",
         "failed",
-        "should run on at least 2 threads at once, but ran on at most 1",
+        "the work in primes should be spread over at least 2 threads, but ran on 1",
     );
     graded.expect(
         "step01-par-map-hidden",
@@ -498,7 +498,7 @@ pub fn analyse(urls: &[String], fetch_limit: usize) -> Report {
     graded.expect(
         "step08-hybrid-hidden/parallel(analyse)",
         "failed",
-        "should run on at least 2 threads at once",
+        "the work in analyse should be spread over at least 2 threads, but ran on 1",
     );
 }
 

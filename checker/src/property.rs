@@ -405,9 +405,14 @@ fn min_inside(evidence: &Evidence, name: &str, at_least: u32, spans: &[Span]) ->
     )
 }
 
+/// Spread over enough threads. Overlap in wall time is the stronger proof,
+/// but short CPU-bound spans overlap only when cores are free, which the
+/// learner does not control (a loaded 2-core grader, half a vCPU on
+/// Gradescope): so distinct threads doing the work count too.
 fn parallel(evidence: &Evidence, name: &str, at_least: u32, spans: &[Span]) -> Verdict {
     let moment = busiest(spans, true);
-    if moment.value >= at_least as usize {
+    let threads = by_thread(spans).len();
+    if moment.value >= at_least as usize || threads >= at_least as usize {
         return Verdict::Holds;
     }
     let mut text = format!("{name} spans by thread:");
@@ -431,8 +436,7 @@ fn parallel(evidence: &Evidence, name: &str, at_least: u32, spans: &[Span]) -> V
     );
     fails(
         format!(
-            "the work in {name} should run on at least {at_least} threads at once, but ran on at most {}",
-            moment.value
+            "the work in {name} should be spread over at least {at_least} threads, but ran on {threads}"
         ),
         text,
     )
@@ -1360,6 +1364,17 @@ mod tests {
     }
 
     #[test]
+    fn parallel_holds_for_short_spans_on_several_threads_without_overlap() {
+        // Two threads taking turns: on a busy machine short CPU spans need
+        // not overlap in wall time.
+        let mut run = Run::default();
+        run.span("thread-1", "analyse", 0, 0.0, 2.0)
+            .span("thread-2", "analyse", 1, 3.0, 5.0);
+        let property = at_least(PropertyKind::Parallel, "analyse", 2);
+        assert_eq!(run.decide(&property), Verdict::Holds);
+    }
+
+    #[test]
     fn parallel_counts_threads_not_spans() {
         // Four overlapping spans, all on one thread (nested or interleaved
         // bookkeeping): still one thread doing the work.
@@ -1369,7 +1384,7 @@ mod tests {
             .span("main", "primes", 2, 50.0, 60.0);
         let property = at_least(PropertyKind::Parallel, "primes", 2);
         insta::assert_snapshot!(full(run.decide(&property)), @r"
-        the work in primes should run on at least 2 threads at once, but ran on at most 1
+        the work in primes should be spread over at least 2 threads, but ran on 1
         ---
         primes spans by thread:
           main: 3 spans, from 0.0 ms to 60.0 ms

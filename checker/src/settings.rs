@@ -136,7 +136,7 @@ pub enum PropertyKind {
     MaxInside,
     /// At least `at_least` inside the span at once, at some moment.
     MinInside,
-    /// The span ran on at least `at_least` threads at once.
+    /// The span's work was spread over at least `at_least` threads.
     Parallel,
     /// Work ran in `exactly` worker processes.
     Processes,

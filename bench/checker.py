@@ -98,7 +98,10 @@ def grade(source, submissions):
         sys.exit(f"conclab-check failed ({code}): {stderr}")
     report = json.loads(stdout)
     checks = [c for s in report["submissions"] for n in s["notebooks"] for c in n["checks"]]
-    failed = [c["id"] for c in checks if c["outcome"] != "passed"]
+    failed = [f"{s['submission']}: {c['id']}: {c['message']}" for s in report["submissions"]
+              for n in s["notebooks"] for c in n["checks"] if c["outcome"] != "passed"]
+    for line in failed:
+        print(f"  not passed: {line}", file=sys.stderr)
     return seconds, peak, len(checks), failed
 
 

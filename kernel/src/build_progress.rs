@@ -9,8 +9,21 @@
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::OnceLock;
 
 use crossbeam_channel::Receiver;
+
+/// The stderr this process started with, kept for [`restore`].
+static ORIGINAL_STDERR: OnceLock<OwnedFd> = OnceLock::new();
+
+/// Points descriptor 2 back at the original stderr, for a last message
+/// before the process exits: the forwarding thread might not write it in time.
+pub fn restore() {
+    if let Some(original) = ORIGINAL_STDERR.get() {
+        // SAFETY: dup2 onto descriptor 2 from a descriptor we own.
+        unsafe { libc::dup2(original.as_raw_fd(), libc::STDERR_FILENO) };
+    }
+}
 
 /// Redirects this process's stderr; returns the "Compiling" lines seen.
 /// Call before any other thread starts.
@@ -30,6 +43,8 @@ pub fn capture() -> io::Result<Receiver<String>> {
     }
     // SAFETY: `original` is fresh and ours.
     let mut original = unsafe { File::from_raw_fd(original) };
+    let kept = original.try_clone()?;
+    let _ = ORIGINAL_STDERR.set(kept.into());
     // SAFETY: makes descriptor 2 the pipe; children inherit it, as they did stderr.
     if unsafe { libc::dup2(write_end.as_raw_fd(), libc::STDERR_FILENO) } < 0 {
         return Err(io::Error::last_os_error());

@@ -98,6 +98,7 @@ fn main() -> ExitCode {
     match dispatch(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
+            build_progress::restore();
             eprintln!("conclab-kernel: {error:#}");
             ExitCode::FAILURE
         }

@@ -351,8 +351,8 @@ pub async fn grade(
 async fn grade_one(
     source: &Source,
     submission: &Submission,
-    settings: &Settings,
-    semaphore: &tokio::sync::Semaphore,
+    settings: &Arc<Settings>,
+    semaphore: &Arc<tokio::sync::Semaphore>,
 ) -> SubmissionReport {
     let mut report = SubmissionReport {
         submission: submission.name.clone(),
@@ -381,44 +381,42 @@ async fn grade_one(
             return report;
         }
     };
-    let runs = jobs.into_iter().map(|(name, steps)| async move {
-        let _permit = semaphore
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
-        grading::run_notebook(&name, &steps, settings).await
-    });
-    report.notebooks = futures_join_all(runs).await;
-    report
-}
-
-/// Runs futures concurrently and keeps their order.
-async fn futures_join_all<F: std::future::Future>(
-    futures: impl IntoIterator<Item = F>,
-) -> Vec<F::Output> {
-    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (future, output) in pinned.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(value) => *output = Some(value),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    outputs
+    // One task per notebook run, so a panic in one is reported for that
+    // notebook and the others still finish.
+    let runs: Vec<_> = jobs
         .into_iter()
-        .map(|o| o.expect("every future finished"))
-        .collect()
+        .map(|(name, steps)| {
+            let (settings, semaphore) = (settings.clone(), semaphore.clone());
+            let notebook = name.clone();
+            let task = tokio::spawn(async move {
+                let _permit = semaphore.acquire_owned().await.expect("never closed");
+                grading::run_notebook(&notebook, &steps, &settings).await
+            });
+            (name, task)
+        })
+        .collect();
+    for (name, task) in runs {
+        report.notebooks.push(match task.await {
+            Ok(notebook) => notebook,
+            Err(error) => NotebookReport {
+                notebook: name,
+                checks: vec![Check {
+                    id: "checker".into(),
+                    cell: "checker".into(),
+                    kind: CheckKind::Run,
+                    outcome: Outcome::Error,
+                    score: 0.0,
+                    max_score: 0.0,
+                    message: format!("the checker failed on this notebook: {error}"),
+                    details: String::new(),
+                    seed: None,
+                    time_s: 0.0,
+                }],
+                time_s: 0.0,
+            },
+        });
+    }
+    report
 }
 
 #[cfg(test)]

@@ -24,6 +24,18 @@ pub enum Mode {
     /// The source itself: every cell must run clean and match its stored
     /// output, every test pass on every perturbed run.
     Validate,
+    /// A learner's own notebook, checked from inside it: tests and
+    /// properties as in grading, but test outputs are not compared, since a
+    /// released notebook stores none.
+    Feedback,
+}
+
+impl Mode {
+    /// Whether setup cells that ran clean are left out of the report: only
+    /// validation vouches for them.
+    fn hides_clean_setup(self) -> bool {
+        self != Mode::Validate
+    }
 }
 
 /// How to run notebooks.
@@ -33,7 +45,7 @@ pub struct Settings {
     pub kernel: std::path::PathBuf,
     /// Limits per cell.
     pub limits: Limits,
-    /// Grade or validate.
+    /// What the run is for.
     pub mode: Mode,
 }
 
@@ -343,7 +355,7 @@ impl NotebookRun<'_> {
                 run.time_s(),
             ),
             // In grading, cells that ran clean are not news.
-            None if self.settings.mode == Mode::Grade && step.role == Role::Setup => {}
+            None if self.settings.mode.hides_clean_setup() && step.role == Role::Setup => {}
             None => self.push(
                 step,
                 kind,
@@ -369,6 +381,7 @@ impl NotebookRun<'_> {
             Ending::Error {
                 evalue, traceback, ..
             } => (false, first_line(evalue).to_owned(), traceback.join("\n")),
+            _ if self.settings.mode == Mode::Feedback => (true, "passed".to_owned(), String::new()),
             _ => match compare::compare(&step.stored_outputs, &run.outputs, &step.settings.compare)
             {
                 Ok(()) => (true, "passed".to_owned(), String::new()),
@@ -598,7 +611,7 @@ impl NotebookRun<'_> {
             Role::Test { .. } => CheckKind::Test,
             _ => CheckKind::Run,
         };
-        if step.role == Role::Setup && self.settings.mode == Mode::Grade {
+        if step.role == Role::Setup && self.settings.mode.hides_clean_setup() {
             return;
         }
         self.push(

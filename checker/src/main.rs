@@ -35,6 +35,7 @@ use crate::grading::{Mode, Settings};
 use crate::kernel::Limits;
 use crate::notebook::{BadNotebook, Notebook};
 use crate::report::{Outcome, Report};
+use crate::validate::Purpose;
 
 #[derive(Parser)]
 #[command(
@@ -80,6 +81,16 @@ enum Command {
         /// graded test.
         #[arg(long)]
         invert: bool,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Check a learner's notebook against its own tests and properties, as
+    /// the kernel's `:check` does: no hidden tests, no points at stake, and
+    /// test outputs are not compared (a released notebook stores none).
+    Feedback {
+        /// The learner's notebooks, or folders of them.
+        #[arg(required = true)]
+        notebooks: Vec<PathBuf>,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -206,21 +217,37 @@ fn main() -> ExitCode {
             &run.output,
         ),
         Command::Validate { paths, invert, run } => {
-            let report = runtime().and_then(|runtime| {
-                validate::validate(
-                    &runtime,
-                    &paths,
-                    invert,
-                    &run.settings(Mode::Validate),
-                    run.jobs(),
-                )
-                .map_err(Failure::from)
-            });
-            finish(report, &run.output)
+            let purpose = if invert {
+                Purpose::Invert
+            } else {
+                Purpose::Validate
+            };
+            finish(against_themselves(&paths, purpose, &run), &run.output)
         }
+        Command::Feedback { notebooks, run } => finish(
+            against_themselves(&notebooks, Purpose::Feedback, &run),
+            &run.output,
+        ),
         Command::Merge { reports, output } => finish(merge(&reports), &output),
     };
     ExitCode::from(exit as u8)
+}
+
+/// Runs notebooks against themselves: `validate` and `feedback`.
+fn against_themselves(
+    paths: &[PathBuf],
+    purpose: Purpose,
+    run: &RunArgs,
+) -> Result<Report, Failure> {
+    let runtime = runtime()?;
+    validate::validate(
+        &runtime,
+        paths,
+        purpose,
+        &run.settings(purpose.mode()),
+        run.jobs(),
+    )
+    .map_err(Failure::from)
 }
 
 /// Writes the report and turns it into the exit code.

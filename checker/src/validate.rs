@@ -1,7 +1,9 @@
-//! `conclab-check validate`: the CI gate for source notebooks. Without
-//! `--invert`, every cell runs clean, stored outputs match and every test
-//! passes on every perturbed run; with it, the released learner version
-//! fails every graded test (so no test passes for a learner who did nothing).
+//! Notebooks checked against themselves. `conclab-check validate` is the CI
+//! gate for source notebooks: every cell runs clean, stored outputs match
+//! and every test passes on every perturbed run; with `--invert`, the
+//! released learner version fails every graded test (so no test passes for
+//! a learner who did nothing). `conclab-check feedback` runs a learner's
+//! notebook's own tests against the learner's solutions.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,14 +15,39 @@ use crate::plan::{self, Step};
 use crate::release;
 use crate::report::{Check, CheckKind, NotebookReport, Outcome, Report, SubmissionReport};
 
-/// Validates the notebooks at `paths`, `jobs` at a time.
+/// What a run of notebooks against themselves proves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Source notebooks run clean, match their stored outputs and pass.
+    Validate,
+    /// Their released learner versions fail every graded test.
+    Invert,
+    /// A learner's notebook passes its own tests and properties.
+    Feedback,
+}
+
+impl Purpose {
+    /// How the notebooks' runs are judged: a released version is graded
+    /// like a learner's submission.
+    pub fn mode(self) -> Mode {
+        match self {
+            Purpose::Validate => Mode::Validate,
+            Purpose::Invert => Mode::Grade,
+            Purpose::Feedback => Mode::Feedback,
+        }
+    }
+}
+
+/// Runs the notebooks at `paths` for `purpose`, `jobs` at a time (the mode
+/// in `settings` is the purpose's).
 pub fn validate(
     runtime: &tokio::runtime::Runtime,
     paths: &[PathBuf],
-    invert: bool,
+    purpose: Purpose,
     settings: &Settings,
     jobs: usize,
 ) -> Result<Report, BadNotebook> {
+    let invert = purpose == Purpose::Invert;
     // Everything is read and planned before anything runs: a bad notebook
     // is reported at once, by name.
     let mut groups = Vec::new();
@@ -44,11 +71,14 @@ pub fn validate(
         groups.push((path.clone(), planned));
     }
     let settings = Arc::new(Settings {
-        mode: if invert { Mode::Grade } else { Mode::Validate },
+        mode: purpose.mode(),
         ..settings.clone()
     });
     let semaphore = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
-    let mut report = Report::new("validate");
+    let mut report = Report::new(match purpose {
+        Purpose::Feedback => "feedback",
+        Purpose::Validate | Purpose::Invert => "validate",
+    });
     runtime.block_on(async {
         for (path, planned) in groups {
             let mut tasks = Vec::new();

@@ -1,6 +1,7 @@
 //! conclab-kernel: a Jupyter kernel for Rust, built on evcxr.
 
 mod build_progress;
+mod check;
 mod completeness;
 mod frame;
 mod history;

@@ -12,6 +12,9 @@ pub struct RunnerControl {
     process: Mutex<Option<Arc<Mutex<Child>>>>,
     running: AtomicBool,
     interrupted: AtomicBool,
+    /// The process group of a running `:check`: an interrupt stops it, not
+    /// the code runner, whose variables it does not touch.
+    check: Mutex<Option<libc::pid_t>>,
 }
 
 impl RunnerControl {
@@ -23,6 +26,11 @@ impl RunnerControl {
     /// Marks whether a cell is running now.
     pub fn set_running(&self, running: bool) {
         self.running.store(running, Ordering::SeqCst);
+    }
+
+    /// Marks a `:check` as running in the process group `group` (None: ended).
+    pub fn set_check(&self, group: Option<u32>) {
+        *self.check.lock().unwrap_or_else(|p| p.into_inner()) = group.map(|g| g as libc::pid_t);
     }
 
     /// Whether an interrupt stopped the current cell; clears the mark.
@@ -39,6 +47,12 @@ impl RunnerControl {
     /// code runner and every process it started are killed; evcxr starts a
     /// new runner. Returns whether there was a cell to stop.
     pub fn interrupt(&self) -> bool {
+        if let Some(group) = *self.check.lock().unwrap_or_else(|p| p.into_inner()) {
+            self.interrupted.store(true, Ordering::SeqCst);
+            // SAFETY: kill(2) on the process group of a checker we started.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+            return true;
+        }
         if !self.running.load(Ordering::SeqCst) {
             return false;
         }

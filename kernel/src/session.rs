@@ -17,6 +17,7 @@ use jupyter_protocol::{
 };
 use tokio::sync::oneshot;
 
+use crate::check::{self, Attempts, CheckCommand};
 use crate::history::History;
 use crate::iopub::Iopub;
 use crate::output::Forwarder;
@@ -151,6 +152,10 @@ struct Session {
     output_format: String,
     /// The code runner restarted (or `:fmt` changed): set it up again.
     runner_needs_setup: bool,
+    /// The code last run in each cell, for `:check`.
+    attempts: Attempts,
+    /// This session's build directory; `:check` writes its copies here.
+    session_dir: PathBuf,
 }
 
 impl Session {
@@ -203,6 +208,8 @@ impl Session {
             execution_count: 0,
             output_format: prelude::DEFAULT_FORMAT.to_owned(),
             runner_needs_setup: false,
+            attempts: Attempts::default(),
+            session_dir,
         })
     }
 
@@ -257,7 +264,13 @@ impl Session {
         if let Some(topic) = help_topic(&execute.code) {
             return self.show_help(request, execute, topic, count);
         }
-        let outcome = self.run_cell(request, execute);
+        let outcome = match CheckCommand::parse(&execute.code) {
+            Some(command) => self.run_check(request, &command),
+            None => {
+                self.attempts.record(&request.metadata, &execute.code);
+                self.run_cell(request, execute)
+            }
+        };
         let (result, error) = match outcome {
             Ok(outputs) => (outputs, None),
             Err(error) => (HashMap::new(), Some(error)),
@@ -457,6 +470,67 @@ impl Session {
                 ))
             }
         }
+    }
+
+    /// `:check`: runs the checker on this notebook, with the solutions as
+    /// last run here, and shows its report.
+    fn run_check(
+        &mut self,
+        request: &JupyterMessage,
+        command: &CheckCommand,
+    ) -> Result<HashMap<String, String>, CellError> {
+        let failed = |message: String| CellError::new("CheckError", message.clone(), vec![message]);
+        let notebook = command.notebook_path().map_err(failed)?;
+        let (copy, overlay) =
+            check::checked_copy(&notebook, &self.attempts, &self.session_dir.join("check"))
+                .map_err(failed)?;
+        let name = notebook.file_name().unwrap_or_default().to_string_lossy();
+        let saved = match overlay.saved {
+            0 => String::new(),
+            n => format!(", {n} as saved (not run since the kernel started)"),
+        };
+        self.say(
+            request,
+            &format!(
+                "Checking {name} with its tests, in a fresh kernel: {} solution cell(s) as you last ran them{saved}…\n",
+                overlay.ran
+            ),
+        );
+        let runner = Arc::clone(&self.runner);
+        let feedback = check::run_checker(&copy, |group| runner.set_check(Some(group)));
+        self.runner.set_check(None);
+        let _ = std::fs::remove_file(&copy);
+        if self.runner.take_interrupted() {
+            return Err(CellError::new(
+                "Interrupted",
+                "the check was interrupted",
+                vec!["Interrupted: the check was stopped. Your variables are untouched.".into()],
+            ));
+        }
+        let feedback = feedback.map_err(failed)?;
+        match feedback.exit {
+            // The checker ran the notebook: passed (0) or a check failed (1).
+            Some(0 | 1) => {
+                self.say(request, &feedback.report);
+                Ok(HashMap::new())
+            }
+            _ => {
+                let errors = feedback.errors.trim();
+                Err(failed(if errors.is_empty() {
+                    format!("the checker stopped ({:?}) without a report", feedback.exit)
+                } else {
+                    errors.to_owned()
+                }))
+            }
+        }
+    }
+
+    /// Prints `text` in the cell's output.
+    fn say(&self, request: &JupyterMessage, text: &str) {
+        self.iopub.send(
+            JupyterMessageContent::StreamContent(StreamContent::stdout(text)),
+            request,
+        );
     }
 
     /// A new code runner lacks the panic hook; a new `:fmt` needs a new way

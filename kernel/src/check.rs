@@ -1,0 +1,280 @@
+//! `:check`: the checker's feedback on the learner's notebook, without
+//! leaving it.
+//!
+//! Jupyter never sends the notebook to its kernel, so the checker reads the
+//! notebook as last saved (Jupyter Server names it in `JPY_SESSION_NAME`),
+//! with each solution cell replaced by the code the learner last ran in it:
+//! JupyterLab sends a cell's id and metadata (its nbgrader `grade_id` among
+//! them) with every execute request. What the learner ran is what is checked,
+//! saved or not.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+/// The environment variable Jupyter Server sets to the notebook's path.
+const SESSION_NAME: &str = "JPY_SESSION_NAME";
+
+/// A `:check` line: which notebook to check.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CheckCommand {
+    /// The notebook named after `:check`, if any.
+    pub notebook: Option<PathBuf>,
+}
+
+impl CheckCommand {
+    /// Reads a cell that is only `:check [NOTEBOOK]`; None for any other cell.
+    pub fn parse(code: &str) -> Option<CheckCommand> {
+        let mut lines = code.lines().map(str::trim).filter(|l| !l.is_empty());
+        let line = lines.next()?;
+        if lines.next().is_some() {
+            return None;
+        }
+        let rest = line.strip_prefix(":check")?;
+        if !rest.is_empty() && !rest.starts_with(char::is_whitespace) {
+            return None;
+        }
+        let rest = rest.trim();
+        Some(CheckCommand {
+            notebook: (!rest.is_empty()).then(|| PathBuf::from(rest)),
+        })
+    }
+
+    /// The notebook to check: the one named, else the one Jupyter Server
+    /// started this kernel for.
+    pub fn notebook_path(&self) -> Result<PathBuf, String> {
+        if let Some(path) = &self.notebook {
+            return Ok(path.clone());
+        }
+        match std::env::var_os(SESSION_NAME) {
+            Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
+            _ => Err(
+                "this kernel does not know which notebook it runs (Jupyter Server did not say); \
+                 name it: `:check path/to/notebook.ipynb`"
+                    .into(),
+            ),
+        }
+    }
+}
+
+/// The code the learner last ran in each cell, by grade_id and by cell id.
+#[derive(Debug, Default)]
+pub struct Attempts {
+    by_grade_id: HashMap<String, String>,
+    by_cell_id: HashMap<String, String>,
+}
+
+/// How the checked copy of a notebook was put together.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Overlay {
+    /// Solution cells taken as the learner last ran them.
+    pub ran: usize,
+    /// Solution cells taken as saved: not run in this session.
+    pub saved: usize,
+}
+
+impl Attempts {
+    /// Remembers `code` as run in the cell an execute request's metadata names.
+    pub fn record(&mut self, metadata: &Value, code: &str) {
+        if let Some(id) = metadata
+            .pointer("/nbgrader/grade_id")
+            .and_then(Value::as_str)
+        {
+            self.by_grade_id.insert(id.to_owned(), code.to_owned());
+        }
+        if let Some(id) = metadata.get("cellId").and_then(Value::as_str) {
+            self.by_cell_id.insert(id.to_owned(), code.to_owned());
+        }
+    }
+
+    /// Replaces the source of each of `notebook`'s solution cells with the
+    /// code last run in it, matched by grade_id, else by cell id.
+    pub fn overlay(&self, notebook: &mut Value) -> Overlay {
+        let mut overlay = Overlay::default();
+        let Some(cells) = notebook.get_mut("cells").and_then(Value::as_array_mut) else {
+            return overlay;
+        };
+        for cell in cells {
+            let solution = cell.pointer("/metadata/nbgrader/solution") == Some(&Value::Bool(true));
+            if !solution || cell.get("cell_type").and_then(Value::as_str) != Some("code") {
+                continue;
+            }
+            let by_grade_id = cell
+                .pointer("/metadata/nbgrader/grade_id")
+                .and_then(Value::as_str)
+                .and_then(|id| self.by_grade_id.get(id));
+            let by_cell_id = || {
+                cell.get("id")
+                    .and_then(Value::as_str)
+                    .and_then(|id| self.by_cell_id.get(id))
+            };
+            match by_grade_id.or_else(by_cell_id).cloned() {
+                Some(code) => {
+                    cell["source"] = Value::String(code);
+                    overlay.ran += 1;
+                }
+                None => overlay.saved += 1,
+            }
+        }
+        overlay
+    }
+}
+
+/// What the checker said.
+#[derive(Debug)]
+pub struct Feedback {
+    /// The report, as text for people.
+    pub report: String,
+    /// The checker's exit code: 0 all passed, 1 a check failed, 2 bad
+    /// input, 3 the checker could not run the work; None if killed.
+    pub exit: Option<i32>,
+    /// What the checker wrote to stderr (why it could not check).
+    pub errors: String,
+}
+
+/// Writes the checked copy of `notebook` (solutions as last run) into
+/// `dir`, under the notebook's own name so the report names it.
+pub fn checked_copy(
+    notebook: &Path,
+    attempts: &Attempts,
+    dir: &Path,
+) -> Result<(PathBuf, Overlay), String> {
+    let text = std::fs::read_to_string(notebook)
+        .map_err(|e| format!("{}: cannot read it: {e}", notebook.display()))?;
+    let mut json: Value = serde_json::from_str(&text)
+        .map_err(|e| format!("{}: not a notebook (not JSON: {e})", notebook.display()))?;
+    let overlay = attempts.overlay(&mut json);
+    let name = notebook
+        .file_name()
+        .ok_or_else(|| format!("{}: not a notebook file", notebook.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let copy = dir.join(name);
+    std::fs::write(&copy, json.to_string()).map_err(|e| format!("{}: {e}", copy.display()))?;
+    Ok((copy, overlay))
+}
+
+/// The conclab-check program: the one built or installed next to this
+/// kernel, else the one on PATH.
+pub fn checker_program() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|me| Some(me.parent()?.join("conclab-check")))
+        .filter(|path| path.is_file())
+        .unwrap_or_else(|| PathBuf::from("conclab-check"))
+}
+
+/// Runs `conclab-check feedback` on `copy` with this kernel; `started`
+/// receives the checker's pid (its process group), so an interrupt can stop it.
+pub fn run_checker(copy: &Path, started: impl FnOnce(u32)) -> Result<Feedback, String> {
+    use std::os::unix::process::CommandExt;
+    let program = checker_program();
+    let kernel = std::env::current_exe().map_err(|e| format!("finding this kernel: {e}"))?;
+    let mut child = Command::new(&program)
+        .arg("feedback")
+        .arg("--jobs=1")
+        .arg("--kernel")
+        .arg(&kernel)
+        .arg(copy)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own group: an interrupt stops the checker and the kernel it runs.
+        .process_group(0)
+        .spawn()
+        .map_err(|e| {
+            format!(
+                "cannot start {} ({e}); it is installed with the kernel: cargo install --path checker",
+                program.display()
+            )
+        })?;
+    started(child.id());
+    let mut stderr = child.stderr.take().expect("piped");
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let mut report = String::new();
+    let _ = child
+        .stdout
+        .take()
+        .expect("piped")
+        .read_to_string(&mut report);
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for the checker: {e}"))?;
+    Ok(Feedback {
+        report,
+        exit: status.code(),
+        errors: errors.join().unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_a_cell_that_is_a_check_line_is_a_check() {
+        assert_eq!(
+            CheckCommand::parse(":check"),
+            Some(CheckCommand { notebook: None })
+        );
+        assert_eq!(
+            CheckCommand::parse("  :check  step07.ipynb \n"),
+            Some(CheckCommand {
+                notebook: Some("step07.ipynb".into())
+            })
+        );
+        assert_eq!(CheckCommand::parse(":checked"), None);
+        assert_eq!(CheckCommand::parse(":check\nlet x = 1;"), None);
+        assert_eq!(CheckCommand::parse("let x = 1;"), None);
+    }
+
+    fn notebook() -> Value {
+        json!({"cells": [
+            {"cell_type": "code", "id": "a", "source": "saved a",
+             "metadata": {"nbgrader": {"grade_id": "ex-a", "solution": true}}},
+            {"cell_type": "code", "id": "b", "source": "saved b",
+             "metadata": {"nbgrader": {"grade_id": "ex-b", "solution": true}}},
+            {"cell_type": "code", "id": "t", "source": "saved test",
+             "metadata": {"nbgrader": {"grade_id": "ex-a-test", "solution": false}}},
+            {"cell_type": "code", "id": "c", "source": "saved c",
+             "metadata": {"nbgrader": {"grade_id": "ex-c", "solution": true}}},
+        ]})
+    }
+
+    #[test]
+    fn solutions_are_taken_as_last_run_and_the_rest_as_saved() {
+        let mut attempts = Attempts::default();
+        attempts.record(
+            &json!({"cellId": "a", "nbgrader": {"grade_id": "ex-a", "solution": true}}),
+            "first a",
+        );
+        attempts.record(
+            &json!({"cellId": "a", "nbgrader": {"grade_id": "ex-a", "solution": true}}),
+            "run a",
+        );
+        // A client that sends the cell id only.
+        attempts.record(&json!({"cellId": "c"}), "run c");
+        // A learner who edits a test cell does not change the test.
+        attempts.record(
+            &json!({"cellId": "t", "nbgrader": {"grade_id": "ex-a-test"}}),
+            "assert!(true);",
+        );
+        let mut json = notebook();
+        let overlay = attempts.overlay(&mut json);
+        assert_eq!(overlay, Overlay { ran: 2, saved: 1 });
+        let sources: Vec<&str> = json["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["source"].as_str().unwrap())
+            .collect();
+        assert_eq!(sources, ["run a", "saved b", "saved test", "run c"]);
+    }
+}

@@ -5,7 +5,8 @@
 //! (PR_SET_PDEATHSIG), speaks over IPC sockets in a private folder, and
 //! records labkit's trace into that folder with a nonce made for this run.
 //! The learner's code runs in the kernel's code runner, a child process that
-//! leads a process group of its own.
+//! leads a process group of its own, and, where the machine allows it, in a
+//! cgroup that caps how many tasks it may have (see [`crate::containment`]).
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use jupyter_protocol::{
 use serde_json::{Value, json};
 use zeromq::{DealerSocket, SubSocket};
 
+use crate::containment::{self, Containment};
 use crate::process_tree;
 
 /// Limits on what one cell's code may use.
@@ -145,6 +147,8 @@ pub struct Kernel {
     pub nonce: String,
     /// The kernel's own stderr, for when it fails.
     log: PathBuf,
+    /// The cgroup the code runners join, when one could be made.
+    containment: Option<Containment>,
     /// The private folder: sockets, connection file, trace.
     _dir: tempfile::TempDir,
 }
@@ -196,10 +200,15 @@ impl Kernel {
                 (limits.memory_mb * 4).to_string(),
             )
             .env("CONCLAB_LIMIT_PROCESSES", limits.processes.to_string())
+            .env_remove(containment::CGROUP_VAR)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .process_group(0);
+        let containment = Containment::create(Containment::tasks_for(limits.processes));
+        if let Some(containment) = &containment {
+            command.env(containment::CGROUP_VAR, containment.dir());
+        }
         // SAFETY: prctl is async-signal-safe; it runs between fork and exec.
         unsafe {
             command.pre_exec(|| {
@@ -225,6 +234,7 @@ impl Kernel {
             trace,
             nonce,
             log: log_path,
+            containment,
             _dir: dir,
         };
         kernel.handshake().await?;
@@ -395,6 +405,10 @@ impl Kernel {
         activity: Activity,
     ) -> CellRun {
         let ended_ns = crate::trace::monotonic_ns();
+        if let Some(containment) = &self.containment {
+            // What the runners use, to keep the cgroup's headroom honest.
+            tracing::debug!(tasks = ?containment.tasks(), "tasks in the runners' cgroup");
+        }
         // CPU of the same runner process only: a restarted runner starts at zero.
         let cpu_after = runner_before
             .filter(|&pid| Some(pid) == self.runner_pid())
@@ -412,7 +426,7 @@ impl Kernel {
 
     fn over_limits(&self, limits: &Limits) -> Option<Ending> {
         let runner = self.runner_pid()?;
-        let pids = process_tree::descendants(&[runner]);
+        let pids = self.runner_tree(runner);
         if pids.len() > limits.processes {
             return Some(Ending::TooManyProcesses(pids.len()));
         }
@@ -438,14 +452,36 @@ impl Kernel {
     /// The learner's processes: the code runner and everything it started.
     pub fn learner_pids(&self) -> Vec<u32> {
         self.runner_pid()
-            .map(|runner| process_tree::descendants(&[runner]))
+            .map(|runner| self.runner_tree(runner))
             .unwrap_or_default()
+    }
+
+    /// `runner` first, then its descendants, then whatever else is in its
+    /// cgroup: a process that left the session and was handed to init is
+    /// no longer a descendant, but it stays in the cgroup.
+    fn runner_tree(&self, runner: u32) -> Vec<u32> {
+        let mut pids = process_tree::descendants(&[runner]);
+        if let Some(containment) = &self.containment {
+            let known: std::collections::HashSet<u32> = pids.iter().copied().collect();
+            let escaped: Vec<u32> = containment
+                .runner_pids(runner)
+                .into_iter()
+                .filter(|pid| !known.contains(pid))
+                .collect();
+            pids.extend(escaped);
+        }
+        pids
     }
 
     /// Kills the code runner's process group: the kernel notices, reports
     /// the cell as stopped and starts a fresh runner.
     pub fn stop_runner(&self) {
         if let Some(runner) = self.runner_pid() {
+            // The cgroup first: one read finds them all, however many a
+            // fork bomb made; the walk then finds any that never joined.
+            if let Some(containment) = &self.containment {
+                containment.kill_runner(runner);
+            }
             process_tree::kill_tree(&[runner], &[runner]);
         }
     }
@@ -456,12 +492,19 @@ impl Kernel {
         let mut groups = vec![kernel];
         groups.extend(self.runner_pid());
         process_tree::kill_tree(&groups, &[kernel]);
+        if let Some(containment) = &self.containment {
+            containment.kill_all();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
     /// Asks the kernel to shut down, then makes sure nothing is left.
     pub async fn shutdown(mut self) {
+        // The learner's processes go first, while they are still below the
+        // runner: the kernel kills its runner on the way out, and the
+        // runner's orphans would then pass to init, out of the walk's sight.
+        self.stop_runner();
         let request = self.message(ShutdownRequest { restart: false });
         if self.control.send(request).await.is_ok() {
             let deadline = Instant::now() + Duration::from_secs(2);

@@ -6,6 +6,7 @@
 
 mod batch;
 mod compare;
+mod containment;
 mod format;
 mod grading;
 mod hang;

@@ -59,6 +59,7 @@ fn serve() -> anyhow::Result<()> {
     unsafe { std::env::set_var("RUST_BACKTRACE", "0") };
 
     apply_limits();
+    contain();
     preload_std()?;
     let relay = RELAY.get_or_init(|| Relay::install().expect("cannot redirect stdout and stderr"));
     relay.spawn_pump();
@@ -123,6 +124,40 @@ fn apply_limits() {
     }
     // A crash of learner code must not write gigabytes of core dump.
     set(libc::RLIMIT_CORE, 0);
+}
+
+/// The cgroup (a directory) a grader made for this kernel's runners: each
+/// runner moves into a child `runner-PID` of it, which the grader kills as
+/// one (conclab-check's `containment.rs` uses the same names).
+const CGROUP_VAR: &str = "CONCLAB_CGROUP";
+
+/// Keeps the processes a cell starts where a grader can find them. Runs
+/// before any cell, so nothing the learner starts is outside.
+fn contain() {
+    if let Some(dir) = std::env::var_os(CGROUP_VAR) {
+        let dir = std::path::Path::new(&dir).join(format!("runner-{}", std::process::id()));
+        // "0" is the writer itself, with all its threads; children inherit.
+        let joined =
+            std::fs::create_dir(&dir).and_then(|()| std::fs::write(dir.join("cgroup.procs"), "0"));
+        if let Err(error) = joined {
+            // The grader still counts and kills through /proc.
+            tracing::warn!("joining the cgroup {}: {error}", dir.display());
+        }
+    }
+    // Under a grader only: orphans of the learner's processes (a shell's
+    // background job, a double fork) then stay below the runner, where the
+    // grader's walk finds them, instead of passing to init. An orphan that
+    // exits stays a zombie until the runner ends, which a learner's own
+    // long-lived kernel does not need.
+    if std::env::var_os(PROCESS_LIMIT_VAR).is_some() {
+        // SAFETY: prctl with constant arguments.
+        if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+            tracing::warn!(
+                "PR_SET_CHILD_SUBREAPER: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
 }
 
 /// Tells the code runners this process starts where the toolchain's shared

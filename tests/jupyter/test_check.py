@@ -143,3 +143,33 @@ def test_interrupting_a_check_stops_it_and_keeps_the_variables(lab_kernel):
     reply, outputs = run(kc, "kept + 1")
     assert reply["status"] == "ok"
     assert any("42" in c.get("data", {}).get("text/plain", "") for t, c in outputs if t == "execute_result")
+
+
+# Locks in argument order: the public test runs one transfer at a time, so it
+# passes when run in the notebook, but the lock order has a cycle.
+ARGUMENT_ORDER_TRANSFER = """
+pub fn transfer(accounts: &[labkit::sync::Mutex<i64>], from: usize, to: usize, amount: i64) {
+    if from == to { return; }
+    let mut source = accounts[from].lock().unwrap();
+    let mut target = accounts[to].lock().unwrap();
+    *source -= amount;
+    *target += amount;
+}
+"""
+
+
+def test_check_shows_a_lock_order_cycle_the_notebook_run_does_not(lab_kernel, tmp_path):
+    _, kc = lab_kernel
+    name = "05-shared-state.ipynb"
+    subprocess.run([str(CHECK), "release", str(ROOT / "notebooks" / name), "--output", str(tmp_path)],
+                   check=True, stdout=subprocess.DEVNULL)
+    learner = nbformat.read(tmp_path / name, as_version=4)
+    assert run_in_cell(kc, solution_cell(learner, "step05-transfer"), ARGUMENT_ORDER_TRANSFER)["status"] == "ok"
+    test = solution_cell(learner, "step05-transfer-test")
+    assert run_in_cell(kc, test, test.source)["status"] == "ok", "the public test's assertions pass"
+
+    reply, text = check(kc, f":check {tmp_path / name}")
+    assert reply["status"] == "ok", reply
+    assert "✗ step05-transfer-test  the test passed, but not every property held: no_lock_cycle" in text, text
+    assert "✗ step05-transfer-test/no_lock_cycle" in text, text
+    assert "account[0] → account[2]" in text and "take the locks in one global order" in text, text

@@ -110,10 +110,15 @@ fn write_submission(out: &mut String, submission: &SubmissionReport) {
     header.push(Counts::of(submission).summary());
     out.push_str(&header.join("  "));
     out.push('\n');
+    // A submission that is one notebook needs no second line naming it.
+    let is_one_notebook =
+        matches!(&submission.notebooks[..], [only] if only.notebook == submission.submission);
     for notebook in &submission.notebooks {
-        let mut line = vec![printable(&notebook.notebook)];
-        line.extend(score_text(notebook.score()));
-        let _ = writeln!(out, "{NOTEBOOK_INDENT}{}", line.join("  "));
+        if !is_one_notebook {
+            let mut line = vec![printable(&notebook.notebook)];
+            line.extend(score_text(notebook.score()));
+            let _ = writeln!(out, "{NOTEBOOK_INDENT}{}", line.join("  "));
+        }
         for check in &notebook.checks {
             write_check(out, check);
         }
@@ -294,6 +299,19 @@ mod tests {
         insta::assert_snapshot!(render(&report), @r###"
         alice  4/4 points  1 passed
           07-semaphores.ipynb  4/4 points
+            ✓ step07-semaphore-test
+        "###);
+    }
+
+    #[test]
+    fn a_submission_that_is_one_notebook_is_named_once() {
+        let mut report = sample_report();
+        report.submissions.truncate(1);
+        report.submissions[0].notebooks.truncate(1);
+        report.submissions[0].notebooks[0].checks.truncate(1);
+        report.submissions[0].submission = "07-semaphores.ipynb".into();
+        insta::assert_snapshot!(render(&report), @r###"
+        07-semaphores.ipynb  4/4 points  1 passed
             ✓ step07-semaphore-test
         "###);
     }

@@ -89,6 +89,194 @@ fn a_process_flood_is_stopped_at_the_process_limit() {
     no_points(&graded);
 }
 
+/// A string no other process on the machine has in its command line.
+fn marker(what: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("conclab-{what}-{}-{nanos}", std::process::id())
+}
+
+/// Processes whose command line holds `marker`, after giving the ones just
+/// killed a moment to go: a SIGKILLed process keeps its command line until
+/// it has torn down its memory.
+fn survivors(marker: &str) -> Vec<String> {
+    let scan = || -> Vec<String> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+            .filter_map(|e| {
+                let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+                let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+                let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+                cmdline
+                    .contains(marker)
+                    .then(|| format!("{}: {stat}", e.file_name().to_string_lossy()))
+            })
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let left = scan();
+        if left.is_empty() || std::time::Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Whether the checker can make a cgroup with a pids controller here (see
+/// checker/src/containment.rs): only then is a fork bomb bounded when it
+/// runs as root, between two of the checker's polls.
+fn cgroups_available() -> Result<(), String> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
+    let own = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| e.to_string())?;
+    let mount = |v2: bool| {
+        mountinfo.lines().find_map(|line| {
+            let (before, after) = line.split_once(" - ")?;
+            let mut after = after.split(' ');
+            let (fstype, options) = (after.next()?, after.nth(1).unwrap_or_default());
+            let wanted = if v2 {
+                fstype == "cgroup2"
+            } else {
+                fstype == "cgroup" && options.split(',').any(|c| c == "pids")
+            };
+            wanted.then(|| before.split(' ').nth(4).unwrap().to_owned())
+        })
+    };
+    let path = |v2: bool| {
+        own.lines().find_map(|line| {
+            let mut fields = line.splitn(3, ':');
+            let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+            let wanted = if v2 {
+                controllers.is_empty()
+            } else {
+                controllers.split(',').any(|c| c == "pids")
+            };
+            wanted.then(|| path.trim_start_matches('/').to_owned())
+        })
+    };
+    for v2 in [true, false] {
+        let (Some(mount), Some(path)) = (mount(v2), path(v2)) else {
+            continue;
+        };
+        let parent = std::path::Path::new(&mount).join(path);
+        if v2
+            && !std::fs::read_to_string(parent.join("cgroup.subtree_control"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .any(|c| c == "pids")
+        {
+            continue;
+        }
+        let probe = parent.join(marker("probe"));
+        if std::fs::create_dir(&probe).is_ok() {
+            let usable = probe.join("pids.max").exists();
+            std::fs::remove_dir(&probe).unwrap();
+            if usable {
+                return Ok(());
+            }
+        }
+    }
+    Err("no cgroup with a pids controller can be made here".into())
+}
+
+/// `grade` with extra environment variables for conclab-check.
+fn graded_with_env(code: &str, extra: &[&str], env: &[(&str, &str)]) -> support::Graded {
+    let dir = tempfile::tempdir().unwrap();
+    let source = write(
+        dir.path(),
+        NOTEBOOK,
+        &with_timeout(support::read(&lab().join(NOTEBOOK)), 10.0),
+    );
+    let learner = write(
+        dir.path(),
+        "learner.ipynb",
+        &submission(NOTEBOOK, &[("step07-semaphore", code)]),
+    );
+    let output = support::check()
+        .envs(env.iter().copied())
+        .arg("grade")
+        .arg("--source")
+        .arg(&source)
+        .arg(&learner)
+        .args(extra)
+        .args(["--format", "json"])
+        .timeout(std::time::Duration::from_secs(600))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let report = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("not a JSON report ({e}); stderr: {stderr}"));
+    support::Graded {
+        code: output.status.code().unwrap_or(-1),
+        report,
+        stderr,
+    }
+}
+
+#[test]
+fn an_exponential_fork_bomb_is_stopped_and_leaves_nothing_behind() {
+    // As root nothing but the cgroup's pids.max bounds the bomb between two
+    // of the checker's 50 ms polls: without it this test could fill the
+    // machine's process table.
+    if let Err(why) = cgroups_available() {
+        println!("skipped: {why}");
+        return;
+    }
+    let marker = marker("bomb");
+    // Every copy loops forever starting copies of itself, each in a new
+    // session, so the kill cannot rely on process groups. "$0" is the marker.
+    let bomb = r#"while :; do setsid sh -c "$BOMB" "$0" & done"#;
+    let started = std::time::Instant::now();
+    let graded = graded_with(
+        &semaphore_doing(&format!(
+            r##"let _ = std::process::Command::new("sh").arg("-c").arg(r#"{bomb}"#).arg("{marker}")
+                .env("BOMB", r#"{bomb}"#)
+                .stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null())
+                .spawn();
+            std::thread::sleep(std::time::Duration::from_secs(60));"##
+        )),
+        &["--max-processes", "32"],
+    );
+    println!("graded in {:.1} s", started.elapsed().as_secs_f64());
+    graded.expect(
+        "step07-semaphore-test",
+        "failed",
+        "more than the limit of 32",
+    );
+    no_points(&graded);
+    let left = survivors(&marker);
+    assert!(left.is_empty(), "the bomb left {left:#?}");
+}
+
+#[test]
+fn a_detached_double_forked_sleeper_is_killed_after_grading() {
+    // The shell starts the sleeper in a new session and exits at once: the
+    // sleeper is nobody's child and in nobody's process group.
+    let marker = marker("sleeper");
+    let code = semaphore_doing(&format!(
+        r##"let _ = std::process::Command::new("sh").arg("-c")
+            .arg(r#"setsid sh -c 'while :; do sleep 1; done' "$0" </dev/null >/dev/null 2>&1 &"#)
+            .arg("{marker}").status();"##
+    ));
+    // With the cgroup where there is one, then with the child subreaper and
+    // the process walk alone, as on a machine without cgroups.
+    for env in [&[][..], &[("CONCLAB_CGROUPS", "0")][..]] {
+        let graded = graded_with_env(&code, &[], env);
+        assert!(
+            matches!(graded.code, 0 | 1),
+            "{env:?}: exit {}: {}",
+            graded.code,
+            graded.stderr
+        );
+        let left = survivors(&marker);
+        assert!(left.is_empty(), "{env:?}: the sleeper survived: {left:#?}");
+    }
+}
+
 #[test]
 fn a_memory_hog_is_stopped_at_the_memory_limit() {
     let graded = graded_with(

@@ -92,6 +92,10 @@ enum Command {
         /// The learner's notebooks, or folders of them.
         #[arg(required = true)]
         notebooks: Vec<PathBuf>,
+        /// Run only this exercise's tests (its solution's grade_id); every
+        /// other cell still runs.
+        #[arg(long, value_name = "GRADE_ID")]
+        exercise: Option<String>,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -225,8 +229,12 @@ fn main() -> ExitCode {
             };
             finish(against_themselves(&paths, purpose, &run), &run.output)
         }
-        Command::Feedback { notebooks, run } => finish(
-            against_themselves(&notebooks, Purpose::Feedback, &run),
+        Command::Feedback {
+            notebooks,
+            exercise,
+            run,
+        } => finish(
+            against_themselves(&notebooks, Purpose::Feedback { exercise }, &run),
             &run.output,
         ),
         Command::Merge { reports, output } => finish(merge(&reports), &output),
@@ -244,7 +252,7 @@ fn against_themselves(
     validate::validate(
         &runtime,
         paths,
-        purpose,
+        &purpose,
         &run.settings(purpose.mode()),
         run.jobs(),
     )

@@ -101,6 +101,36 @@ pub fn plan(source: &Notebook, submission: Option<&Notebook>) -> Result<Vec<Step
     Ok(steps)
 }
 
+/// Keeps only the tests of `exercise` (a solution's grade_id): the test
+/// cells after its solution cell, up to the next solution. Every other cell
+/// still runs, since later cells use what earlier ones define. Err says
+/// which exercises there are.
+pub fn only_exercise(steps: Vec<Step>, exercise: &str) -> Result<Vec<Step>, String> {
+    let solutions: Vec<&str> = steps
+        .iter()
+        .filter(|step| step.role == Role::Solution)
+        .map(|step| step.label.as_str())
+        .collect();
+    if !solutions.contains(&exercise) {
+        return Err(format!(
+            "no exercise {exercise:?} here; its exercises are {}",
+            solutions.join(", ")
+        ));
+    }
+    let mut current = None;
+    Ok(steps
+        .into_iter()
+        .filter(|step| match step.role {
+            Role::Solution => {
+                current = Some(step.label.clone());
+                true
+            }
+            Role::Test { .. } => current.as_deref() == Some(exercise),
+            Role::Setup => true,
+        })
+        .collect())
+}
+
 /// The grade_ids of the source's solution cells.
 pub fn solution_ids(source: &Notebook) -> Vec<String> {
     cells(source)
@@ -183,6 +213,30 @@ mod tests {
         assert_eq!(steps[0].label, "cell 1");
         assert_eq!(steps[0].timeout, Duration::from_secs(5));
         assert_eq!(steps[2].timeout, Duration::from_secs(9));
+    }
+
+    #[test]
+    fn one_exercise_keeps_its_own_tests_and_every_other_cell() {
+        let test = |id: &str| json!({"cell_type": "code", "source": "assert!(true);", "outputs": [], "metadata": {"nbgrader": {"grade_id": id, "grade": true, "points": 1}}});
+        let source = notebook(json!([
+            {"cell_type": "code", "source": "let setup = 1;", "outputs": [], "metadata": {}},
+            solution("a", "fn a() {}"),
+            test("a-test"),
+            test("a-hidden"),
+            solution("b", "fn b() {}"),
+            test("b-test"),
+        ]));
+        let labels = |exercise: &str| -> Vec<String> {
+            only_exercise(plan(&source, None).unwrap(), exercise)
+                .unwrap()
+                .into_iter()
+                .map(|step| step.label)
+                .collect()
+        };
+        assert_eq!(labels("a"), ["cell 0", "a", "a-test", "a-hidden", "b"]);
+        assert_eq!(labels("b"), ["cell 0", "a", "b", "b-test"]);
+        let unknown = only_exercise(plan(&source, None).unwrap(), "c").unwrap_err();
+        assert_eq!(unknown, "no exercise \"c\" here; its exercises are a, b");
     }
 
     #[test]

@@ -16,24 +16,28 @@ use crate::release;
 use crate::report::{Check, CheckKind, NotebookReport, Outcome, Report, SubmissionReport};
 
 /// What a run of notebooks against themselves proves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Purpose {
     /// Source notebooks run clean, match their stored outputs and pass.
     Validate,
     /// Their released learner versions fail every graded test.
     Invert,
-    /// A learner's notebook passes its own tests and properties.
-    Feedback,
+    /// A learner's notebook passes its own tests and properties: all of
+    /// them, or those of one exercise (a solution's grade_id).
+    Feedback {
+        /// The exercise whose tests run; None for all.
+        exercise: Option<String>,
+    },
 }
 
 impl Purpose {
     /// How the notebooks' runs are judged: a released version is graded
     /// like a learner's submission.
-    pub fn mode(self) -> Mode {
+    pub fn mode(&self) -> Mode {
         match self {
             Purpose::Validate => Mode::Validate,
             Purpose::Invert => Mode::Grade,
-            Purpose::Feedback => Mode::Feedback,
+            Purpose::Feedback { .. } => Mode::Feedback,
         }
     }
 }
@@ -43,11 +47,11 @@ impl Purpose {
 pub fn validate(
     runtime: &tokio::runtime::Runtime,
     paths: &[PathBuf],
-    purpose: Purpose,
+    purpose: &Purpose,
     settings: &Settings,
     jobs: usize,
 ) -> Result<Report, BadNotebook> {
-    let invert = purpose == Purpose::Invert;
+    let invert = *purpose == Purpose::Invert;
     // Everything is read and planned before anything runs: a bad notebook
     // is reported at once, by name.
     let mut groups = Vec::new();
@@ -63,6 +67,15 @@ pub fn validate(
                 plan::plan(&source, None)?
             };
             check_patterns(&source, &steps)?;
+            let steps = match purpose {
+                Purpose::Feedback {
+                    exercise: Some(exercise),
+                } => plan::only_exercise(steps, exercise).map_err(|problem| BadNotebook {
+                    path: file.clone(),
+                    problem,
+                })?,
+                _ => steps,
+            };
             let name = file
                 .file_name()
                 .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
@@ -76,7 +89,7 @@ pub fn validate(
     });
     let semaphore = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
     let mut report = Report::new(match purpose {
-        Purpose::Feedback => "feedback",
+        Purpose::Feedback { .. } => "feedback",
         Purpose::Validate | Purpose::Invert => "validate",
     });
     runtime.block_on(async {

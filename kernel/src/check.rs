@@ -18,11 +18,13 @@ use serde_json::Value;
 /// The environment variable Jupyter Server sets to the notebook's path.
 const SESSION_NAME: &str = "JPY_SESSION_NAME";
 
-/// A `:check` line: which notebook to check.
-#[derive(Debug, PartialEq, Eq)]
+/// A `:check` line: `:check`, `:check EXERCISE` or `:check NOTEBOOK.ipynb`.
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct CheckCommand {
     /// The notebook named after `:check`, if any.
     pub notebook: Option<PathBuf>,
+    /// The exercise (a solution's grade_id) whose tests alone should run.
+    pub exercise: Option<String>,
 }
 
 impl CheckCommand {
@@ -38,8 +40,19 @@ impl CheckCommand {
             return None;
         }
         let rest = rest.trim();
-        Some(CheckCommand {
-            notebook: (!rest.is_empty()).then(|| PathBuf::from(rest)),
+        // A notebook's name may hold spaces; an exercise's grade_id does not.
+        Some(if rest.is_empty() {
+            CheckCommand::default()
+        } else if rest.ends_with(".ipynb") {
+            CheckCommand {
+                notebook: Some(PathBuf::from(rest)),
+                exercise: None,
+            }
+        } else {
+            CheckCommand {
+                notebook: None,
+                exercise: Some(rest.to_owned()),
+            }
         })
     }
 
@@ -166,17 +179,27 @@ pub fn checker_program() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("conclab-check"))
 }
 
-/// Runs `conclab-check feedback` on `copy` with this kernel; `started`
-/// receives the checker's pid (its process group), so an interrupt can stop it.
-pub fn run_checker(copy: &Path, started: impl FnOnce(u32)) -> Result<Feedback, String> {
+/// Runs `conclab-check feedback` on `copy` (only `exercise`'s tests, if
+/// given) with this kernel; `started` receives the checker's pid (its
+/// process group), so an interrupt can stop it.
+pub fn run_checker(
+    copy: &Path,
+    exercise: Option<&str>,
+    started: impl FnOnce(u32),
+) -> Result<Feedback, String> {
     use std::os::unix::process::CommandExt;
     let program = checker_program();
     let kernel = std::env::current_exe().map_err(|e| format!("finding this kernel: {e}"))?;
-    let mut child = Command::new(&program)
+    let mut command = Command::new(&program);
+    command
         .arg("feedback")
         .arg("--jobs=1")
         .arg("--kernel")
-        .arg(&kernel)
+        .arg(&kernel);
+    if let Some(exercise) = exercise {
+        command.arg("--exercise").arg(exercise);
+    }
+    let mut child = command
         .arg(copy)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -220,14 +243,19 @@ mod tests {
 
     #[test]
     fn only_a_cell_that_is_a_check_line_is_a_check() {
+        assert_eq!(CheckCommand::parse(":check"), Some(CheckCommand::default()));
         assert_eq!(
-            CheckCommand::parse(":check"),
-            Some(CheckCommand { notebook: None })
+            CheckCommand::parse("  :check  my step07.ipynb \n"),
+            Some(CheckCommand {
+                notebook: Some("my step07.ipynb".into()),
+                exercise: None,
+            })
         );
         assert_eq!(
-            CheckCommand::parse("  :check  step07.ipynb \n"),
+            CheckCommand::parse(":check step07-semaphore"),
             Some(CheckCommand {
-                notebook: Some("step07.ipynb".into())
+                notebook: None,
+                exercise: Some("step07-semaphore".into()),
             })
         );
         assert_eq!(CheckCommand::parse(":checked"), None);

@@ -492,12 +492,18 @@ impl Session {
         self.say(
             request,
             &format!(
-                "Checking {name} with its tests, in a fresh kernel: {} solution cell(s) as you last ran them{saved}…\n",
+                "Checking {name} with {}, in a fresh kernel: {} solution cell(s) as you last ran them{saved}…\n",
+                command
+                    .exercise
+                    .as_ref()
+                    .map_or("its tests".to_owned(), |e| format!("the tests of {e}")),
                 overlay.ran
             ),
         );
         let runner = Arc::clone(&self.runner);
-        let feedback = check::run_checker(&copy, |group| runner.set_check(Some(group)));
+        let feedback = check::run_checker(&copy, command.exercise.as_deref(), |group| {
+            runner.set_check(Some(group))
+        });
         self.runner.set_check(None);
         let _ = std::fs::remove_file(&copy);
         if self.runner.take_interrupted() {

@@ -112,6 +112,20 @@ def test_check_grades_the_solution_as_last_run_not_as_saved(lab_kernel, released
         "the learner's file is read, never written"
 
 
+def test_check_one_exercise_runs_only_its_tests(lab_kernel):
+    _, kc = lab_kernel
+    reply, text = check(kc, ":check step07-limited-downloads")
+    assert reply["status"] == "ok", reply
+    assert "with the tests of step07-limited-downloads" in text
+    assert "step07-limited-downloads-test" in text, text
+    assert "step07-semaphore-test" not in text, text
+
+    reply, _ = check(kc, ":check step07-no-such-exercise")
+    assert reply["status"] == "error"
+    assert 'no exercise "step07-no-such-exercise" here; its exercises are step07-semaphore, step07-limited-downloads' \
+        in reply["evalue"], reply["evalue"]
+
+
 def test_check_names_a_missing_notebook(lab_kernel):
     _, kc = lab_kernel
     reply, _ = check(kc, ":check no-such-notebook.ipynb")

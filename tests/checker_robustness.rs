@@ -278,6 +278,42 @@ fn a_detached_double_forked_sleeper_is_killed_after_grading() {
 }
 
 #[test]
+fn an_orphan_that_ended_is_no_leak_and_one_still_running_is() {
+    // A shell's background job outlives the shell. Once it has ended it is
+    // no leak (outside the checker init reaps it, and the learner's code
+    // could not); the cgroup finds orphans without making the runner their
+    // parent, where an ended one would look like an unreaped child.
+    if let Err(why) = cgroups_available() {
+        println!("skipped: {why}");
+        return;
+    }
+    let ended = graded_with(
+        &semaphore_doing(
+            r#"let _ = std::process::Command::new("sh").arg("-c").arg("sleep 0.05 &").status();"#,
+        ),
+        &[],
+    );
+    ended.expect("step07-limited-downloads-hidden/no_leaks", "passed", "");
+
+    let marker = marker("orphan");
+    let running = graded_with(
+        &semaphore_doing(&format!(
+            r##"let _ = std::process::Command::new("sh").arg("-c")
+                .arg(r#"setsid sh -c 'sleep 30; true' "$0" </dev/null >/dev/null 2>&1 &"#)
+                .arg("{marker}").status();"##
+        )),
+        &[],
+    );
+    running.expect(
+        "step07-limited-downloads-hidden/no_leaks",
+        "failed",
+        "(still running)",
+    );
+    let left = survivors(&marker);
+    assert!(left.is_empty(), "the orphan survived: {left:#?}");
+}
+
+#[test]
 fn a_memory_hog_is_stopped_at_the_memory_limit() {
     let graded = graded_with(
         &semaphore_doing("let mut hog = Vec::new(); loop { hog.push(vec![1u8; 32 << 20]); }"),

@@ -118,6 +118,23 @@ impl Containment {
         current.trim().parse().ok()
     }
 
+    /// How often a fork by the runner `runner` or its processes was refused
+    /// for `pids.max`, as the kernel counts it: at the forking task's cgroup
+    /// or at the one whose limit was hit, by version. A fork bomb reaches the
+    /// cap between two polls, and its shells may die of the refusals before
+    /// a poll counts them: this keeps the evidence.
+    pub fn refused_forks(&self, runner: u32) -> u64 {
+        [self.dir.clone(), self.runner_dir(runner)]
+            .iter()
+            .filter_map(|dir| fs::read_to_string(dir.join("pids.events")).ok())
+            .filter_map(|events| {
+                events
+                    .lines()
+                    .find_map(|line| line.strip_prefix("max ")?.trim().parse::<u64>().ok())
+            })
+            .sum()
+    }
+
     /// Kills every process in the runner `runner`'s cgroup, the runner too,
     /// and removes that cgroup.
     pub fn kill_runner(&self, runner: u32) {

@@ -576,7 +576,10 @@ impl NotebookRun<'_> {
             .into_iter()
             .map(|t| format!("{} (tid {})", t.name, t.tid))
             .collect();
-        let processes = process_tree::descendants(&[runner])
+        // Descendants, and those in the runner's cgroup that left the tree.
+        let processes = self
+            .kernel
+            .learner_pids()
             .into_iter()
             .filter(|&pid| pid != runner)
             .map(|pid| {

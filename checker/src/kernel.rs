@@ -149,6 +149,9 @@ pub struct Kernel {
     log: PathBuf,
     /// The cgroup the code runners join, when one could be made.
     containment: Option<Containment>,
+    /// The runner last polled, and how many of its forks the cgroup had
+    /// refused by then.
+    refused_forks: std::sync::Mutex<(u32, u64)>,
     /// The private folder: sockets, connection file, trace.
     _dir: tempfile::TempDir,
 }
@@ -235,6 +238,7 @@ impl Kernel {
             nonce,
             log: log_path,
             containment,
+            refused_forks: Default::default(),
             _dir: dir,
         };
         kernel.handshake().await?;
@@ -429,6 +433,17 @@ impl Kernel {
         let pids = self.runner_tree(runner);
         if pids.len() > limits.processes {
             return Some(Ending::TooManyProcesses(pids.len()));
+        }
+        if let Some(containment) = &self.containment {
+            let refused = containment.refused_forks(runner);
+            let mut seen = self.refused_forks.lock().unwrap_or_else(|p| p.into_inner());
+            // A new runner's count starts where it is first seen.
+            let before = if seen.0 == runner { seen.1 } else { refused };
+            *seen = (runner, refused);
+            if refused > before {
+                let tasks = containment.tasks().unwrap_or(0) as usize;
+                return Some(Ending::TooManyProcesses(tasks.max(pids.len())));
+            }
         }
         let rss: u64 = pids.iter().map(|&pid| process_tree::rss_bytes(pid)).sum();
         (rss > limits.memory_mb << 20).then_some(Ending::MemoryExceeded(rss >> 20))

@@ -134,22 +134,23 @@ const CGROUP_VAR: &str = "CONCLAB_CGROUP";
 /// Keeps the processes a cell starts where a grader can find them. Runs
 /// before any cell, so nothing the learner starts is outside.
 fn contain() {
-    if let Some(dir) = std::env::var_os(CGROUP_VAR) {
+    let joined = std::env::var_os(CGROUP_VAR).is_some_and(|dir| {
         let dir = std::path::Path::new(&dir).join(format!("runner-{}", std::process::id()));
         // "0" is the writer itself, with all its threads; children inherit.
         let joined =
             std::fs::create_dir(&dir).and_then(|()| std::fs::write(dir.join("cgroup.procs"), "0"));
-        if let Err(error) = joined {
-            // The grader still counts and kills through /proc.
+        if let Err(error) = &joined {
             tracing::warn!("joining the cgroup {}: {error}", dir.display());
         }
-    }
-    // Under a grader only: orphans of the learner's processes (a shell's
-    // background job, a double fork) then stay below the runner, where the
-    // grader's walk finds them, instead of passing to init. An orphan that
-    // exits stays a zombie until the runner ends, which a learner's own
-    // long-lived kernel does not need.
-    if std::env::var_os(PROCESS_LIMIT_VAR).is_some() {
+        joined.is_ok()
+    });
+    // Under a grader without a cgroup: orphans of the learner's processes
+    // (a double fork into a new session) then stay below the runner, where
+    // the grader's walk finds them, instead of passing to init. The price:
+    // an orphan that ends stays a zombie the learner could not have reaped,
+    // which `no_leaks` cannot tell from one the learner forgot. A cgroup
+    // finds orphans without that price, so it is preferred.
+    if !joined && std::env::var_os(PROCESS_LIMIT_VAR).is_some() {
         // SAFETY: prctl with constant arguments.
         if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
             tracing::warn!(

@@ -6,15 +6,22 @@ carries the cell's id and metadata), so what the learner last ran, saved or
 not, is what gets checked.
 """
 
+import asyncio
 import json
 import os
+import socket
 import subprocess
+import sys
 import time
+import urllib.request
+import uuid
 
 import nbformat
 import pytest
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
 
-from conftest import ROOT, fresh_kernel
+from conftest import ROOT, fresh_kernel, install_test_kernel
 from test_kernel import TIMEOUT, run, stdout_of
 
 CHECK = ROOT / "target" / "debug" / "conclab-check"
@@ -187,3 +194,103 @@ def test_check_shows_a_lock_order_cycle_the_notebook_run_does_not(lab_kernel, tm
     assert "✗ step05-transfer-test  the test passed, but not every property held: no_lock_cycle" in text, text
     assert "✗ step05-transfer-test/no_lock_cycle" in text, text
     assert "account[0] → account[2]" in text and "take the locks in one global order" in text, text
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def jupyter_server(tmp_path):
+    """A real Jupyter Server on the learner's folder, as `jupyter lab` runs one."""
+    port, token = free_port(), uuid.uuid4().hex
+    log = open(tmp_path / "server.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root", f"--port={port}",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}"],
+        stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise AssertionError((tmp_path / "server.log").read_text())
+                time.sleep(0.2)
+        yield base, token, tmp_path
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def api(base, token, method, path, body=None):
+    request = urllib.request.Request(f"{base}{path}", method=method,
+                                     data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Authorization": f"token {token}",
+                                              "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.loads(response.read() or b"null")
+
+
+async def run_over_websocket(ws, code, metadata=None, timeout=180):
+    """Sends an execute request as JupyterLab does; returns (reply content, stdout)."""
+    msg_id = uuid.uuid4().hex
+    ws.write_message(json.dumps({
+        "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "learner",
+                   "session": "lab", "date": "", "version": "5.3"},
+        "parent_header": {}, "metadata": metadata or {}, "channel": "shell", "buffers": [],
+        "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
+                    "allow_stdin": False, "stop_on_error": True}}))
+    reply, stdout, idle = None, "", False
+    deadline = time.monotonic() + timeout
+    while reply is None or not idle:
+        raw = await asyncio.wait_for(ws.read_message(), max(1, deadline - time.monotonic()))
+        assert raw is not None, "the server closed the channel"
+        msg = json.loads(raw)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "execute_reply":
+            reply = msg["content"]
+        elif msg["msg_type"] == "stream" and msg["content"]["name"] == "stdout":
+            stdout += msg["content"]["text"]
+        elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            idle = True
+    return reply, stdout
+
+
+def test_check_in_a_notebook_that_jupyter_server_opened(jupyter_server):
+    base, token, root = jupyter_server
+    folder = root / "week 7"
+    subprocess.run([str(CHECK), "release", str(ROOT / "notebooks" / NOTEBOOK), "--output", str(folder)],
+                   check=True, stdout=subprocess.DEVNULL)
+    learner = nbformat.read(folder / NOTEBOOK, as_version=4)
+    cell = solution_cell(learner, "step07-semaphore")
+    # What JupyterLab asks for when a notebook is opened.
+    session = api(base, token, "POST", "/api/sessions", {
+        "path": f"week 7/{NOTEBOOK}", "name": NOTEBOOK, "type": "notebook",
+        "kernel": {"name": install_test_kernel()}})
+
+    async def drive():
+        url = f"{base.replace('http', 'ws')}/api/kernels/{session['kernel']['id']}/channels?session_id=lab"
+        ws = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {token}"}))
+        try:
+            metadata = {**cell.metadata, "cellId": cell.id, "deletedCells": [], "recordTiming": False}
+            reply, _ = await run_over_websocket(ws, LEAKY_SEMAPHORE, metadata)
+            assert reply["status"] == "ok", reply
+            return await run_over_websocket(ws, ":check")
+        finally:
+            ws.close()
+
+    try:
+        reply, text = asyncio.run(drive())
+    finally:
+        api(base, token, "DELETE", f"/api/sessions/{session['id']}")
+    assert reply["status"] == "ok", reply
+    assert f"Checking {NOTEBOOK}" in text and "1 solution cell(s) as you last ran them" in text, text
+    assert "dropping a permit gives it back" in text, text

@@ -201,6 +201,8 @@ pub fn run_checker(
     }
     let mut child = command
         .arg(copy)
+        // The checker's kernels make build folders of their own.
+        .env_remove("EVCXR_TMPDIR")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -10,6 +10,11 @@ const NOTEBOOK: &str = "07-semaphores.ipynb";
 /// The step 7 notebook with the semaphore cell replaced by `code`: the
 /// downloads exercise after it still uses the semaphore.
 fn graded_with(code: &str, extra: &[&str]) -> support::Graded {
+    graded_with_env(code, extra, &[])
+}
+
+/// `graded_with`, with extra environment variables for conclab-check.
+fn graded_with_env(code: &str, extra: &[&str], env: &[(&str, &str)]) -> support::Graded {
     let dir = tempfile::tempdir().unwrap();
     let source = write(
         dir.path(),
@@ -23,7 +28,7 @@ fn graded_with(code: &str, extra: &[&str]) -> support::Graded {
     );
     let mut args = vec!["--source".as_ref(), source.as_os_str(), learner.as_os_str()];
     args.extend(extra.iter().map(std::ffi::OsStr::new));
-    grade(&args)
+    support::grade_with_env(&args, env)
 }
 
 /// A semaphore cell whose `new` runs `body` first.
@@ -181,40 +186,6 @@ fn cgroups_available() -> Result<(), String> {
         }
     }
     Err("no cgroup with a pids controller can be made here".into())
-}
-
-/// `grade` with extra environment variables for conclab-check.
-fn graded_with_env(code: &str, extra: &[&str], env: &[(&str, &str)]) -> support::Graded {
-    let dir = tempfile::tempdir().unwrap();
-    let source = write(
-        dir.path(),
-        NOTEBOOK,
-        &with_timeout(support::read(&lab().join(NOTEBOOK)), 10.0),
-    );
-    let learner = write(
-        dir.path(),
-        "learner.ipynb",
-        &submission(NOTEBOOK, &[("step07-semaphore", code)]),
-    );
-    let output = support::check()
-        .envs(env.iter().copied())
-        .arg("grade")
-        .arg("--source")
-        .arg(&source)
-        .arg(&learner)
-        .args(extra)
-        .args(["--format", "json"])
-        .timeout(std::time::Duration::from_secs(600))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    let report = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("not a JSON report ({e}); stderr: {stderr}"));
-    support::Graded {
-        code: output.status.code().unwrap_or(-1),
-        report,
-        stderr,
-    }
 }
 
 #[test]

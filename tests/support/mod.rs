@@ -105,7 +105,13 @@ impl Graded {
 
 /// `conclab-check grade --format json` with `args`.
 pub fn grade(args: &[&std::ffi::OsStr]) -> Graded {
+    grade_with_env(args, &[])
+}
+
+/// `grade` with extra environment variables for conclab-check.
+pub fn grade_with_env(args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Graded {
     let output = check()
+        .envs(env.iter().copied())
         .arg("grade")
         .args(args)
         .args(["--format", "json"])

@@ -87,6 +87,8 @@ pub struct Overlay {
     pub ran: usize,
     /// Solution cells taken as saved: not run in this session.
     pub saved: usize,
+    /// Graded test cells, which the checker will run.
+    pub tests: usize,
 }
 
 impl Attempts {
@@ -111,8 +113,14 @@ impl Attempts {
             return overlay;
         };
         for cell in cells {
-            let solution = cell.pointer("/metadata/nbgrader/solution") == Some(&Value::Bool(true));
-            if !solution || cell.get("cell_type").and_then(Value::as_str) != Some("code") {
+            if cell.get("cell_type").and_then(Value::as_str) != Some("code") {
+                continue;
+            }
+            let flag = |name: &str| {
+                cell.pointer(&format!("/metadata/nbgrader/{name}")) == Some(&Value::Bool(true))
+            };
+            if !flag("solution") {
+                overlay.tests += usize::from(flag("grade"));
                 continue;
             }
             let by_grade_id = cell
@@ -160,6 +168,13 @@ pub fn checked_copy(
     let mut json: Value = serde_json::from_str(&text)
         .map_err(|e| format!("{}: not a notebook (not JSON: {e})", notebook.display()))?;
     let overlay = attempts.overlay(&mut json);
+    if overlay.tests == 0 {
+        return Err(format!(
+            "{} has no tests to check: the lab's exercises are cells with nbgrader metadata \
+             (a grade_id), and this notebook has none",
+            notebook.display()
+        ));
+    }
     let name = notebook
         .file_name()
         .ok_or_else(|| format!("{}: not a notebook file", notebook.display()))?;
@@ -272,7 +287,7 @@ mod tests {
             {"cell_type": "code", "id": "b", "source": "saved b",
              "metadata": {"nbgrader": {"grade_id": "ex-b", "solution": true}}},
             {"cell_type": "code", "id": "t", "source": "saved test",
-             "metadata": {"nbgrader": {"grade_id": "ex-a-test", "solution": false}}},
+             "metadata": {"nbgrader": {"grade_id": "ex-a-test", "solution": false, "grade": true}}},
             {"cell_type": "code", "id": "c", "source": "saved c",
              "metadata": {"nbgrader": {"grade_id": "ex-c", "solution": true}}},
         ]})
@@ -298,7 +313,14 @@ mod tests {
         );
         let mut json = notebook();
         let overlay = attempts.overlay(&mut json);
-        assert_eq!(overlay, Overlay { ran: 2, saved: 1 });
+        assert_eq!(
+            overlay,
+            Overlay {
+                ran: 2,
+                saved: 1,
+                tests: 1
+            }
+        );
         let sources: Vec<&str> = json["cells"]
             .as_array()
             .unwrap()

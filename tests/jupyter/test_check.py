@@ -141,6 +141,15 @@ def test_check_names_a_missing_notebook(lab_kernel):
     assert "no-such-notebook.ipynb: cannot read it" in reply["evalue"]
 
 
+def test_check_says_when_a_notebook_has_nothing_to_check(lab_kernel, tmp_path):
+    _, kc = lab_kernel
+    plain = tmp_path / "scratch.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("let x = 1;")]), plain)
+    reply, _ = check(kc, f":check {plain}")
+    assert reply["status"] == "error"
+    assert "scratch.ipynb has no tests to check" in reply["evalue"], reply["evalue"]
+
+
 def test_check_without_a_notebook_says_how_to_name_one():
     env = {k: v for k, v in os.environ.items() if k != "JPY_SESSION_NAME"}
     with fresh_kernel(TIMEOUT, env=env) as (_, kc):

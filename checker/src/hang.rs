@@ -7,9 +7,10 @@
 //!    trace: certain, and it names the locks);
 //! 2. a thread spinning on the CPU;
 //! 3. a thread blocked reading or writing a pipe (named by who is at the
-//!    other end);
+//!    other end; a deadlock when that end is blocked on a pipe back);
 //! 4. a thread waiting on a condition variable that nobody notified;
-//! 5. a sleeping thread (slow rather than stuck), every thread blocked, or
+//! 5. a sleeping thread (slow rather than stuck), every thread blocked (on
+//!    futexes labkit does not trace: most often a channel kept open), or
 //!    nothing known.
 //!
 //! `/proc` cannot tell a lock from a condition variable or a channel (all
@@ -466,6 +467,28 @@ impl Scene<'_> {
             Some(_) => 2,
         })?;
         let name = self.names.of(wait.key);
+        // The peer blocked on a pipe back to this process: neither side
+        // will move, whatever the peer would do once unblocked.
+        if let Some(peer) = &wait.peer
+            && let Some(back) = self.pipes.iter().find(|back| {
+                back.key.0 == peer.pid && back.peer.as_ref().is_some_and(|p| p.pid == wait.key.0)
+            })
+        {
+            let (mine, theirs) = (direction(wait.reading), direction(back.reading));
+            let hint = match (wait.reading, back.reading) {
+                (false, false) => {
+                    ": each waits for the other to read a full pipe (read replies while you still send, or keep one task in flight per worker)"
+                }
+                (true, true) => {
+                    ": each waits for the other to write (a message never sent, or never flushed)"
+                }
+                _ => ": a pipe deadlock",
+            };
+            return Some(format!(
+                "{name} blocked {mine} {} pid {}, which is blocked {theirs} it{hint}",
+                peer.process, peer.pid
+            ));
+        }
         Some(match (&wait.peer, wait.reading) {
             (Some(peer), true) => format!(
                 "{name} blocked reading a pipe from {} pid {}",
@@ -521,8 +544,39 @@ impl Scene<'_> {
         }
         if !self.threads.is_empty() && self.threads.iter().all(Thread::blocked) {
             let mut listed: Vec<&Thread> = self.threads.iter().collect();
-            // Futex waits first: those are the learner's locks and channels.
-            listed.sort_by_key(|t| t.syscall_in(nr::FUTEX).is_none());
+            // Futex waits first: those are the learner's locks and channels;
+            // among them the threads this cell's trace saw, before a pool an
+            // earlier cell left idle.
+            listed.sort_by_key(|t| {
+                (
+                    t.syscall_in(nr::FUTEX).is_none(),
+                    !self.replay.recent.contains_key(&t.key()),
+                )
+            });
+            // labkit names every lock and condition variable it traces; a
+            // futex it does not know is a channel, a std lock or a join.
+            let futex_waits: Vec<(u32, u64)> = listed
+                .iter()
+                .filter_map(|t| Some((t.now.pid, t.syscall_in(nr::FUTEX)?[0])))
+                .collect();
+            let untraced = !futex_waits.is_empty()
+                && futex_waits
+                    .iter()
+                    .all(|object| !self.replay.objects.contains_key(object));
+            if untraced {
+                let mut names: Vec<String> = listed
+                    .iter()
+                    .take(LISTED_THREADS)
+                    .map(|t| self.names.of(t.key()))
+                    .collect();
+                if listed.len() > LISTED_THREADS {
+                    names.push(format!("and {} more", listed.len() - LISTED_THREADS));
+                }
+                return format!(
+                    "all threads are blocked, none on a labkit lock or condition variable: most often a receiver waiting on a channel that never closes, because a Sender (or a clone of one) is still alive somewhere; blocked: {}",
+                    names.join(", ")
+                );
+            }
             let mut waits: Vec<String> = listed
                 .iter()
                 .take(LISTED_THREADS)
@@ -689,6 +743,15 @@ impl Scene<'_> {
                 .collect();
             let _ = writeln!(details, "    last events: {}", events.join("; "));
         }
+    }
+}
+
+/// How a pipe wait reads before its peer's name: `reading a pipe from`.
+fn direction(reading: bool) -> &'static str {
+    if reading {
+        "reading a pipe from"
+    } else {
+        "writing a pipe to"
     }
 }
 
@@ -1059,6 +1122,98 @@ mod tests {
             diagnosis.details.contains(&format!("pid {sleep} (sleep)")),
             "the child is listed too: {}",
             diagnosis.details
+        );
+    }
+
+    #[test]
+    fn scenario_pipe_both_ways() {
+        if !in_scenario("scenario_pipe_both_ways") {
+            return;
+        }
+        // Writes 1 MiB to cat before reading any of it back: cat blocks
+        // writing its full stdout, then this blocks writing cat's stdin.
+        let mut cat = Command::new("cat")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        println!("scenario-cat-pid {}", cat.id());
+        let mut input = cat.stdin.take().unwrap();
+        let _ = std::io::Write::write_all(&mut input, &vec![b'x'; 1 << 20]);
+        drop(input);
+        let _ = cat.wait();
+    }
+
+    #[test]
+    fn a_pipe_blocked_both_ways_is_a_deadlock_not_a_missing_reader() {
+        if in_any_scenario() {
+            return;
+        }
+        let scenario = Scenario::start("scenario_pipe_both_ways");
+        let cat: u32 = scenario.line("scenario-cat-pid").parse().unwrap();
+        wait_until("both ends to block writing", || {
+            let writing = |pid| {
+                process_tree::sample(&[pid])
+                    .iter()
+                    .any(|t| t.syscall.is_some_and(|s| nr::WRITE.contains(&s.number)))
+            };
+            writing(scenario.pid()) && writing(cat)
+        });
+        let diagnosis = scenario.diagnose();
+        assert!(
+            diagnosis.summary.contains(&format!(
+                "blocked writing a pipe to cat pid {cat}, which is blocked writing a pipe to it: \
+                 each waits for the other to read a full pipe"
+            )),
+            "{diagnosis:?}"
+        );
+        assert!(
+            !diagnosis.summary.contains("nobody reads it"),
+            "{diagnosis:?}"
+        );
+    }
+
+    #[test]
+    fn scenario_channel_kept_open() {
+        if !in_scenario("scenario_channel_kept_open") {
+            return;
+        }
+        let (sender, receiver) = mpsc::channel::<u64>();
+        let worker = thread::Builder::new()
+            .name("worker-1".into())
+            .spawn(move || {
+                labkit::in_span("parse", 0, || ());
+                for _ in receiver {}
+            })
+            .unwrap();
+        // `sender` stays alive here, so the worker's loop never ends.
+        worker.join().unwrap();
+        drop(sender);
+    }
+
+    #[test]
+    fn threads_blocked_on_untraced_futexes_point_at_a_channel_left_open() {
+        if in_any_scenario() {
+            return;
+        }
+        let scenario = Scenario::start("scenario_channel_kept_open");
+        wait_until("the worker to wait for its channel", || {
+            let tids: Vec<u32> = scenario
+                .events()
+                .iter()
+                .filter(|e| e.kind == "span_exit")
+                .map(|e| e.tid)
+                .collect();
+            !tids.is_empty() && all_in_syscall(scenario.pid(), &tids, nr::FUTEX)
+        });
+        let diagnosis = scenario.diagnose();
+        assert!(
+            diagnosis.summary.starts_with(
+                "all threads are blocked, none on a labkit lock or condition variable: \
+                 most often a receiver waiting on a channel that never closes, because a \
+                 Sender (or a clone of one) is still alive somewhere; blocked: worker-1"
+            ),
+            "{diagnosis:?}"
         );
     }
 

@@ -572,3 +572,157 @@ fn step02_input_order_is_not_completion_order() {
     );
     graded.expect("step02-as-completed-hidden/max_inside(task)", "passed", "");
 }
+
+/// Step 1: a parallel map whose tasks push their results into a shared Vec
+/// as each finishes, so the results come back in completion order.
+#[test]
+fn step01_results_in_completion_order() {
+    let completion_order = r#"
+use rayon::prelude::*;
+pub fn count_primes_par(limits: &[u64]) -> Vec<u64> {
+    let results = std::sync::Mutex::new(Vec::new());
+    limits.par_iter().enumerate().for_each(|(i, &limit)| {
+        let count = labkit::in_span("primes", i as u64, || labkit::work::count_primes(limit));
+        results.lock().unwrap().push(count);
+    });
+    results.into_inner().unwrap()
+}"#;
+    let graded = grade_notebook(
+        &lab().join("01-cpu-bound-pool.ipynb"),
+        "01-cpu-bound-pool.ipynb",
+        &submission(
+            "01-cpu-bound-pool.ipynb",
+            &[("step01-par-map", completion_order)],
+        ),
+    );
+    graded.expect(
+        "step01-par-map-hidden",
+        "failed",
+        "the results must be those of the sequential loop, in input order",
+    );
+    // Input order is the test's own assertion: it failed, and says so.
+    graded.expect(
+        "step01-par-map-hidden/input_order(primes)",
+        "not_run",
+        "the test failed first: assertion `left == right` failed: the results must be those of the sequential loop, in input order",
+    );
+    // The work itself was parallel: only the order is wrong.
+    graded.expect("step01-par-map-hidden/parallel(primes)", "passed", "");
+    graded.expect("step01-process-pool-hidden", "passed", "passed");
+}
+
+/// Step 3: a "process" variant that runs the work on threads in the cell's
+/// own process and reports that process as its workers.
+#[test]
+fn step03_threads_posing_as_processes() {
+    let threads_as_processes = reference_with(
+        "03-threads-vs-processes.ipynb",
+        "step03-cpu-compare",
+        "    // ### BEGIN SOLUTION\n    use std::io::{BufRead, BufReader, Write};",
+        "    // Threads are cheaper than processes: same work, same answers.\n    let counts = primes_on_threads(limits, workers);\n    if !counts.is_empty() || limits.is_empty() {\n        return Ok((counts, vec![std::process::id(); workers.max(1)]));\n    }\n    // ### BEGIN SOLUTION\n    use std::io::{BufRead, BufReader, Write};",
+    );
+    let graded = grade_notebook(
+        &lab().join("03-threads-vs-processes.ipynb"),
+        "03-threads-vs-processes.ipynb",
+        &submission(
+            "03-threads-vs-processes.ipynb",
+            &[("step03-cpu-compare", &threads_as_processes)],
+        ),
+    );
+    graded.expect(
+        "step03-cpu-compare-hidden/processes",
+        "failed",
+        "the process variant really used other processes: expected exactly 3 worker processes, saw 0 start (the work must run in labkit-worker processes, started with labkit::worker::command())",
+    );
+    graded.expect(
+        "step03-cpu-compare-hidden",
+        "failed",
+        "the work ran in other processes",
+    );
+    // The public test only counts the pids it is given: it cannot tell.
+    graded.expect("step03-cpu-compare-test", "passed", "passed");
+    graded.expect("step03-io-threads-hidden", "passed", "passed");
+}
+
+/// Step 8: an aggregator actor that polls its inbox and takes every error,
+/// a closed inbox too, for "nothing yet"; analyse asks it for the report
+/// over a reply channel and returns without shutting it down or joining it.
+#[test]
+fn step08_an_actor_left_running() {
+    let left_running = r#"
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report { pub pages: usize, pub words: u64, pub fingerprint: u64 }
+
+enum Message { Fact(u64, u64), Report(crossbeam::channel::Sender<Report>), Shutdown }
+
+pub fn analyse(urls: &[String], fetch_limit: usize) -> Report {
+    use rayon::prelude::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (facts, inbox) = crossbeam::channel::unbounded::<Message>();
+    std::thread::Builder::new().name("aggregator".into()).spawn(move || {
+        let mut report = Report { pages: 0, words: 0, fingerprint: 0 };
+        loop {
+            match inbox.recv_timeout(std::time::Duration::from_millis(20)) {
+                Ok(Message::Fact(words, hash)) => {
+                    report.pages += 1;
+                    report.words += words;
+                    report.fingerprint ^= hash;
+                }
+                Ok(Message::Report(reply)) => { let _ = reply.send(report.clone()); }
+                Ok(Message::Shutdown) => break,
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)), // nothing yet
+            }
+        }
+    }).unwrap();
+    let (pages_tx, pages_rx) = crossbeam::channel::bounded::<(usize, String)>(fetch_limit.max(1));
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..fetch_limit.max(1) {
+            let pages_tx = pages_tx.clone();
+            let next = &next;
+            s.spawn(move || loop {
+                let index = next.fetch_add(1, Ordering::SeqCst);
+                let Some(url) = urls.get(index) else { break };
+                let page = labkit::in_span("fetch", index as u64, || labkit::work::fetch(url, std::time::Duration::from_millis(40)));
+                pages_tx.send((index, page)).unwrap();
+            });
+        }
+        drop(pages_tx);
+        pages_rx.into_iter().par_bridge().for_each_with(facts.clone(), |facts, (index, page)| {
+            let (words, hash) = labkit::in_span("analyse", index as u64, || {
+                (page.split_whitespace().count() as u64, labkit::work::hash_rounds(page.as_bytes(), 2_000))
+            });
+            facts.send(Message::Fact(words, hash)).unwrap();
+        });
+    });
+    let (reply, answer) = crossbeam::channel::bounded(1);
+    facts.send(Message::Report(reply)).unwrap();
+    answer.recv().unwrap()
+}"#;
+    let graded = grade_notebook(
+        &lab().join("08-capstone-hybrid.ipynb"),
+        "08-capstone-hybrid.ipynb",
+        &submission(
+            "08-capstone-hybrid.ipynb",
+            &[("step08-hybrid", left_running)],
+        ),
+    );
+    graded.expect(
+        "step08-hybrid-hidden/no_leaks",
+        "failed",
+        "1 thread(s) still running after the cell ended: aggregator (tid ",
+    );
+    graded.expect(
+        "step08-hybrid-hidden/no_leaks",
+        "failed",
+        "(join every thread you spawn, or let its channel close so it can end)",
+    );
+    graded.expect(
+        "step08-hybrid-hidden",
+        "failed",
+        "the test passed, but not every property held: no_leaks",
+    );
+    // Everything else about the run was right.
+    graded.expect("step08-hybrid-hidden/results_equal", "passed", "");
+    graded.expect("step08-hybrid-hidden/parallel(analyse)", "passed", "");
+}

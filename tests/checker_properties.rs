@@ -611,6 +611,96 @@ pub fn count_primes_par(limits: &[u64]) -> Vec<u64> {
     graded.expect("step01-process-pool-hidden", "passed", "passed");
 }
 
+/// The source notebook `notebook` with `from` replaced by `to` in the cell
+/// `grade_id`: a stronger test than the one shipped, to show what the
+/// checker makes of a mistake that test does not reach.
+fn source_with(notebook: &str, grade_id: &str, from: &str, to: &str) -> serde_json::Value {
+    let mut source = support::read(&lab().join(notebook));
+    let cell = source["cells"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|c| c["metadata"]["nbgrader"]["grade_id"] == grade_id)
+        .unwrap();
+    let text: String = cell["source"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| line.as_str().unwrap())
+        .collect();
+    assert!(text.contains(from), "{grade_id} has {from:?}");
+    cell["source"] = serde_json::Value::from(text.replace(from, to));
+    source
+}
+
+/// Step 1: a pool whose map writes every task before it reads any result.
+/// One large task at a time gets through (the worker reads all of it before
+/// it answers), so the shipped hidden test, which echoes one 256 KiB
+/// payload, passes it. Two large tasks for one worker deadlock: the worker
+/// blocks writing a reply nobody reads yet, and the pool blocks writing the
+/// next task, which that worker does not read. Graded against a hidden test
+/// that sends 6 payloads in one map, the hang is named by its pipe.
+#[test]
+fn step01_write_all_then_read_deadlocks_on_large_payloads() {
+    let write_all_then_read = reference_with(
+        "01-cpu-bound-pool.ipynb",
+        "step01-process-pool",
+        "let n = self.workers.len();\n        let mut results",
+        "let n = self.workers.len();\n        // Every task first, round robin; then every reply.\n        for (i, task) in tasks.iter().enumerate() {\n            writeln!(self.workers[i % n].input, \"{task}\")?;\n        }\n        let mut replies = Vec::new();\n        for i in 0..tasks.len() {\n            let mut line = String::new();\n            self.workers[i % n].output.read_line(&mut line)?;\n            replies.push(serde_json::from_str(&line).map_err(std::io::Error::other)?);\n        }\n        if !replies.is_empty() || tasks.is_empty() {\n            return Ok(replies);\n        }\n        let mut results",
+    );
+    let submitted = submission(
+        "01-cpu-bound-pool.ipynb",
+        &[("step01-process-pool", &write_all_then_read)],
+    );
+
+    // The shipped test: one payload in flight, no hang.
+    let graded = grade_notebook(
+        &lab().join("01-cpu-bound-pool.ipynb"),
+        "01-cpu-bound-pool.ipynb",
+        &submitted,
+    );
+    graded.expect("step01-process-pool-hidden/no_hang", "passed", "");
+
+    // Several payloads in one map: a hang, diagnosed on the pipe.
+    let several = source_with(
+        "01-cpu-bound-pool.ipynb",
+        "step01-process-pool-hidden",
+        "pool.map(&[serde_json::json!({\"id\": 99, \"task\": \"echo\", \"args\": {\"payload\": big}})])",
+        "pool.map(&(0..6).map(|i| serde_json::json!({\"id\": 99 + i, \"task\": \"echo\", \"args\": {\"payload\": big}})).collect::<Vec<_>>())",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let source = write(
+        dir.path(),
+        "01-cpu-bound-pool.ipynb",
+        &with_timeout(several, 10.0),
+    );
+    let graded = grade_notebook(&source, "01-cpu-bound-pool.ipynb", &submitted);
+    let hang = graded.check("step01-process-pool-hidden");
+    assert_eq!(hang["outcome"], "failed", "{hang:#}");
+    let message = hang["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("step01-process-pool-hidden did not finish within 10 s: ")
+            && message.contains(" blocked writing a pipe to labkit-worker pid ")
+            && message.ends_with(
+                ", which is blocked writing a pipe to it: each waits for the other to read a full pipe (read replies while you still send, or keep one task in flight per worker)"
+            ),
+        "{message}"
+    );
+    graded.expect(
+        "step01-process-pool-hidden/no_hang",
+        "failed",
+        "which is blocked writing a pipe to it",
+    );
+    for property in ["processes", "input_order", "no_leaks"] {
+        graded.expect(
+            &format!("step01-process-pool-hidden/{property}"),
+            "not_run",
+            "not run: step01-process-pool-hidden hung",
+        );
+    }
+    graded.expect("step01-process-pool-test", "passed", "passed");
+}
+
 /// Step 3: a "process" variant that runs the work on threads in the cell's
 /// own process and reports that process as its workers.
 #[test]
@@ -642,6 +732,58 @@ fn step03_threads_posing_as_processes() {
     // The public test only counts the pids it is given: it cannot tell.
     graded.expect("step03-cpu-compare-test", "passed", "passed");
     graded.expect("step03-io-threads-hidden", "passed", "passed");
+}
+
+/// Step 6: the reader thread gets a clone of the lines' Sender and the
+/// original stays alive in the calling thread, so the parse workers never
+/// see their input close, never drop their result senders, and the loop
+/// collecting results waits forever.
+#[test]
+fn step06_a_sender_kept_alive_in_the_main_thread() {
+    let kept_alive = reference_with(
+        "06-pipelines.ipynb",
+        "step06-pipeline",
+        "    std::thread::scope(|s| {\n        s.spawn(move || {\n            for item in lines.into_iter().enumerate() {\n                labkit::in_span(\"read\", item.0 as u64, || line_tx.send(item)).unwrap();",
+        "    let reader_tx = line_tx.clone(); // line_tx itself lives on until the function returns\n    std::thread::scope(|s| {\n        s.spawn(move || {\n            for item in lines.into_iter().enumerate() {\n                labkit::in_span(\"read\", item.0 as u64, || reader_tx.send(item)).unwrap();",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let source = write(
+        dir.path(),
+        "06-pipelines.ipynb",
+        &with_timeout(support::read(&lab().join("06-pipelines.ipynb")), 8.0),
+    );
+    let graded = grade_notebook(
+        &source,
+        "06-pipelines.ipynb",
+        &submission("06-pipelines.ipynb", &[("step06-pipeline", &kept_alive)]),
+    );
+    // The public test is the first to call pipeline: it hangs.
+    let hang = graded.check("step06-pipeline-test");
+    assert_eq!(hang["outcome"], "failed", "{hang:#}");
+    let message = hang["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "step06-pipeline-test did not finish within 8 s: all threads are blocked, none on a labkit lock or condition variable: most often a receiver waiting on a channel that never closes, because a Sender (or a clone of one) is still alive somewhere; blocked: thread-"
+        ),
+        "{message}"
+    );
+    // The parse workers, named, each last seen in a parse span.
+    let details = hang["details"].as_str().unwrap();
+    assert!(
+        details.contains("last events: span_exit parse"),
+        "{details}"
+    );
+    graded.expect(
+        "step06-pipeline-hidden",
+        "not_run",
+        "not run: step06-pipeline-test hung",
+    );
+    graded.expect(
+        "step06-pipeline-hidden/no_hang",
+        "not_run",
+        "not run: step06-pipeline-test hung",
+    );
+    graded.expect("step06-bounded-queue-hidden", "passed", "passed");
 }
 
 /// Step 8: an aggregator actor that polls its inbox and takes every error,

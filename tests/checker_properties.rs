@@ -830,3 +830,78 @@ pub fn analyse(urls: &[String], fetch_limit: usize) -> Report {
     graded.expect("step08-hybrid-hidden/results_equal", "passed", "");
     graded.expect("step08-hybrid-hidden/parallel(analyse)", "passed", "");
 }
+
+/// The left total of an `assert_eq!` failure's details (`  left: 5161`).
+fn left_total(check: &serde_json::Value) -> u64 {
+    let details = check["details"].as_str().unwrap_or_default();
+    details
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("left: "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no left total in {check:#}"))
+}
+
+/// Step 5: counters that lose updates. The atomic one loads, yields, then
+/// stores what it read plus one; the mutex one locks to read, then locks
+/// again to write. Between the two another thread's increments land and
+/// are overwritten. (The yield makes the loss certain on any machine, as a
+/// busy one would by chance.)
+#[test]
+fn step05_counters_that_lose_updates() {
+    let read_then_write = reference_with(
+        "05-shared-state.ipynb",
+        "step05-counter",
+        "s.spawn(|| for _ in 0..per_thread { count.fetch_add(1, Ordering::Relaxed); });",
+        "s.spawn(|| for _ in 0..per_thread {\n                let seen = count.load(Ordering::SeqCst);\n                std::thread::yield_now();\n                count.store(seen + 1, Ordering::SeqCst);\n            });",
+    );
+    let graded = grade_notebook(
+        &lab().join("05-shared-state.ipynb"),
+        "05-shared-state.ipynb",
+        &submission(
+            "05-shared-state.ipynb",
+            &[("step05-counter", &read_then_write)],
+        ),
+    );
+    graded.expect(
+        "step05-counter-hidden",
+        "failed",
+        "assertion `left == right` failed: atomic counter with 8 threads",
+    );
+    // The totals: what the counter said, and the exact 8 × 5 000.
+    graded.expect("step05-counter-hidden", "failed", "right: 40000");
+    let counted = left_total(graded.check("step05-counter-hidden"));
+    assert!(counted < 40_000, "updates were lost: {counted}");
+    // Exact totals are the test's own assertion: it failed, and says so.
+    graded.expect(
+        "step05-counter-hidden/results_equal",
+        "not_run",
+        "the test failed first: assertion `left == right` failed: atomic counter with 8 threads",
+    );
+    graded.expect("step05-counter-test", "failed", "right: 4000");
+    graded.expect("step05-transfer-hidden", "passed", "passed");
+
+    let lock_twice = reference_with(
+        "05-shared-state.ipynb",
+        "step05-counter",
+        "s.spawn(|| for _ in 0..per_thread { *count.lock().unwrap() += 1; });",
+        "s.spawn(|| for _ in 0..per_thread {\n                let seen = *count.lock().unwrap();\n                std::thread::yield_now();\n                *count.lock().unwrap() = seen + 1;\n            });",
+    );
+    let graded = grade_notebook(
+        &lab().join("05-shared-state.ipynb"),
+        "05-shared-state.ipynb",
+        &submission("05-shared-state.ipynb", &[("step05-counter", &lock_twice)]),
+    );
+    graded.expect(
+        "step05-counter-hidden",
+        "failed",
+        "assertion `left == right` failed: mutex counter with 8 threads",
+    );
+    graded.expect("step05-counter-hidden", "failed", "right: 40000");
+    let counted = left_total(graded.check("step05-counter-hidden"));
+    assert!(counted < 40_000, "updates were lost: {counted}");
+    graded.expect(
+        "step05-counter-hidden/results_equal",
+        "not_run",
+        "the test failed first: assertion `left == right` failed: mutex counter with 8 threads",
+    );
+}

@@ -905,3 +905,105 @@ fn step05_counters_that_lose_updates() {
         "the test failed first: assertion `left == right` failed: mutex counter with 8 threads",
     );
 }
+
+/// Step 6: a queue that pops the newest item (LIFO), and one whose push
+/// never waits, so it holds more than its capacity.
+#[test]
+fn step06_a_lifo_queue_and_an_unbounded_one() {
+    let lifo = reference_with(
+        "06-pipelines.ipynb",
+        "step06-bounded-queue",
+        "state.items.pop_front()",
+        "state.items.pop_back()",
+    );
+    let graded = grade_notebook(
+        &lab().join("06-pipelines.ipynb"),
+        "06-pipelines.ipynb",
+        &submission("06-pipelines.ipynb", &[("step06-bounded-queue", &lifo)]),
+    );
+    graded.expect(
+        "step06-bounded-queue-hidden",
+        "failed",
+        "assertion `left == right` failed: FIFO, nothing lost or duplicated",
+    );
+    // The first pop takes the newest of the three the blocked producer left.
+    graded.expect("step06-bounded-queue-hidden", "failed", "left: [2, ");
+    graded.expect(
+        "step06-bounded-queue-hidden",
+        "failed",
+        "right: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]",
+    );
+    // FIFO is the test's own assertion: it failed, and says so.
+    graded.expect(
+        "step06-bounded-queue-hidden/fifo",
+        "not_run",
+        "the test failed first: assertion `left == right` failed: FIFO, nothing lost or duplicated",
+    );
+    graded.expect("step06-bounded-queue-test", "failed", "first in, first out");
+    graded.expect("step06-pipeline-hidden", "passed", "passed");
+
+    let unbounded = reference_with(
+        "06-pipelines.ipynb",
+        "step06-bounded-queue",
+        "|s| s.items.len() >= self.capacity && !s.closed",
+        "|s| s.items.len() >= usize::MAX && !s.closed",
+    );
+    let graded = grade_notebook(
+        &lab().join("06-pipelines.ipynb"),
+        "06-pipelines.ipynb",
+        &submission(
+            "06-pipelines.ipynb",
+            &[("step06-bounded-queue", &unbounded)],
+        ),
+    );
+    graded.expect(
+        "step06-bounded-queue-hidden",
+        "failed",
+        "assertion `left == right` failed: with nobody popping, the producer blocks after exactly `capacity` items",
+    );
+    // Everything went in at once: 10 items in a queue of 3.
+    graded.expect("step06-bounded-queue-hidden", "failed", "left: 10");
+    graded.expect("step06-bounded-queue-hidden", "failed", "right: 3");
+    graded.expect(
+        "step06-bounded-queue-hidden/bounded",
+        "not_run",
+        "the test failed first: assertion `left == right` failed: with nobody popping, the producer blocks after exactly `capacity` items",
+    );
+    // The public test never fills the queue with nobody popping: it passes.
+    graded.expect("step06-bounded-queue-test", "passed", "passed");
+}
+
+/// Step 6: a pipeline with a single parse thread, whatever `workers` says.
+/// Results are right and in order, but parsing never overlaps.
+#[test]
+fn step06_a_pipeline_with_one_parser() {
+    let one_parser = reference_with(
+        "06-pipelines.ipynb",
+        "step06-pipeline",
+        "        for _ in 0..workers.max(1) {",
+        "        let _ = workers; // one parser keeps the results in order\n        for _ in 0..1 {",
+    );
+    let graded = grade_notebook(
+        &lab().join("06-pipelines.ipynb"),
+        "06-pipelines.ipynb",
+        &submission("06-pipelines.ipynb", &[("step06-pipeline", &one_parser)]),
+    );
+    graded.expect(
+        "step06-pipeline-hidden/min_inside(parse)",
+        "failed",
+        "stages overlap in time: parse should reach 2 at once",
+    );
+    graded.expect(
+        "step06-pipeline-hidden/min_inside(parse)",
+        "failed",
+        "but at most 1 were inside at once",
+    );
+    graded.expect(
+        "step06-pipeline-hidden",
+        "failed",
+        "the parse workers overlap",
+    );
+    graded.expect("step06-pipeline-hidden/exactly_once(parse)", "passed", "");
+    graded.expect("step06-pipeline-hidden/no_leaks", "passed", "");
+    graded.expect("step06-pipeline-test", "passed", "passed");
+}

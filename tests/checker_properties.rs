@@ -500,6 +500,12 @@ pub fn analyse(urls: &[String], fetch_limit: usize) -> Report {
         "failed",
         "the work in analyse should be spread over at least 2 threads, but ran on 1",
     );
+    // The fetch-limit assertion fails before the timing one is reached.
+    graded.expect(
+        "step08-hybrid-hidden/faster_than_sequential",
+        "not_run",
+        "the test failed first: assertion `left == right` failed: the fetch limit is reached",
+    );
 }
 
 /// The source's own solution cell `grade_id` of `notebook`, with `from`
@@ -971,6 +977,84 @@ fn step06_a_lifo_queue_and_an_unbounded_one() {
     );
     // The public test never fills the queue with nobody popping: it passes.
     graded.expect("step06-bounded-queue-test", "passed", "passed");
+}
+
+/// Step 8: an aggregator actor that, instead of blocking on its inbox,
+/// sleeps 40 ms before each look at it. Fetching and analysis are right,
+/// but the actor takes one fact per 40 ms: 16 pages cost as much as the
+/// sequential version, and the hybrid is no faster.
+#[test]
+fn step08_an_actor_that_sleeps_between_messages() {
+    let sleepy_actor = reference_with(
+        "08-capstone-hybrid.ipynb",
+        "step08-hybrid",
+        "        for (words, hash) in inbox {\n",
+        "        loop {\n            // Looks at its inbox now and then instead of blocking on it.\n            std::thread::sleep(std::time::Duration::from_millis(40));\n            let (words, hash) = match inbox.try_recv() {\n                Ok(fact) => fact,\n                Err(crossbeam::channel::TryRecvError::Empty) => continue,\n                Err(crossbeam::channel::TryRecvError::Disconnected) => break,\n            };\n",
+    );
+    let graded = grade_notebook(
+        &lab().join("08-capstone-hybrid.ipynb"),
+        "08-capstone-hybrid.ipynb",
+        &submission(
+            "08-capstone-hybrid.ipynb",
+            &[("step08-hybrid", &sleepy_actor)],
+        ),
+    );
+    graded.expect(
+        "step08-hybrid-hidden",
+        "failed",
+        "the hybrid must be much faster than the sequential version",
+    );
+    // Being faster is the test's own assertion: it failed, and says so.
+    graded.expect(
+        "step08-hybrid-hidden/faster_than_sequential",
+        "not_run",
+        "the test failed first: the hybrid must be much faster than the sequential version",
+    );
+    // The concurrency itself was right.
+    graded.expect("step08-hybrid-hidden/min_inside(fetch)", "passed", "");
+    graded.expect("step08-hybrid-hidden/max_inside(fetch)", "passed", "");
+    graded.expect("step08-hybrid-hidden/parallel(analyse)", "passed", "");
+    graded.expect("step08-hybrid-hidden/no_leaks", "passed", "");
+}
+
+/// Step 2: workers that run each task without catch_unwind. Task 3's panic
+/// kills its worker thread before it sends anything, so task 3 is never
+/// reported; the other two workers take the remaining tasks.
+#[test]
+fn step02_a_panic_kills_its_worker() {
+    let no_catch_unwind = reference_with(
+        "02-as-completed.ipynb",
+        "step02-as-completed",
+        "                let outcome = labkit::in_span(\"task\", index as u64, || {\n                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(task))\n                });\n",
+        "                let outcome: Result<T, Box<dyn std::any::Any + Send>> =\n                    Ok(labkit::in_span(\"task\", index as u64, task));\n",
+    );
+    let graded = grade_notebook(
+        &lab().join("02-as-completed.ipynb"),
+        "02-as-completed.ipynb",
+        &submission(
+            "02-as-completed.ipynb",
+            &[("step02-as-completed", &no_catch_unwind)],
+        ),
+    );
+    graded.expect(
+        "step02-as-completed-hidden",
+        "failed",
+        "assertion `left == right` failed: every task is delivered exactly once",
+    );
+    // The delivered tasks, 3 missing.
+    graded.expect(
+        "step02-as-completed-hidden",
+        "failed",
+        "left: [0, 1, 2, 4, 5, 6]",
+    );
+    // Each task that ran ran once, in its own span: only the delivery is lost.
+    graded.expect(
+        "step02-as-completed-hidden/exactly_once(task)",
+        "passed",
+        "",
+    );
+    // The public test has no panicking task.
+    graded.expect("step02-as-completed-test", "passed", "passed");
 }
 
 /// Step 6: a pipeline with a single parse thread, whatever `workers` says.

@@ -395,7 +395,7 @@ fn min_inside(evidence: &Evidence, name: &str, at_least: u32, spans: &[Span]) ->
     }
     fails(
         format!(
-            "{name} should reach {at_least} at once (the limit must be reached, not just respected), but at most {} were inside at once",
+            "{name} should reach {at_least} at once, but at most {} were inside at once: the work never overlapped that much",
             moment.value
         ),
         format!(
@@ -1353,7 +1353,7 @@ mod tests {
         let property = at_least(PropertyKind::MinInside, "download", 3);
         assert_eq!(
             run.message(&property),
-            "download should reach 3 at once (the limit must be reached, not just respected), but at most 1 were inside at once"
+            "download should reach 3 at once, but at most 1 were inside at once: the work never overlapped that much"
         );
     }
 

@@ -695,7 +695,7 @@ fn step03_threads_posing_as_processes() {
     graded.expect(
         "step03-cpu-compare-hidden",
         "failed",
-        "the work ran in other processes",
+        "the work must run in other processes, not in the notebook's own",
     );
     // The public test only counts the pids it is given: it cannot tell.
     graded.expect("step03-cpu-compare-test", "passed", "passed");

@@ -1047,6 +1047,16 @@ fn step02_a_panic_kills_its_worker() {
         "failed",
         "left: [0, 1, 2, 4, 5, 6]",
     );
+    // Why: the worker's panic, which went to stderr, is shown with it.
+    let details = graded.check("step02-as-completed-hidden")["details"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        details.contains("the cell's stderr:\nthread '<unnamed>' panicked")
+            && details.contains("task 3 failed on purpose"),
+        "{details}"
+    );
     // Each task that ran ran once, in its own span: only the delivery is lost.
     graded.expect(
         "step02-as-completed-hidden/exactly_once(task)",

@@ -6,6 +6,8 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
+use serde_json::Value;
+
 use crate::compare;
 use crate::hang;
 use crate::kernel::{CellRun, Ending, Kernel, Limits};
@@ -380,7 +382,16 @@ impl NotebookRun<'_> {
         let (mut passed, mut message, mut details) = match &run.ending {
             Ending::Error {
                 evalue, traceback, ..
-            } => (false, first_line(evalue).to_owned(), traceback.join("\n")),
+            } => {
+                let mut details = traceback.join("\n");
+                // A thread's panic goes to stderr, not into the error: often
+                // it is why the assertion failed (a worker died mid-task).
+                if let Some(stderr) = stderr_tail(&run.outputs) {
+                    details.push_str("\n\nthe cell's stderr:\n");
+                    details.push_str(&stderr);
+                }
+                (false, first_line(evalue).to_owned(), details)
+            }
             _ if self.settings.mode == Mode::Feedback => (true, "passed".to_owned(), String::new()),
             _ => match compare::compare(&step.stored_outputs, &run.outputs, &step.settings.compare)
             {
@@ -726,6 +737,36 @@ fn note_or(property: &Property, fallback: &str) -> String {
     property.note.clone().unwrap_or_else(|| fallback.to_owned())
 }
 
+/// The last lines a cell printed on stderr, each cut short; None if none.
+fn stderr_tail(outputs: &[Value]) -> Option<String> {
+    const LINES: usize = 10;
+    const WIDTH: usize = 200;
+    let text: String = outputs
+        .iter()
+        .filter(|o| o["output_type"] == "stream" && o["name"] == "stderr")
+        .filter_map(|o| match &o["text"] {
+            Value::String(text) => Some(text.clone()),
+            Value::Array(parts) => Some(parts.iter().filter_map(Value::as_str).collect()),
+            _ => None,
+        })
+        .collect();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.is_empty() {
+        return None;
+    }
+    let mut tail: Vec<String> = lines[lines.len().saturating_sub(LINES)..]
+        .iter()
+        .map(|line| match line.char_indices().nth(WIDTH) {
+            Some((cut, _)) => format!("{}…", &line[..cut]),
+            None => (*line).to_owned(),
+        })
+        .collect();
+    if lines.len() > LINES {
+        tail.insert(0, format!("… ({} lines before)", lines.len() - LINES));
+    }
+    Some(tail.join("\n"))
+}
+
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or_default()
 }
@@ -757,4 +798,27 @@ pub fn find_kernel(explicit: Option<&Path>) -> std::path::PathBuf {
         }
     }
     "conclab-kernel".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_stderr_tail_keeps_the_last_lines_cut_short() {
+        let stderr = |text: &str| json!({"output_type": "stream", "name": "stderr", "text": text});
+        let stdout = json!({"output_type": "stream", "name": "stdout", "text": "not this\n"});
+        assert_eq!(stderr_tail(std::slice::from_ref(&stdout)), None);
+        let panic = "thread '<unnamed>' panicked at src/lib.rs:3:5:\ntask 3 failed\n";
+        assert_eq!(
+            stderr_tail(&[stdout, stderr(panic)]).as_deref(),
+            Some("thread '<unnamed>' panicked at src/lib.rs:3:5:\ntask 3 failed")
+        );
+        let many: String = (0..12).map(|i| format!("line {i}\n")).collect();
+        let long = "x".repeat(300);
+        let tail = stderr_tail(&[stderr(&many), stderr(&long)]).unwrap();
+        assert!(tail.starts_with("… (3 lines before)\nline 3\n"), "{tail}");
+        assert!(tail.ends_with(&format!("{}…", "x".repeat(200))), "{tail}");
+    }
 }

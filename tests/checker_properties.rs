@@ -50,16 +50,12 @@ impl ProcessPool {
     pub fn pids(&self) -> Vec<u32> { vec![0; self.size] }
     pub fn shutdown(self) -> std::io::Result<()> { Ok(()) }
 }"#;
-    let graded = grade_notebook(
-        &lab().join("01-cpu-bound-pool.ipynb"),
+    let graded = graded_lab(
         "01-cpu-bound-pool.ipynb",
-        &submission(
-            "01-cpu-bound-pool.ipynb",
-            &[
-                ("step01-par-map", sequential),
-                ("step01-process-pool", process_per_task),
-            ],
-        ),
+        &[
+            ("step01-par-map", sequential),
+            ("step01-process-pool", process_per_task),
+        ],
     );
     assert_eq!(graded.code, 1);
     graded.expect("step01-par-map-test", "passed", "passed");
@@ -113,13 +109,9 @@ pub fn as_completed<T: Send + 'static>(
     }
     rx
 }"#;
-    let graded = grade_notebook(
-        &lab().join("02-as-completed.ipynb"),
+    let graded = graded_lab(
         "02-as-completed.ipynb",
-        &submission(
-            "02-as-completed.ipynb",
-            &[("step02-as-completed", collect_then_sort)],
-        ),
+        &[("step02-as-completed", collect_then_sort)],
     );
     graded.expect(
         "step02-as-completed-hidden/streaming(task)",
@@ -146,13 +138,9 @@ pub fn fetch_all(urls: &[String], threads: usize) -> Vec<String> {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     })
 }"#;
-    let graded = grade_notebook(
-        &lab().join("03-threads-vs-processes.ipynb"),
+    let graded = graded_lab(
         "03-threads-vs-processes.ipynb",
-        &submission(
-            "03-threads-vs-processes.ipynb",
-            &[("step03-io-threads", unlimited)],
-        ),
+        &[("step03-io-threads", unlimited)],
     );
     graded.expect(
         "step03-io-threads-hidden/max_inside(fetch)",
@@ -205,11 +193,7 @@ impl Account {
         self.handle(|b| *b)
     }
 }"#;
-    let graded = grade_notebook(
-        &lab().join("04-actors.ipynb"),
-        "04-actors.ipynb",
-        &submission("04-actors.ipynb", &[("step04-account-actor", shared_state)]),
-    );
+    let graded = graded_lab("04-actors.ipynb", &[("step04-account-actor", shared_state)]);
     graded.expect(
         "step04-account-actor-hidden/owner_thread_only(request)",
         "failed",
@@ -233,11 +217,7 @@ pub fn transfer(accounts: &[labkit::sync::Mutex<i64>], from: usize, to: usize, a
     *source -= amount;
     *target += amount;
 }"#;
-    let graded = grade_notebook(
-        &lab().join("05-shared-state.ipynb"),
-        "05-shared-state.ipynb",
-        &submission("05-shared-state.ipynb", &[("step05-transfer", gated)]),
-    );
+    let graded = graded_lab("05-shared-state.ipynb", &[("step05-transfer", gated)]);
     graded.expect(
         "step05-transfer-hidden/no_lock_cycle",
         "failed",
@@ -431,11 +411,7 @@ impl Drop for Permit<'_> {{
     };
     let give_back = "*self.semaphore.free.lock().unwrap_or_else(|p| p.into_inner()) += 1; self.semaphore.released.notify_one();";
     let off_by_one = semaphore("*free == 0 && false", give_back);
-    let graded = grade_notebook(
-        &lab().join("07-semaphores.ipynb"),
-        "07-semaphores.ipynb",
-        &submission("07-semaphores.ipynb", &[("step07-semaphore", &off_by_one)]),
-    );
+    let graded = graded_lab("07-semaphores.ipynb", &[("step07-semaphore", &off_by_one)]);
     graded.expect(
         "step07-semaphore-hidden/max_inside(inside)",
         "failed",
@@ -446,13 +422,9 @@ impl Drop for Permit<'_> {{
         "*free == 0",
         "if !std::thread::panicking() { *self.semaphore.free.lock().unwrap_or_else(|p| p.into_inner()) += 1; self.semaphore.released.notify_one(); }",
     );
-    let graded = grade_notebook(
-        &lab().join("07-semaphores.ipynb"),
+    let graded = graded_lab(
         "07-semaphores.ipynb",
-        &submission(
-            "07-semaphores.ipynb",
-            &[("step07-semaphore", &lost_on_panic)],
-        ),
+        &[("step07-semaphore", &lost_on_panic)],
     );
     graded.expect(
         "step07-semaphore-hidden",
@@ -485,11 +457,7 @@ pub fn analyse(urls: &[String], fetch_limit: usize) -> Report {
     }
     report
 }"#;
-    let graded = grade_notebook(
-        &lab().join("08-capstone-hybrid.ipynb"),
-        "08-capstone-hybrid.ipynb",
-        &submission("08-capstone-hybrid.ipynb", &[("step08-hybrid", sequential)]),
-    );
+    let graded = graded_lab("08-capstone-hybrid.ipynb", &[("step08-hybrid", sequential)]);
     graded.expect(
         "step08-hybrid-hidden/min_inside(fetch)",
         "failed",
@@ -506,6 +474,16 @@ pub fn analyse(urls: &[String], fetch_limit: usize) -> Report {
         "not_run",
         "the test failed first: assertion `left == right` failed: the fetch limit is reached",
     );
+}
+
+/// The lab notebook `notebook` graded against itself with the solution
+/// cells `grade_id → code` replaced: a learner's submission.
+fn graded_lab(notebook: &str, solutions: &[(&str, &str)]) -> support::Graded {
+    grade_notebook(
+        &lab().join(notebook),
+        notebook,
+        &submission(notebook, solutions),
+    )
 }
 
 /// The source's own solution cell `grade_id` of `notebook`, with `from`
@@ -538,13 +516,9 @@ fn step01_workers_never_reaped() {
         "let status = worker.child.wait()?;\n            if !status.success() {\n                return Err(std::io::Error::other(format!(\"a worker failed: {status}\")));\n            }",
         "std::mem::forget(worker.child); // never waited for",
     );
-    let graded = grade_notebook(
-        &lab().join("01-cpu-bound-pool.ipynb"),
+    let graded = graded_lab(
         "01-cpu-bound-pool.ipynb",
-        &submission(
-            "01-cpu-bound-pool.ipynb",
-            &[("step01-process-pool", &never_reaped)],
-        ),
+        &[("step01-process-pool", &never_reaped)],
     );
     graded.expect(
         "step01-process-pool-hidden/no_leaks",
@@ -563,13 +537,9 @@ fn step02_input_order_is_not_completion_order() {
         "    result_rx\n",
         "    // Waits for every result, then hands them back in input order.\n    drop(result_tx);\n    let mut all: Vec<_> = result_rx.iter().collect();\n    all.sort_by_key(|(index, _)| *index);\n    let (tx, rx) = crossbeam::channel::unbounded();\n    for item in all { tx.send(item).unwrap(); }\n    rx\n",
     );
-    let graded = grade_notebook(
-        &lab().join("02-as-completed.ipynb"),
+    let graded = graded_lab(
         "02-as-completed.ipynb",
-        &submission(
-            "02-as-completed.ipynb",
-            &[("step02-as-completed", &in_input_order)],
-        ),
+        &[("step02-as-completed", &in_input_order)],
     );
     graded.expect(
         "step02-as-completed-hidden/completion_order(task)",
@@ -593,13 +563,9 @@ pub fn count_primes_par(limits: &[u64]) -> Vec<u64> {
     });
     results.into_inner().unwrap()
 }"#;
-    let graded = grade_notebook(
-        &lab().join("01-cpu-bound-pool.ipynb"),
+    let graded = graded_lab(
         "01-cpu-bound-pool.ipynb",
-        &submission(
-            "01-cpu-bound-pool.ipynb",
-            &[("step01-par-map", completion_order)],
-        ),
+        &[("step01-par-map", completion_order)],
     );
     graded.expect(
         "step01-par-map-hidden",
@@ -679,13 +645,9 @@ fn step03_threads_posing_as_processes() {
         "    // ### BEGIN SOLUTION\n    use std::io::{BufRead, BufReader, Write};",
         "    // Threads are cheaper than processes: same work, same answers.\n    let counts = primes_on_threads(limits, workers);\n    if !counts.is_empty() || limits.is_empty() {\n        return Ok((counts, vec![std::process::id(); workers.max(1)]));\n    }\n    // ### BEGIN SOLUTION\n    use std::io::{BufRead, BufReader, Write};",
     );
-    let graded = grade_notebook(
-        &lab().join("03-threads-vs-processes.ipynb"),
+    let graded = graded_lab(
         "03-threads-vs-processes.ipynb",
-        &submission(
-            "03-threads-vs-processes.ipynb",
-            &[("step03-cpu-compare", &threads_as_processes)],
-        ),
+        &[("step03-cpu-compare", &threads_as_processes)],
     );
     graded.expect(
         "step03-cpu-compare-hidden/processes",
@@ -809,13 +771,9 @@ pub fn analyse(urls: &[String], fetch_limit: usize) -> Report {
     facts.send(Message::Report(reply)).unwrap();
     answer.recv().unwrap()
 }"#;
-    let graded = grade_notebook(
-        &lab().join("08-capstone-hybrid.ipynb"),
+    let graded = graded_lab(
         "08-capstone-hybrid.ipynb",
-        &submission(
-            "08-capstone-hybrid.ipynb",
-            &[("step08-hybrid", left_running)],
-        ),
+        &[("step08-hybrid", left_running)],
     );
     graded.expect(
         "step08-hybrid-hidden/no_leaks",
@@ -860,13 +818,9 @@ fn step05_counters_that_lose_updates() {
         "s.spawn(|| for _ in 0..per_thread { count.fetch_add(1, Ordering::Relaxed); });",
         "s.spawn(|| for _ in 0..per_thread {\n                let seen = count.load(Ordering::SeqCst);\n                std::thread::yield_now();\n                count.store(seen + 1, Ordering::SeqCst);\n            });",
     );
-    let graded = grade_notebook(
-        &lab().join("05-shared-state.ipynb"),
+    let graded = graded_lab(
         "05-shared-state.ipynb",
-        &submission(
-            "05-shared-state.ipynb",
-            &[("step05-counter", &read_then_write)],
-        ),
+        &[("step05-counter", &read_then_write)],
     );
     graded.expect(
         "step05-counter-hidden",
@@ -892,11 +846,7 @@ fn step05_counters_that_lose_updates() {
         "s.spawn(|| for _ in 0..per_thread { *count.lock().unwrap() += 1; });",
         "s.spawn(|| for _ in 0..per_thread {\n                let seen = *count.lock().unwrap();\n                std::thread::yield_now();\n                *count.lock().unwrap() = seen + 1;\n            });",
     );
-    let graded = grade_notebook(
-        &lab().join("05-shared-state.ipynb"),
-        "05-shared-state.ipynb",
-        &submission("05-shared-state.ipynb", &[("step05-counter", &lock_twice)]),
-    );
+    let graded = graded_lab("05-shared-state.ipynb", &[("step05-counter", &lock_twice)]);
     graded.expect(
         "step05-counter-hidden",
         "failed",
@@ -922,11 +872,7 @@ fn step06_a_lifo_queue_and_an_unbounded_one() {
         "state.items.pop_front()",
         "state.items.pop_back()",
     );
-    let graded = grade_notebook(
-        &lab().join("06-pipelines.ipynb"),
-        "06-pipelines.ipynb",
-        &submission("06-pipelines.ipynb", &[("step06-bounded-queue", &lifo)]),
-    );
+    let graded = graded_lab("06-pipelines.ipynb", &[("step06-bounded-queue", &lifo)]);
     graded.expect(
         "step06-bounded-queue-hidden",
         "failed",
@@ -954,13 +900,9 @@ fn step06_a_lifo_queue_and_an_unbounded_one() {
         "|s| s.items.len() >= self.capacity && !s.closed",
         "|s| s.items.len() >= usize::MAX && !s.closed",
     );
-    let graded = grade_notebook(
-        &lab().join("06-pipelines.ipynb"),
+    let graded = graded_lab(
         "06-pipelines.ipynb",
-        &submission(
-            "06-pipelines.ipynb",
-            &[("step06-bounded-queue", &unbounded)],
-        ),
+        &[("step06-bounded-queue", &unbounded)],
     );
     graded.expect(
         "step06-bounded-queue-hidden",
@@ -991,13 +933,9 @@ fn step08_an_actor_that_sleeps_between_messages() {
         "        for (words, hash) in inbox {\n",
         "        loop {\n            // Looks at its inbox now and then instead of blocking on it.\n            std::thread::sleep(std::time::Duration::from_millis(40));\n            let (words, hash) = match inbox.try_recv() {\n                Ok(fact) => fact,\n                Err(crossbeam::channel::TryRecvError::Empty) => continue,\n                Err(crossbeam::channel::TryRecvError::Disconnected) => break,\n            };\n",
     );
-    let graded = grade_notebook(
-        &lab().join("08-capstone-hybrid.ipynb"),
+    let graded = graded_lab(
         "08-capstone-hybrid.ipynb",
-        &submission(
-            "08-capstone-hybrid.ipynb",
-            &[("step08-hybrid", &sleepy_actor)],
-        ),
+        &[("step08-hybrid", &sleepy_actor)],
     );
     graded.expect(
         "step08-hybrid-hidden",
@@ -1028,13 +966,9 @@ fn step02_a_panic_kills_its_worker() {
         "                let outcome = labkit::in_span(\"task\", index as u64, || {\n                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(task))\n                });\n",
         "                let outcome: Result<T, Box<dyn std::any::Any + Send>> =\n                    Ok(labkit::in_span(\"task\", index as u64, task));\n",
     );
-    let graded = grade_notebook(
-        &lab().join("02-as-completed.ipynb"),
+    let graded = graded_lab(
         "02-as-completed.ipynb",
-        &submission(
-            "02-as-completed.ipynb",
-            &[("step02-as-completed", &no_catch_unwind)],
-        ),
+        &[("step02-as-completed", &no_catch_unwind)],
     );
     graded.expect(
         "step02-as-completed-hidden",
@@ -1077,11 +1011,7 @@ fn step06_a_pipeline_with_one_parser() {
         "        for _ in 0..workers.max(1) {",
         "        let _ = workers; // one parser keeps the results in order\n        for _ in 0..1 {",
     );
-    let graded = grade_notebook(
-        &lab().join("06-pipelines.ipynb"),
-        "06-pipelines.ipynb",
-        &submission("06-pipelines.ipynb", &[("step06-pipeline", &one_parser)]),
-    );
+    let graded = graded_lab("06-pipelines.ipynb", &[("step06-pipeline", &one_parser)]);
     graded.expect(
         "step06-pipeline-hidden/min_inside(parse)",
         "failed",

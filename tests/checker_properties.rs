@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::{grade_notebook, lab, submission, with_timeout, write};
+use support::{grade_notebook, lab, reference_with, submission, with_timeout, write};
 
 #[test]
 fn the_reference_solutions_earn_every_point() {
@@ -234,22 +234,14 @@ pub fn transfer(accounts: &[labkit::sync::Mutex<i64>], from: usize, to: usize, a
     *source -= amount;
     *target += amount;
 }"#;
-    let dir = tempfile::tempdir().unwrap();
-    let source = write(
-        dir.path(),
-        "05-shared-state.ipynb",
-        &with_timeout(support::read(&lab().join("05-shared-state.ipynb")), 6.0),
-    );
-    let graded = grade_notebook(
-        &source,
-        "05-shared-state.ipynb",
-        &submission("05-shared-state.ipynb", &[("step05-transfer", deadlocking)]),
-    );
+    // With the notebook's own 30 s limit: the lock-wait cycle in the trace
+    // proves the deadlock as soon as every thread is stuck.
+    let graded = graded_lab("05-shared-state.ipynb", &[("step05-transfer", deadlocking)]);
     let hang = graded.check("step05-transfer-hidden");
     assert_eq!(hang["outcome"], "failed");
     let message = hang["message"].as_str().unwrap();
     assert!(
-        message.contains("did not finish within 6 s: deadlock: worker-")
+        message.starts_with("step05-transfer-hidden hung: deadlock: worker-")
             && message.contains("waits for account[")
             && message.contains(", held by worker-"),
         "{message}"
@@ -486,26 +478,6 @@ fn graded_lab(notebook: &str, solutions: &[(&str, &str)]) -> support::Graded {
     )
 }
 
-/// The source's own solution cell `grade_id` of `notebook`, with `from`
-/// replaced by `to`: a mistake made in an otherwise right solution.
-fn reference_with(notebook: &str, grade_id: &str, from: &str, to: &str) -> String {
-    let source = support::read(&lab().join(notebook));
-    let cell = source["cells"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["metadata"]["nbgrader"]["grade_id"] == grade_id)
-        .unwrap();
-    let text: String = cell["source"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|line| line.as_str().unwrap())
-        .collect();
-    assert!(text.contains(from), "{grade_id} has {from:?}");
-    text.replace(from, to)
-}
-
 /// Step 1: a pool whose shutdown closes the pipes but never waits for its
 /// workers: they exit and stay zombies.
 #[test]
@@ -602,18 +574,18 @@ fn step01_write_all_then_read_deadlocks_on_large_payloads() {
         &[("step01-process-pool", &write_all_then_read)],
     );
 
-    let dir = tempfile::tempdir().unwrap();
-    let source = write(
-        dir.path(),
+    // With the notebook's own 60 s limit: both processes blocked on pipes
+    // only they hold is a hang as soon as it has lasted 2 s.
+    let graded = grade_notebook(
+        &lab().join("01-cpu-bound-pool.ipynb"),
         "01-cpu-bound-pool.ipynb",
-        &with_timeout(support::read(&lab().join("01-cpu-bound-pool.ipynb")), 10.0),
+        &submitted,
     );
-    let graded = grade_notebook(&source, "01-cpu-bound-pool.ipynb", &submitted);
     let hang = graded.check("step01-process-pool-hidden");
     assert_eq!(hang["outcome"], "failed", "{hang:#}");
     let message = hang["message"].as_str().unwrap();
     assert!(
-        message.starts_with("step01-process-pool-hidden did not finish within 10 s: ")
+        message.starts_with("step01-process-pool-hidden hung: ")
             && message.contains(" blocked writing a pipe to labkit-worker pid ")
             && message.ends_with(
                 ", which is blocked writing a pipe to it: each waits for the other to read a full pipe (read replies while you still send, or keep one task in flight per worker)"
@@ -676,24 +648,16 @@ fn step06_a_sender_kept_alive_in_the_main_thread() {
         "    std::thread::scope(|s| {\n        s.spawn(move || {\n            for item in lines.into_iter().enumerate() {\n                labkit::in_span(\"read\", item.0 as u64, || line_tx.send(item)).unwrap();",
         "    let reader_tx = line_tx.clone(); // line_tx itself lives on until the function returns\n    std::thread::scope(|s| {\n        s.spawn(move || {\n            for item in lines.into_iter().enumerate() {\n                labkit::in_span(\"read\", item.0 as u64, || reader_tx.send(item)).unwrap();",
     );
-    let dir = tempfile::tempdir().unwrap();
-    let source = write(
-        dir.path(),
-        "06-pipelines.ipynb",
-        &with_timeout(support::read(&lab().join("06-pipelines.ipynb")), 8.0),
-    );
-    let graded = grade_notebook(
-        &source,
-        "06-pipelines.ipynb",
-        &submission("06-pipelines.ipynb", &[("step06-pipeline", &kept_alive)]),
-    );
+    // With the notebook's own limit: threads blocked on channels for 2 s,
+    // with nothing left running to send, are hung.
+    let graded = graded_lab("06-pipelines.ipynb", &[("step06-pipeline", &kept_alive)]);
     // The public test is the first to call pipeline: it hangs.
     let hang = graded.check("step06-pipeline-test");
     assert_eq!(hang["outcome"], "failed", "{hang:#}");
     let message = hang["message"].as_str().unwrap();
     assert!(
         message.starts_with(
-            "step06-pipeline-test did not finish within 8 s: all threads are blocked, none on a labkit lock or condition variable: most often a receiver waiting on a channel that never closes, because a Sender (or a clone of one) is still alive somewhere; blocked: thread-"
+            "step06-pipeline-test hung: all threads are blocked, none on a labkit lock or condition variable: most often a receiver waiting on a channel that never closes, because a Sender (or a clone of one) is still alive somewhere; blocked: thread-"
         ),
         "{message}"
     );

@@ -348,7 +348,7 @@ pub fn forge() {{
     if let Some(path) = std::env::var_os("CONCLAB_TRACE") {{
         let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
         for i in 0..3 {{
-            writeln!(file, r#"{{{{"v":1,"nonce":"guess","seq":{{i}},"t_ns":1,"pid":1,"tid":1,"thread":"main","kind":"span_enter","name":"inside","id":{{i}}}}}}"#).unwrap();
+            writeln!(file, r#"{{{{"v":2,"nonce":"guess","seq":{{i}},"t_ns":1,"pid":1,"tid":1,"thread":"main","kind":"span_enter","name":"inside","id":{{i}}}}}}"#).unwrap();
         }}
     }}
     println!("step07-semaphore: public tests passed");
@@ -449,5 +449,72 @@ fn one_bad_submission_never_stops_the_others() {
             .iter()
             .all(|c| c["outcome"] == "passed"),
         "{good:#}"
+    );
+}
+
+/// A kernel program: a shell script that runs `before`, then the real
+/// kernel with the arguments it was given.
+fn kernel_script(dir: &std::path::Path, before: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join("kernel.sh");
+    let real = assert_cmd::cargo::cargo_bin("conclab-kernel");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\n{before}\nexec '{}' \"$@\"\n", real.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+/// A kernel start can fail for a reason that passes; the learner's
+/// notebook is then graded on a second start, not reported ungradable.
+#[test]
+fn a_kernel_that_fails_to_start_once_is_started_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let failed_once = dir.path().join("failed-once");
+    let kernel = kernel_script(
+        dir.path(),
+        &format!(
+            "if [ ! -e '{0}' ]; then touch '{0}'; echo 'cannot allocate memory for the build' >&2; exit 7; fi",
+            failed_once.display()
+        ),
+    );
+    let source = write(dir.path(), NOTEBOOK, &support::read(&lab().join(NOTEBOOK)));
+    let graded = grade(&[
+        "--source".as_ref(),
+        source.as_os_str(),
+        source.as_os_str(),
+        "--kernel".as_ref(),
+        kernel.as_os_str(),
+    ]);
+    assert!(failed_once.exists(), "the first start ran the script");
+    assert_eq!(graded.code, 0, "{:#} {}", graded.report, graded.stderr);
+}
+
+/// A kernel that never starts is the checker's problem (exit 3), and the
+/// report says why: the kernel's exit status and its last stderr lines.
+#[test]
+fn a_kernel_that_never_starts_is_exit_3_with_its_status_and_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = kernel_script(
+        dir.path(),
+        "echo 'error: cannot open the build folder' >&2; exit 7",
+    );
+    let source = write(dir.path(), NOTEBOOK, &support::read(&lab().join(NOTEBOOK)));
+    let graded = grade(&[
+        "--source".as_ref(),
+        source.as_os_str(),
+        source.as_os_str(),
+        "--kernel".as_ref(),
+        kernel.as_os_str(),
+    ]);
+    assert_eq!(graded.code, 3, "{:#}", graded.report);
+    let check = graded.check("kernel");
+    let message = check["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("the checker could not start the kernel: the kernel exited at start (exit status: 7); its stderr ends: error: cannot open the build folder")
+            && message.contains("(a second try; the first failed too: the kernel exited at start (exit status: 7)"),
+        "{message}"
     );
 }

@@ -55,7 +55,7 @@ pub struct Settings {
 pub async fn run_notebook(name: &str, steps: &[Step], settings: &Settings) -> NotebookReport {
     let started = std::time::Instant::now();
     let mut checks = Vec::new();
-    match Kernel::start(&settings.kernel, &settings.limits).await {
+    match start_kernel(settings).await {
         Ok(kernel) => {
             let mut run = NotebookRun {
                 follower: TraceFollower::new(&kernel.trace, &kernel.nonce),
@@ -87,6 +87,23 @@ pub async fn run_notebook(name: &str, steps: &[Step], settings: &Settings) -> No
         notebook: name.to_owned(),
         checks,
         time_s: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// Starts a kernel, trying once more if the first start fails: a start
+/// can fail for reasons that pass (a machine short of memory for a moment),
+/// and a learner's notebook must not be reported ungradable for one.
+async fn start_kernel(settings: &Settings) -> anyhow::Result<Kernel> {
+    match Kernel::start(&settings.kernel, &settings.limits).await {
+        Ok(kernel) => Ok(kernel),
+        Err(first) => {
+            tracing::warn!("the kernel failed to start, trying once more: {first:#}");
+            Kernel::start(&settings.kernel, &settings.limits)
+                .await
+                .map_err(|again| {
+                    anyhow::anyhow!("{again:#} (a second try; the first failed too: {first:#})")
+                })
+        }
     }
 }
 
@@ -151,7 +168,12 @@ impl NotebookRun<'_> {
         self.uses_rayon |= code.contains("rayon") || code.contains("par_");
         let run = self
             .kernel
-            .execute(code, step.timeout, &self.settings.limits)
+            .execute(
+                code,
+                step.timeout,
+                &self.settings.limits,
+                Some(&mut self.follower),
+            )
             .await;
         if self.stopped(step, &run).await {
             return;
@@ -182,7 +204,7 @@ impl NotebookRun<'_> {
                     let reset = "labkit::perturb::set_seed(None);";
                     let limits = self.settings.limits;
                     self.kernel
-                        .execute(reset, Duration::from_secs(60), &limits)
+                        .execute(reset, Duration::from_secs(60), &limits, None)
                         .await;
                 }
                 self.record_test(step, points, judged, seed, run.time_s());
@@ -200,7 +222,10 @@ impl NotebookRun<'_> {
         let threads_before = self.runner_threads();
         let rejected_before = self.follower.trace.rejected.len();
         let limits = self.settings.limits;
-        let run = self.kernel.execute(&seeded, step.timeout, &limits).await;
+        let run = self
+            .kernel
+            .execute(&seeded, step.timeout, &limits, Some(&mut self.follower))
+            .await;
         if self.stopped_with_seed(step, &run, Some(seed)).await {
             return (no_judgement(), true);
         }
@@ -219,7 +244,7 @@ impl NotebookRun<'_> {
     /// (diagnosed, then killed), a stopped runner, a dead kernel.
     async fn stopped_with_seed(&mut self, step: &Step, run: &CellRun, seed: Option<u64>) -> bool {
         let (why, blocker, details) = match &run.ending {
-            Ending::TimedOut => {
+            Ending::TimedOut | Ending::Hung => {
                 let _ = self.follower.update();
                 let events = self
                     .follower
@@ -236,16 +261,26 @@ impl NotebookRun<'_> {
                     details: String::new(),
                 });
                 self.kernel.kill();
-                (
-                    format!(
-                        "{} did not finish within {} s: {}",
-                        step.label,
-                        step.timeout.as_secs_f64(),
-                        diagnosis.summary
+                let stuck = match run.ending {
+                    Ending::Hung => "hung".to_owned(),
+                    _ => format!("did not finish within {} s", step.timeout.as_secs_f64()),
+                };
+                let mut details = diagnosis.details;
+                if let Some(stderr) = stderr_tail(&run.outputs) {
+                    details.push_str("\nthe cell's stderr:\n");
+                    details.push_str(&stderr);
+                }
+                // An assertion that failed on the cell's own thread comes
+                // first: inside thread::scope it then waits for threads its
+                // failure left blocked, and that hang is only the consequence.
+                let why = match cell_panic(&run.outputs) {
+                    Some(panic) => format!(
+                        "{} failed: {panic}; then the cell {stuck}, waiting for threads that could not end: {}",
+                        step.label, diagnosis.summary
                     ),
-                    format!("{} hung", step.label),
-                    diagnosis.details,
-                )
+                    None => format!("{} {stuck}: {}", step.label, diagnosis.summary),
+                };
+                (why, format!("{} hung", step.label), details)
             }
             Ending::OutputFlood => (
                 format!(
@@ -293,13 +328,13 @@ impl NotebookRun<'_> {
             seed,
             run.time_s(),
         );
+        let hung = matches!(run.ending, Ending::TimedOut | Ending::Hung);
         for property in &step.settings.properties {
-            let (outcome, message) =
-                if property.kind == PropertyKind::NoHang && run.ending == Ending::TimedOut {
-                    (Outcome::Failed, why.clone())
-                } else {
-                    (Outcome::NotRun, format!("not run: {blocker}"))
-                };
+            let (outcome, message) = if property.kind == PropertyKind::NoHang && hung {
+                (Outcome::Failed, why.clone())
+            } else {
+                (Outcome::NotRun, format!("not run: {blocker}"))
+            };
             self.push_property(
                 step,
                 property,
@@ -741,15 +776,7 @@ fn note_or(property: &Property, fallback: &str) -> String {
 fn stderr_tail(outputs: &[Value]) -> Option<String> {
     const LINES: usize = 10;
     const WIDTH: usize = 200;
-    let text: String = outputs
-        .iter()
-        .filter(|o| o["output_type"] == "stream" && o["name"] == "stderr")
-        .filter_map(|o| match &o["text"] {
-            Value::String(text) => Some(text.clone()),
-            Value::Array(parts) => Some(parts.iter().filter_map(Value::as_str).collect()),
-            _ => None,
-        })
-        .collect();
+    let text = stream_text(outputs, "stderr");
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     if lines.is_empty() {
         return None;
@@ -765,6 +792,40 @@ fn stderr_tail(outputs: &[Value]) -> Option<String> {
         tail.insert(0, format!("… ({} lines before)", lines.len() - LINES));
     }
     Some(tail.join("\n"))
+}
+
+/// The message of a panic on the cell's own thread (`main` in the code
+/// runner), as its stderr shows it: what a failed assertion in a test cell
+/// prints. Panics of threads the cell spawned are left out: a test may
+/// panic in one on purpose (a holder that dies), so they prove nothing.
+fn cell_panic(outputs: &[Value]) -> Option<String> {
+    let stderr = stream_text(outputs, "stderr");
+    let mut lines = stderr.lines();
+    lines.find(|line| line.starts_with("thread 'main' panicked at "))?;
+    let message: Vec<&str> = lines
+        .take_while(|line| !line.starts_with("note: ") && !line.starts_with("thread '"))
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .take(PANIC_LINES)
+        .collect();
+    (!message.is_empty()).then(|| message.join("; "))
+}
+
+/// Lines of a panic's message kept in a one-line report (an assert_eq!
+/// prints its message, then `left` and `right`).
+const PANIC_LINES: usize = 3;
+
+/// Everything the cell printed on stream `name`, in order.
+fn stream_text(outputs: &[Value], name: &str) -> String {
+    outputs
+        .iter()
+        .filter(|o| o["output_type"] == "stream" && o["name"] == name)
+        .filter_map(|o| match &o["text"] {
+            Value::String(text) => Some(text.clone()),
+            Value::Array(parts) => Some(parts.iter().filter_map(Value::as_str).collect()),
+            _ => None,
+        })
+        .collect()
 }
 
 fn first_line(text: &str) -> &str {
@@ -804,6 +865,20 @@ pub fn find_kernel(explicit: Option<&Path>) -> std::path::PathBuf {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_panic_on_the_cells_own_thread_is_found_and_others_are_not() {
+        let stderr = |text: &str| json!({"output_type": "stream", "name": "stderr", "text": text});
+        let worker = "thread 'worker-1' panicked at src/lib.rs:3:5:\ndropped on purpose\nnote: run with `RUST_BACKTRACE=1`\n";
+        assert_eq!(cell_panic(&[stderr(worker)]), None);
+        let assertion = "thread 'main' panicked at src/lib.rs:9:5:\nassertion `left == right` failed: the producer blocks after 3 items\n  left: 10\n right: 3\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
+        assert_eq!(
+            cell_panic(&[stderr(worker), stderr(assertion)]).as_deref(),
+            Some(
+                "assertion `left == right` failed: the producer blocks after 3 items; left: 10; right: 3"
+            )
+        );
+    }
 
     #[test]
     fn the_stderr_tail_keeps_the_last_lines_cut_short() {

@@ -98,6 +98,23 @@ pub fn diagnose(pids: &[u32], events: &[Event], interval: Duration) -> Diagnosis
     classify(&threads, events, window_start_ns, interval)
 }
 
+/// Whether the trace shows a cycle of the threads `threads` (one sample of
+/// the learner's processes), each waiting for a lock the next one holds:
+/// a deadlock, proven without waiting for the time limit.
+pub fn lock_cycle(threads: &[ThreadSample], events: &[Event]) -> bool {
+    let threads = observe(threads, threads.to_vec(), Duration::from_millis(1));
+    let replay = Replay::new(events);
+    let scene = Scene {
+        names: Names::new(&threads, &replay),
+        pipes: Vec::new(),
+        threads: &threads,
+        replay,
+        window_start_ns: 0,
+        now_ns: 0,
+    };
+    scene.deadlock().is_some()
+}
+
 /// A thread at the second sample, with the CPU it used since the first.
 #[derive(Debug, Clone)]
 struct Thread {
@@ -507,6 +524,36 @@ impl Scene<'_> {
         })
     }
 
+    /// A thread in `wait()` for a child that is itself blocked: named as
+    /// waiting for that child, with what the child waits for. The classic
+    /// case: the child reads its stdin until EOF, and the waiting process
+    /// still holds the write end, so EOF never comes.
+    fn child_wait_summary(&self) -> Option<String> {
+        self.threads.iter().find_map(|waiter| {
+            waiter.syscall_in(nr::WAIT_CHILD)?;
+            let parent = waiter.now.pid;
+            let child = self.threads.iter().find(|t| {
+                t.now.pid != parent
+                    && wait_target(waiter, t.now.pid)
+                    && process_tree::process_stat(t.now.pid).is_some_and(|s| s.ppid == parent)
+                    && t.blocked()
+            })?;
+            let waiter_name = self.names.of(waiter.key());
+            let process = &child.now.process;
+            let pid = child.now.pid;
+            let blocked_on = self.pipes.iter().find(|w| w.key == child.key());
+            Some(match blocked_on {
+                Some(pipe) if pipe.reading && pipe.peer.as_ref().is_none_or(|p| p.pid == parent) => format!(
+                    "{waiter_name} waits in wait() for {process} pid {pid} to exit, but {process} is blocked reading its input, whose write end {waiter_name}'s process still holds: close the child's stdin (drop the ChildStdin) before wait()"
+                ),
+                _ => format!(
+                    "{waiter_name} waits in wait() for {process} pid {pid} to exit, which {}",
+                    self.activity(child)
+                ),
+            })
+        })
+    }
+
     fn condvar_summary(&self) -> Option<String> {
         let mut waits: Vec<(String, &CondWait)> = self
             .replay
@@ -643,8 +690,13 @@ impl Scene<'_> {
         if thread.syscall_in(nr::SLEEP).is_some() {
             return "sleeps (thread::sleep)".to_owned();
         }
-        if thread.syscall_in(nr::WAIT_CHILD).is_some() {
-            return "waits for a child process to exit".to_owned();
+        if let Some(args) = thread.syscall_in(nr::WAIT_CHILD) {
+            return match args[0] as i32 {
+                pid if pid > 0 && thread.syscall_in(&nr::WAIT_CHILD[..1]).is_some() => {
+                    format!("waits in wait() for child pid {pid} to exit")
+                }
+                _ => "waits in wait() for a child process to exit".to_owned(),
+            };
         }
         if thread.syscall_in(nr::POLL).is_some() {
             return "waits in poll".to_owned();
@@ -744,6 +796,24 @@ impl Scene<'_> {
             let _ = writeln!(details, "    last events: {}", events.join("; "));
         }
     }
+}
+
+/// Whether `waiter`, blocked in wait4 or waitid, waits for the child `pid`
+/// (or for any child).
+fn wait_target(waiter: &Thread, pid: u32) -> bool {
+    let Some(syscall) = waiter.now.syscall else {
+        return false;
+    };
+    let target = match syscall.number {
+        // waitid(idtype, id, …): P_PID names one child; P_ALL any.
+        n if nr::WAIT_CHILD.get(1) == Some(&n) => match syscall.args[0] as u32 {
+            libc::P_PID => syscall.args[1] as i32,
+            _ => -1,
+        },
+        // wait4(pid, …): a positive pid names one child.
+        _ => syscall.args[0] as i32,
+    };
+    target <= 0 || target as u32 == pid
 }
 
 /// How a pipe wait reads before its peer's name: `reading a pipe from`.
@@ -852,6 +922,7 @@ fn classify(
         .deadlock()
         .map(|cycle| scene.deadlock_summary(cycle))
         .or_else(|| scene.spinning_summary())
+        .or_else(|| scene.child_wait_summary())
         .or_else(|| scene.pipe_summary())
         .or_else(|| scene.condvar_summary())
         .unwrap_or_else(|| scene.fallback_summary());
@@ -1294,7 +1365,7 @@ mod tests {
     /// A labkit-style trace line.
     fn event(seq: u64, tid: u32, thread: &str, kind: &str, name: &str, fields: &str) -> String {
         format!(
-            r#"{{"v":1,"nonce":"n","seq":{seq},"t_ns":{},"pid":7,"tid":{tid},"thread":"{thread}","kind":"{kind}","name":"{name}","id":null{fields}}}"#,
+            r#"{{"v":2,"nonce":"n","seq":{seq},"t_ns":{},"pid":7,"tid":{tid},"thread":"{thread}","kind":"{kind}","name":"{name}","id":null{fields}}}"#,
             1000 + seq
         )
     }

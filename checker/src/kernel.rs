@@ -23,7 +23,16 @@ use serde_json::{Value, json};
 use zeromq::{DealerSocket, SubSocket};
 
 use crate::containment::{self, Containment};
+use crate::hang;
 use crate::process_tree;
+use crate::stall::{self, StallWatch};
+use crate::trace::TraceFollower;
+
+/// How often a running cell's processes are polled: limits, activity.
+const WATCH_EVERY: Duration = Duration::from_millis(50);
+/// Every how many polls the cell is also checked for being stuck (reading
+/// every thread's system call costs more than the other polls).
+const STALL_CHECK_TICKS: u32 = 5;
 
 /// Limits on what one cell's code may use.
 #[derive(Debug, Clone, Copy)]
@@ -63,6 +72,10 @@ pub enum Ending {
     /// Still running at the time limit; nothing has been killed yet, so the
     /// caller can diagnose the hang first.
     TimedOut,
+    /// Stuck before the time limit: every thread waited with nothing left
+    /// to wake it (see [`crate::stall`]), or the trace showed a lock-wait
+    /// cycle. Nothing has been killed yet, as for `TimedOut`.
+    Hung,
     /// Stopped for printing more than the limit.
     OutputFlood,
     /// Stopped for using more memory than the limit.
@@ -219,15 +232,28 @@ impl Kernel {
                 Ok(())
             });
         }
-        let child = command
+        let mut child = command
             .spawn()
             .with_context(|| format!("starting the kernel {}", program.display()))?;
         let signer = Signer::new(&key, "hmac-sha256", uuid::Uuid::new_v4().to_string())?;
         let session = uuid::Uuid::new_v4().to_string();
-        let shell = Channel::connect(&connection.shell_url(), signer.clone()).await?;
-        let control = Channel::connect(&connection.control_url(), signer.clone()).await?;
-        let mut iopub = Channel::<SubSocket>::connect(&connection.iopub_url(), signer).await?;
-        iopub.socket.subscribe("").await?;
+        let connect = async {
+            let shell = Channel::connect(&connection.shell_url(), signer.clone()).await?;
+            let control = Channel::connect(&connection.control_url(), signer.clone()).await?;
+            let mut iopub = Channel::<SubSocket>::connect(&connection.iopub_url(), signer).await?;
+            iopub.socket.subscribe("").await?;
+            anyhow::Ok((shell, control, iopub))
+        };
+        let (shell, control, iopub) =
+            match connect_while_alive(&mut child, connect, &log_path).await {
+                Ok(sockets) => sockets,
+                Err(error) => {
+                    process_tree::kill_tree(&[child.id()], &[child.id()]);
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(error);
+                }
+            };
         let mut kernel = Kernel {
             child,
             shell,
@@ -255,11 +281,14 @@ impl Kernel {
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                bail!("the kernel did not answer kernel_info within 120 s");
+                bail!(
+                    "the kernel did not answer kernel_info within 120 s; its stderr ends: {}",
+                    self.stderr_tail()
+                );
             }
             if let Some(status) = self.child.try_wait()? {
                 bail!(
-                    "the kernel exited at start ({status}): {}",
+                    "the kernel exited at start ({status}); its stderr ends: {}",
                     self.stderr_tail()
                 );
             }
@@ -289,11 +318,25 @@ impl Kernel {
     /// Runs an empty cell: evcxr starts its context on the first cell, and
     /// those seconds must not count against the notebook's first time limit.
     async fn warm_up(&mut self, limits: &Limits) -> anyhow::Result<()> {
-        let run = self.execute("()", Duration::from_secs(180), limits).await;
-        match run.ending {
-            Ending::Ok => Ok(()),
-            other => bail!("the kernel could not run an empty cell: {other:?}"),
-        }
+        let run = self
+            .execute("()", Duration::from_secs(180), limits, None)
+            .await;
+        let why = match run.ending {
+            Ending::Ok => return Ok(()),
+            Ending::Error { ename, evalue, .. } => format!("{ename}: {evalue}"),
+            // Its exit status and stderr are in `why` already.
+            Ending::KernelDied(why) => bail!("the kernel could not run an empty cell: {why}"),
+            Ending::TimedOut | Ending::Hung => "it did not answer within 180 s".to_owned(),
+            other => format!("{other:?}"),
+        };
+        let status = match self.child.try_wait() {
+            Ok(Some(status)) => format!("the kernel exited ({status})"),
+            _ => "the kernel is still running".to_owned(),
+        };
+        bail!(
+            "the kernel could not run an empty cell: {why}; {status}; its stderr ends: {}",
+            self.stderr_tail()
+        )
     }
 
     fn message(&self, content: impl Into<JupyterMessageContent>) -> JupyterMessage {
@@ -303,8 +346,16 @@ impl Kernel {
         message
     }
 
-    /// Runs `code` as one cell, within `timeout` and `limits`.
-    pub async fn execute(&mut self, code: &str, timeout: Duration, limits: &Limits) -> CellRun {
+    /// Runs `code` as one cell, within `timeout` and `limits`. Given the
+    /// trace's `follower`, a cell whose threads are all stuck ends as
+    /// [`Ending::Hung`] seconds after it stopped moving, not at `timeout`.
+    pub async fn execute(
+        &mut self,
+        code: &str,
+        timeout: Duration,
+        limits: &Limits,
+        mut follower: Option<&mut TraceFollower>,
+    ) -> CellRun {
         let mut request = ExecuteRequest::new(code.to_owned());
         request.stop_on_error = false;
         request.allow_stdin = false;
@@ -328,7 +379,9 @@ impl Kernel {
                 Activity::default(),
             );
         }
-        let mut watch = tokio::time::interval(Duration::from_millis(50));
+        let mut watch = tokio::time::interval(WATCH_EVERY);
+        let mut ticks: u32 = 0;
+        let mut stall = StallWatch::default();
         let mut activity = Activity::default();
         while ending.is_none() || !idle {
             let remaining = timeout.saturating_sub(start.elapsed());
@@ -377,6 +430,14 @@ impl Kernel {
                         self.stop_runner();
                         return self.finish(outputs, limit, started_ns, cpu_before, runner_before, activity);
                     }
+                    ticks += 1;
+                    if ending.is_none()
+                        && ticks.is_multiple_of(STALL_CHECK_TICKS)
+                        && let Some(follower) = follower.as_deref_mut()
+                        && self.stuck(&mut stall, follower, started_ns)
+                    {
+                        return self.finish(outputs, Ending::Hung, started_ns, cpu_before, runner_before, activity);
+                    }
                 }
             }
         }
@@ -397,6 +458,24 @@ impl Kernel {
             runner_before,
             activity,
         )
+    }
+
+    /// Whether the cell is hung: stuck for [`stall::QUIET_FOR`], or stuck
+    /// with a lock-wait cycle in its trace, which proves it at once.
+    fn stuck(&self, watch: &mut StallWatch, follower: &mut TraceFollower, started_ns: u64) -> bool {
+        let pids = self.learner_pids();
+        if pids.is_empty() {
+            return false;
+        }
+        let trace_len = std::fs::metadata(&self.trace).map_or(0, |m| m.len());
+        let Some(stuck) = watch.observe(&pids, trace_len) else {
+            return false;
+        };
+        if stuck.for_ >= stall::QUIET_FOR {
+            return true;
+        }
+        let _ = follower.update();
+        hang::lock_cycle(&stuck.threads, follower.trace.window(started_ns, u64::MAX))
     }
 
     fn finish(
@@ -534,9 +613,42 @@ impl Kernel {
     }
 
     fn stderr_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(5)..].join("\n")
+        stderr_tail(&self.log)
+    }
+}
+
+/// Lines of the kernel's stderr an error quotes.
+const STDERR_LINES: usize = 5;
+
+/// The last lines of the kernel's stderr log, or a word saying it has none.
+fn stderr_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    match &lines[lines.len().saturating_sub(STDERR_LINES)..] {
+        [] => "(nothing)".to_owned(),
+        tail => tail.join("\n"),
+    }
+}
+
+/// Runs `connect` while watching the kernel: a kernel that exits before
+/// its sockets answer is reported with its exit status and stderr at once,
+/// not after the connection's own timeout.
+async fn connect_while_alive<T>(
+    child: &mut std::process::Child,
+    connect: impl std::future::Future<Output = anyhow::Result<T>>,
+    log: &Path,
+) -> anyhow::Result<T> {
+    tokio::pin!(connect);
+    let mut poll = tokio::time::interval(WATCH_EVERY);
+    loop {
+        tokio::select! {
+            result = &mut connect => return result.context("connecting to the kernel's sockets"),
+            _ = poll.tick() => {
+                if let Some(status) = child.try_wait()? {
+                    bail!("the kernel exited at start ({status}); its stderr ends: {}", stderr_tail(log));
+                }
+            }
+        }
     }
 }
 

@@ -19,6 +19,7 @@ mod property;
 mod release;
 mod report;
 mod settings;
+mod stall;
 mod trace;
 mod validate;
 

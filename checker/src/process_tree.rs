@@ -334,42 +334,53 @@ fn access_mode(pid: u32, fd: &str) -> Option<i32> {
 /// the process `pid` waits for. `None` if it is not a pipe or nobody else
 /// holds it (the usual cause: `pid` itself still holds the other end).
 pub fn pipe_peer(pid: u32, fd: u64) -> Option<PipePeer> {
-    let link = fd_target(pid, fd).filter(|link| link.starts_with("pipe:"))?;
+    pipe_peers(pid, fd).into_iter().next()
+}
+
+/// Every other process that has the pipe `fd` of `pid` open at its other
+/// end, by pid; empty if it is not a pipe or nobody else holds it.
+pub fn pipe_peers(pid: u32, fd: u64) -> Vec<PipePeer> {
+    let Some(link) = fd_target(pid, fd).filter(|link| link.starts_with("pipe:")) else {
+        return Vec::new();
+    };
     let mine = access_mode(pid, &fd.to_string());
-    let mut others: Vec<u32> = fs::read_dir("/proc")
-        .ok()?
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut others: Vec<u32> = entries
         .flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
         .filter(|&other| other != pid)
         .collect();
     others.sort_unstable();
+    let mut peers = Vec::new();
     for other in others {
         let Ok(fds) = fs::read_dir(format!("/proc/{other}/fd")) else {
             continue;
         };
-        for entry in fds.flatten() {
+        let holds_other_end = fds.flatten().any(|entry| {
             if fs::read_link(entry.path()).ok().as_deref() != Some(link.as_ref()) {
-                continue;
+                return false;
             }
             let theirs = access_mode(other, &entry.file_name().to_string_lossy());
-            let other_end = match (mine, theirs) {
+            match (mine, theirs) {
                 (Some(mine), Some(theirs)) => {
                     mine != theirs || mine == libc::O_RDWR || theirs == libc::O_RDWR
                 }
                 _ => true,
-            };
-            if other_end {
-                let process = read_stat(&format!("/proc/{other}/stat"))
-                    .map(|stat| stat.comm)
-                    .unwrap_or_default();
-                return Some(PipePeer {
-                    pid: other,
-                    process,
-                });
             }
+        });
+        if holds_other_end {
+            let process = read_stat(&format!("/proc/{other}/stat"))
+                .map(|stat| stat.comm)
+                .unwrap_or_default();
+            peers.push(PipePeer {
+                pid: other,
+                process,
+            });
         }
     }
-    None
+    peers
 }
 
 #[cfg(test)]

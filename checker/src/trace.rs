@@ -1,8 +1,10 @@
-//! Reading labkit's trace (format v1, `notebooks/labkit/TRACE.md`) in the
+//! Reading labkit's trace (the format of [`labkit::trace::FORMAT_VERSION`],
+//! `notebooks/labkit/TRACE.md`) in the
 //! checker's own process, and telling genuine events from forged ones.
 
 use std::path::Path;
 
+use labkit::trace::FORMAT_VERSION;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -47,6 +49,16 @@ impl Event {
             name: self.name.clone(),
             lock: self.fields.get("lock")?.as_u64()?,
         })
+    }
+
+    /// Whether the thread could have waited for the lock this event is
+    /// about: false for a `lock_acquired` by `try_lock`, which never waits
+    /// and so is no edge of a wait-for cycle.
+    pub fn may_wait(&self) -> bool {
+        self.fields
+            .get("blocking")
+            .and_then(Value::as_bool)
+            .unwrap_or(true)
     }
 
     /// The locks the thread held (`lock_wait`, `lock_acquired`), oldest first.
@@ -160,9 +172,11 @@ impl Trace {
             self.rejected.push(format!("not JSON: {}", shorten(line)));
             return;
         };
-        if value.get("v").and_then(Value::as_u64) != Some(1) {
-            self.rejected
-                .push(format!("not trace format v1: {}", shorten(line)));
+        if value.get("v").and_then(Value::as_u64) != Some(FORMAT_VERSION) {
+            self.rejected.push(format!(
+                "not trace format v{FORMAT_VERSION}: {}",
+                shorten(line)
+            ));
             return;
         }
         if value.get("nonce").and_then(Value::as_str) != Some(nonce) {
@@ -207,7 +221,7 @@ mod tests {
 
     fn line(nonce: &str, seq: u64, t: u64, kind: &str) -> String {
         format!(
-            r#"{{"v":1,"nonce":"{nonce}","seq":{seq},"t_ns":{t},"pid":7,"tid":7,"thread":"main","kind":"{kind}","name":"task","id":1}}"#
+            r#"{{"v":2,"nonce":"{nonce}","seq":{seq},"t_ns":{t},"pid":7,"tid":7,"thread":"main","kind":"{kind}","name":"task","id":1}}"#
         )
     }
 

@@ -70,7 +70,7 @@ impl Relay {
     /// Starts the thread that forwards output while cells run.
     pub fn spawn_pump(&'static self) {
         std::thread::Builder::new()
-            .name("conclab-relay".into())
+            .name(conclab_wire::RELAY_THREAD.into())
             .spawn(move || self.pump())
             .expect("cannot start the output relay thread");
     }

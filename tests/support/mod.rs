@@ -135,3 +135,89 @@ pub fn grade_notebook(source: &Path, name: &str, submission: &Value) -> Graded {
     let path = write(dir.path(), name, submission);
     grade(&["--source".as_ref(), source.as_os_str(), path.as_os_str()])
 }
+
+/// A learner's mistake: a submission name (what the report calls it) and
+/// the solution cells it rewrites, `grade_id → code`.
+pub type Mistake<'a> = (&'a str, Vec<(&'a str, String)>);
+
+/// Grades one submission per mistake of the lab notebook `name` against
+/// the lab's source, all in one `conclab-check grade` run (one notebook
+/// run per core at once), each submission in a folder of its own name.
+pub fn grade_mistakes(name: &str, mistakes: &[Mistake]) -> Graded {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args: Vec<std::ffi::OsString> = vec!["--source".into(), lab().join(name).into()];
+    for (submission_name, solutions) in mistakes {
+        let folder = dir.path().join(submission_name);
+        fs::create_dir(&folder).unwrap();
+        let solutions: Vec<(&str, &str)> = solutions
+            .iter()
+            .map(|(id, code)| (*id, code.as_str()))
+            .collect();
+        write(&folder, name, &submission(name, &solutions));
+        args.push(folder.into());
+    }
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    grade(&args)
+}
+
+impl Graded {
+    /// The check `id` of the submission named `submission`.
+    pub fn of(&self, submission: &str, id: &str) -> &Value {
+        self.report["submissions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["submission"] == submission)
+            .flat_map(|s| s["notebooks"].as_array().unwrap())
+            .flat_map(|n| n["checks"].as_array().unwrap())
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("no check {id} of {submission} in {:#}", self.report))
+    }
+
+    /// Asserts the submission's check `id` has `outcome` and a message (or
+    /// details) containing `words`.
+    pub fn expect_of(&self, submission: &str, id: &str, outcome: &str, words: &str) {
+        let check = self.of(submission, id);
+        assert_eq!(check["outcome"], outcome, "{submission}: {id}: {check:#}");
+        let text = format!("{} {}", check["message"], check["details"]);
+        assert!(
+            text.contains(words),
+            "{submission}: {id} should say {words:?}: {check:#}"
+        );
+    }
+
+    /// The points the submission earned for the cells whose id starts with
+    /// `exercise`.
+    pub fn points_of(&self, submission: &str, exercise: &str) -> f64 {
+        self.report["submissions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["submission"] == submission)
+            .flat_map(|s| s["notebooks"].as_array().unwrap())
+            .flat_map(|n| n["checks"].as_array().unwrap())
+            .filter(|c| c["cell"].as_str().unwrap().starts_with(exercise))
+            .map(|c| c["score"].as_f64().unwrap())
+            .sum()
+    }
+}
+
+/// The source's own solution cell `grade_id` of `notebook`, with `from`
+/// replaced by `to`: a mistake made in an otherwise right solution.
+pub fn reference_with(notebook: &str, grade_id: &str, from: &str, to: &str) -> String {
+    let source = read(&lab().join(notebook));
+    let cell = source["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["metadata"]["nbgrader"]["grade_id"] == grade_id)
+        .unwrap();
+    let text: String = cell["source"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| line.as_str().unwrap())
+        .collect();
+    assert!(text.contains(from), "{grade_id} has {from:?}");
+    text.replace(from, to)
+}

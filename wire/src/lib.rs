@@ -13,6 +13,12 @@ use zeromq::ZmqMessage;
 
 const DELIMITER: &[u8] = b"<IDS|MSG>";
 
+/// The name of the code runner's thread that relays the cell's output to
+/// the kernel. It idles in `poll` without a timeout while the cell's own
+/// threads print nothing, which the checker must not take for the
+/// learner's code waiting.
+pub const RELAY_THREAD: &str = "conclab-relay";
+
 /// Why an incoming message was dropped.
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {

@@ -64,17 +64,31 @@ fn before_acquire(lock: Option<&LockId>, mode: &str) {
     }
 }
 
-fn after_acquire(lock: Option<&LockId>, mode: &str) {
+/// How a lock was taken: whether the thread could have waited for it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Acquisition {
+    /// `lock`, `read`, `write`, a condition variable taking its lock back:
+    /// the thread waited if the lock was held.
+    Blocking,
+    /// `try_lock`: taken only because it was free, so it never waited and
+    /// cannot be part of a deadlock's wait-for cycle.
+    Try,
+}
+
+fn after_acquire(lock: Option<&LockId>, mode: &str, how: Acquisition) {
     let Some(lock) = lock else {
         return;
     };
-    {
-        trace::record(
-            "lock_acquired",
-            &lock.name,
-            None,
-            json!({ "lock": lock.address, "mode": mode, "held": held_json() }),
-        );
+    let blocking = how == Acquisition::Blocking;
+    trace::record(
+        "lock_acquired",
+        &lock.name,
+        None,
+        json!({ "lock": lock.address, "mode": mode, "held": held_json(), "blocking": blocking }),
+    );
+    // An edge says "held `from` while it may wait for `to`": a try_lock
+    // never waits, so it makes none (back off and retry cannot deadlock).
+    if blocking {
         report_new_edges(lock);
     }
     HELD.with(|held| held.borrow_mut().push(lock.clone()));
@@ -223,7 +237,7 @@ impl<T: ?Sized> Mutex<T> {
         let id = self.id();
         before_acquire(id.as_ref(), "exclusive");
         let result = self.inner.lock();
-        after_acquire(id.as_ref(), "exclusive");
+        after_acquire(id.as_ref(), "exclusive", Acquisition::Blocking);
         map_lock(result, |guard| {
             MutexGuard(Tracked::new(id, "exclusive", guard))
         })
@@ -233,7 +247,7 @@ impl<T: ?Sized> Mutex<T> {
     pub fn try_lock(&self) -> TryLockResult<MutexGuard<'_, T>> {
         let id = self.id();
         let wrap = |guard| {
-            after_acquire(id.as_ref(), "exclusive");
+            after_acquire(id.as_ref(), "exclusive", Acquisition::Try);
             MutexGuard(Tracked::new(id.clone(), "exclusive", guard))
         };
         match self.inner.try_lock() {
@@ -359,7 +373,7 @@ impl Condvar {
         } else {
             self.inner.wait(inner)
         };
-        after_acquire(lock.as_ref(), "exclusive");
+        after_acquire(lock.as_ref(), "exclusive", Acquisition::Blocking);
         self.record(
             "cond_woken",
             |me| json!({ "condvar": me.address, "spurious": spurious }),
@@ -390,7 +404,7 @@ impl Condvar {
         let (lock, inner) = guard.0.release();
         self.record("cond_wait", |me| json!({ "condvar": me.address, "lock": lock.as_ref().map(LockId::json), "timeout_ns": timeout.as_nanos() as u64 }));
         let result = self.inner.wait_timeout(inner, timeout);
-        after_acquire(lock.as_ref(), "exclusive");
+        after_acquire(lock.as_ref(), "exclusive", Acquisition::Blocking);
         self.record(
             "cond_woken",
             |me| json!({ "condvar": me.address, "spurious": false }),
@@ -474,7 +488,7 @@ impl<T: ?Sized> RwLock<T> {
         let id = self.id();
         before_acquire(id.as_ref(), "read");
         let result = self.inner.read();
-        after_acquire(id.as_ref(), "read");
+        after_acquire(id.as_ref(), "read", Acquisition::Blocking);
         map_lock(result, |guard| {
             RwLockReadGuard(Tracked::new(id, "read", guard))
         })
@@ -485,7 +499,7 @@ impl<T: ?Sized> RwLock<T> {
         let id = self.id();
         before_acquire(id.as_ref(), "write");
         let result = self.inner.write();
-        after_acquire(id.as_ref(), "write");
+        after_acquire(id.as_ref(), "write", Acquisition::Blocking);
         map_lock(result, |guard| {
             RwLockWriteGuard(Tracked::new(id, "write", guard))
         })

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde_json::Value;
 
 /// The trace format's version, in every event's `"v"`.
-pub const FORMAT_VERSION: u64 = 1;
+pub const FORMAT_VERSION: u64 = 2;
 /// Names the file events are appended to.
 pub const TRACE_ENV: &str = "CONCLAB_TRACE";
 /// A value the checker chose for this run, copied into every event, so

@@ -100,7 +100,7 @@ fn a_multithreaded_trace_reads_back_whole() {
     seqs.sort();
     assert_eq!(seqs, (0..events.len() as u64).collect::<Vec<_>>());
     for event in &events {
-        assert_eq!(event["v"], 1);
+        assert_eq!(event["v"], labkit::trace::FORMAT_VERSION);
         assert_eq!(event["nonce"], "nonce-123");
         for field in ["t_ns", "pid", "tid", "thread", "kind", "name"] {
             assert!(!event[field].is_null(), "{field} missing in {event}");
@@ -243,4 +243,69 @@ fn a_killed_process_leaves_a_readable_trace() {
         .map(|e| (e["seq"].as_u64().unwrap(), e))
         .collect();
     assert_eq!(marks.len(), events.len(), "no line appears twice");
+}
+
+#[test]
+fn scenario_try_lock() {
+    if !in_scenario("scenario_try_lock") {
+        return;
+    }
+    let first = labkit::sync::Mutex::named("account[0]", 100);
+    let second = labkit::sync::Mutex::named("account[1]", 100);
+    let held = first.lock().unwrap();
+    let tried = second.try_lock().unwrap();
+    drop((tried, held));
+    let held = second.lock().unwrap();
+    let blocking = first.lock().unwrap();
+    drop((blocking, held));
+}
+
+#[test]
+fn a_try_lock_says_it_could_not_wait_and_makes_no_lock_order_edge() {
+    if std::env::var(SCENARIO).is_ok() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("try.jsonl");
+    let status = run_scenario("scenario_try_lock", &trace, &[])
+        .wait()
+        .unwrap();
+    assert!(status.success());
+    let events = events(&trace);
+    let acquired: Vec<(&str, bool)> = events
+        .iter()
+        .filter(|e| e["kind"] == "lock_acquired")
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap(),
+                e["blocking"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        acquired,
+        [
+            ("account[0]", true),
+            ("account[1]", false),
+            ("account[1]", true),
+            ("account[0]", true)
+        ]
+    );
+    // Only the blocking take made an edge; the tried one is held all the same.
+    let edges: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e["kind"] == "lock_edge")
+        .map(|e| {
+            (
+                e["from"]["name"].as_str().unwrap(),
+                e["to"]["name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(edges, [("account[1]", "account[0]")]);
+    let tried = events
+        .iter()
+        .find(|e| e["kind"] == "lock_acquired" && e["blocking"] == false)
+        .unwrap();
+    assert_eq!(tried["held"][0]["name"], "account[0]");
 }

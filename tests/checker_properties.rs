@@ -995,3 +995,80 @@ fn step06_a_pipeline_with_one_parser() {
     graded.expect("step06-pipeline-hidden/no_leaks", "passed", "");
     graded.expect("step06-pipeline-test", "passed", "passed");
 }
+
+/// Fair: a transfer that takes the second account with `try_lock` and
+/// backs off when it is busy cannot deadlock, in whatever order it takes
+/// the two locks; it earns every point, and no_lock_cycle holds.
+#[test]
+fn step05_a_transfer_that_tries_the_second_lock_is_fair() {
+    let backing_off = r#"
+pub fn transfer(accounts: &[labkit::sync::Mutex<i64>], from: usize, to: usize, amount: i64) {
+    if from == to { return; }
+    loop {
+        let mut source = accounts[from].lock().unwrap();
+        if let Ok(mut target) = accounts[to].try_lock() {
+            *source -= amount;
+            *target += amount;
+            return;
+        }
+        // The other account is busy: let go of this one and try again.
+        drop(source);
+        std::thread::yield_now();
+    }
+}"#;
+    let graded = graded_lab("05-shared-state.ipynb", &[("step05-transfer", backing_off)]);
+    graded.expect("step05-transfer-test/no_lock_cycle", "passed", "");
+    graded.expect("step05-transfer-hidden/no_lock_cycle", "passed", "");
+    graded.expect("step05-transfer-hidden", "passed", "passed");
+    assert_eq!(graded.code, 0, "{:#}", graded.report);
+}
+
+/// Step 6: a queue that lets one item too many in. The hidden test's
+/// assertion fails inside `thread::scope` while the producer is blocked:
+/// the report names the assertion first, and the hang it causes second.
+#[test]
+fn step06_a_failed_assertion_is_named_before_the_hang_it_causes() {
+    let one_too_many = reference_with(
+        "06-pipelines.ipynb",
+        "step06-bounded-queue",
+        "s.items.len() >= self.capacity && !s.closed",
+        "s.items.len() > self.capacity && !s.closed",
+    );
+    let graded = graded_lab(
+        "06-pipelines.ipynb",
+        &[("step06-bounded-queue", &one_too_many)],
+    );
+    let check = graded.check("step06-bounded-queue-hidden");
+    let message = check["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("step06-bounded-queue-hidden failed: assertion `left == right` failed: with nobody popping, the producer blocks after exactly `capacity` items; left: 4; right: 3")
+            && message.contains("; then the cell hung, waiting for threads that could not end: "),
+        "{check:#}"
+    );
+}
+
+/// Step 1: a shutdown that waits for each worker before closing its stdin:
+/// the worker reads until its input ends, which never happens. The hang is
+/// named as the wait it is, with the pipe the child reads.
+#[test]
+fn step01_waiting_for_a_worker_whose_stdin_is_open() {
+    let wait_first = reference_with(
+        "01-cpu-bound-pool.ipynb",
+        "step01-process-pool",
+        "drop(worker.input); // end of input: the worker exits\n            let status = worker.child.wait()?;",
+        "let status = worker.child.wait()?;\n            drop(worker.input);",
+    );
+    let graded = graded_lab(
+        "01-cpu-bound-pool.ipynb",
+        &[("step01-process-pool", &wait_first)],
+    );
+    let check = graded.check("step01-process-pool-test");
+    let message = check["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("step01-process-pool-test hung: main waits in wait() for labkit-worker pid ")
+            && message.ends_with(
+                "but labkit-worker is blocked reading its input, which stays open while the waiting process holds its write end: close the child's stdin (drop the ChildStdin) before wait()"
+            ),
+        "{check:#}"
+    );
+}

@@ -16,7 +16,7 @@ use crate::process_tree;
 use crate::property::{self, Evidence, Verdict};
 use crate::report::{Check, CheckKind, NotebookReport, Outcome};
 use crate::settings::{Property, PropertyKind};
-use crate::trace::TraceFollower;
+use crate::trace::{Event, TraceFollower};
 
 /// What the run is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,6 +251,7 @@ impl NotebookRun<'_> {
                     .trace
                     .window(run.started_ns, u64::MAX)
                     .to_vec();
+                let panic = cell_panic(&events);
                 let pids = self.kernel.learner_pids();
                 let diagnosis = tokio::task::spawn_blocking(move || {
                     hang::diagnose(&pids, &events, Duration::from_millis(300))
@@ -273,7 +274,7 @@ impl NotebookRun<'_> {
                 // An assertion that failed on the cell's own thread comes
                 // first: inside thread::scope it then waits for threads its
                 // failure left blocked, and that hang is only the consequence.
-                let why = match cell_panic(&run.outputs) {
+                let why = match panic {
                     Some(panic) => format!(
                         "{} failed: {panic}; then the cell {stuck}, waiting for threads that could not end: {}",
                         step.label, diagnosis.summary
@@ -794,21 +795,22 @@ fn stderr_tail(outputs: &[Value]) -> Option<String> {
     Some(tail.join("\n"))
 }
 
-/// The message of a panic on the cell's own thread (`main` in the code
-/// runner), as its stderr shows it: what a failed assertion in a test cell
-/// prints. Panics of threads the cell spawned are left out: a test may
-/// panic in one on purpose (a holder that dies), so they prove nothing.
-fn cell_panic(outputs: &[Value]) -> Option<String> {
-    let stderr = stream_text(outputs, "stderr");
-    let mut lines = stderr.lines();
-    lines.find(|line| line.starts_with("thread 'main' panicked at "))?;
-    let message: Vec<&str> = lines
-        .take_while(|line| !line.starts_with("note: ") && !line.starts_with("thread '"))
+/// The message of a panic on the cell's own thread, as the trace recorded
+/// it: what a failed assertion in a test cell says. Panics of threads the
+/// cell spawned are left out: a test may panic in one on purpose (a holder
+/// that dies), so they prove nothing.
+fn cell_panic(events: &[Event]) -> Option<String> {
+    let panic = events
+        .iter()
+        .find(|e| e.kind == "panic" && e.fields.get("main") == Some(&Value::Bool(true)))?;
+    let message = panic.fields.get("message")?.as_str()?;
+    let lines: Vec<&str> = message
+        .lines()
         .map(str::trim)
         .filter(|line| !line.is_empty())
         .take(PANIC_LINES)
         .collect();
-    (!message.is_empty()).then(|| message.join("; "))
+    Some(lines.join("; "))
 }
 
 /// Lines of a panic's message kept in a one-line report (an assert_eq!
@@ -868,14 +870,33 @@ mod tests {
 
     #[test]
     fn a_panic_on_the_cells_own_thread_is_found_and_others_are_not() {
-        let stderr = |text: &str| json!({"output_type": "stream", "name": "stderr", "text": text});
-        let worker = "thread 'worker-1' panicked at src/lib.rs:3:5:\ndropped on purpose\nnote: run with `RUST_BACKTRACE=1`\n";
-        assert_eq!(cell_panic(&[stderr(worker)]), None);
-        let assertion = "thread 'main' panicked at src/lib.rs:9:5:\nassertion `left == right` failed: the producer blocks after 3 items\n  left: 10\n right: 3\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
+        let panic = |thread: &str, main: bool, message: &str| {
+            Event {
+            seq: 0,
+            t_ns: 1,
+            pid: 7,
+            tid: 7,
+            thread: thread.into(),
+            kind: "panic".into(),
+            name: thread.into(),
+            id: None,
+            fields: json!({"thread": thread, "main": main, "message": message, "location": "src/lib.rs:9:5"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        }
+        };
+        let worker = panic("worker-1", false, "dropped on purpose");
+        assert_eq!(cell_panic(std::slice::from_ref(&worker)), None);
+        let assertion = panic(
+            "main",
+            true,
+            "assertion `left == right` failed: the producer blocks after 3 items\n  left: 4\n right: 3",
+        );
         assert_eq!(
-            cell_panic(&[stderr(worker), stderr(assertion)]).as_deref(),
+            cell_panic(&[worker, assertion]).as_deref(),
             Some(
-                "assertion `left == right` failed: the producer blocks after 3 items; left: 10; right: 3"
+                "assertion `left == right` failed: the producer blocks after 3 items; left: 4; right: 3"
             )
         );
     }

@@ -95,7 +95,13 @@ pub fn diagnose(pids: &[u32], events: &[Event], interval: Duration) -> Diagnosis
     // Looked up again: children started meanwhile count too.
     let after = process_tree::sample(&process_tree::descendants(pids));
     let threads = observe(&before, after, started.elapsed());
-    classify(&threads, events, window_start_ns, interval)
+    classify(
+        &threads,
+        events,
+        pids.first().copied(),
+        window_start_ns,
+        interval,
+    )
 }
 
 /// Whether the trace shows a cycle of the threads `threads` (one sample of
@@ -105,7 +111,7 @@ pub fn lock_cycle(threads: &[ThreadSample], events: &[Event]) -> bool {
     let threads = observe(threads, threads.to_vec(), Duration::from_millis(1));
     let replay = Replay::new(events);
     let scene = Scene {
-        names: Names::new(&threads, &replay),
+        names: Names::new(&threads, &replay, None),
         pipes: Vec::new(),
         threads: &threads,
         replay,
@@ -300,12 +306,21 @@ impl<'a> Replay<'a> {
 struct Names(HashMap<Key, String>);
 
 impl Names {
-    fn new(threads: &[Thread], replay: &Replay) -> Names {
+    /// `runner` is the code runner's pid: its first thread runs the cell.
+    fn new(threads: &[Thread], replay: &Replay, runner: Option<u32>) -> Names {
         let mut base: BTreeMap<Key, String> = BTreeMap::new();
         for thread in threads {
             let key = thread.key();
-            let name = replay.names.get(&key).unwrap_or(&thread.now.name);
-            base.insert(key, name.clone());
+            let name = match replay.names.get(&key) {
+                // labkit calls every process's first thread `main`; only
+                // the cell's is the learner's `main`.
+                Some(name) if name == "main" && runner.is_some_and(|r| r != key.0) => {
+                    untraced_name(&thread.now, runner)
+                }
+                Some(name) => name.clone(),
+                None => untraced_name(&thread.now, runner),
+            };
+            base.insert(key, name);
         }
         if threads.is_empty() {
             base.extend(replay.names.iter().map(|(k, n)| (*k, n.clone())));
@@ -338,6 +353,24 @@ impl Names {
             .get(&key)
             .cloned()
             .unwrap_or_else(|| format!("thread {}", key.1))
+    }
+}
+
+/// A name for a thread the trace never saw, as labkit would name it: the
+/// cell's own thread is `main`, another process's first thread is that
+/// process (`labkit-worker pid 42`), an unnamed thread is `thread-TID`
+/// (/proc shows it under its process's name).
+fn untraced_name(thread: &ThreadSample, runner: Option<u32>) -> String {
+    if thread.tid == thread.pid {
+        if Some(thread.pid) == runner {
+            "main".to_owned()
+        } else {
+            format!("{} pid {}", thread.process, thread.pid)
+        }
+    } else if thread.name == thread.process {
+        format!("thread-{}", thread.tid)
+    } else {
+        thread.name.clone()
     }
 }
 
@@ -544,7 +577,7 @@ impl Scene<'_> {
             let blocked_on = self.pipes.iter().find(|w| w.key == child.key());
             Some(match blocked_on {
                 Some(pipe) if pipe.reading && pipe.peer.as_ref().is_none_or(|p| p.pid == parent) => format!(
-                    "{waiter_name} waits in wait() for {process} pid {pid} to exit, but {process} is blocked reading its input, whose write end {waiter_name}'s process still holds: close the child's stdin (drop the ChildStdin) before wait()"
+                    "{waiter_name} waits in wait() for {process} pid {pid} to exit, but {process} is blocked reading its input, which stays open while the waiting process holds its write end: close the child's stdin (drop the ChildStdin) before wait()"
                 ),
                 _ => format!(
                     "{waiter_name} waits in wait() for {process} pid {pid} to exit, which {}",
@@ -905,11 +938,12 @@ fn age(ns: u64) -> String {
 fn classify(
     threads: &[Thread],
     events: &[Event],
+    runner: Option<u32>,
     window_start_ns: u64,
     interval: Duration,
 ) -> Diagnosis {
     let replay = Replay::new(events);
-    let names = Names::new(threads, &replay);
+    let names = Names::new(threads, &replay, runner);
     let scene = Scene {
         threads,
         names,
@@ -1197,6 +1231,51 @@ mod tests {
     }
 
     #[test]
+    fn scenario_wait_with_stdin_open() {
+        if !in_scenario("scenario_wait_with_stdin_open") {
+            return;
+        }
+        let mut child = Command::new("cat")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        println!("scenario-cat-pid {}", child.id());
+        // Kept open: cat never sees the end of its input.
+        let _input = child.stdin.take().unwrap();
+        let _ = child.wait();
+    }
+
+    #[test]
+    fn a_wait_for_a_child_reading_its_open_stdin_is_named_as_a_wait() {
+        if in_any_scenario() {
+            return;
+        }
+        let scenario = Scenario::start("scenario_wait_with_stdin_open");
+        let cat: u32 = scenario.line("scenario-cat-pid").parse().unwrap();
+        wait_until("the scenario to wait and cat to read", || {
+            process_tree::sample(&[scenario.pid()]).iter().any(|t| {
+                t.syscall
+                    .is_some_and(|s| nr::WAIT_CHILD.contains(&s.number))
+            }) && all_in_syscall(cat, &[cat], nr::READ)
+        });
+        let diagnosis = scenario.diagnose();
+        assert!(
+            diagnosis.summary.contains(&format!(
+                " waits in wait() for cat pid {cat} to exit, but cat is blocked reading its input, which stays open while the waiting process holds its write end: close the child's stdin (drop the ChildStdin) before wait()"
+            )),
+            "{diagnosis:?}"
+        );
+        assert!(
+            diagnosis
+                .details
+                .contains(&format!("waits in wait() for child pid {cat} to exit")),
+            "{}",
+            diagnosis.details
+        );
+    }
+
+    #[test]
     fn scenario_pipe_both_ways() {
         if !in_scenario("scenario_pipe_both_ways") {
             return;
@@ -1355,10 +1434,11 @@ mod tests {
         let child = Reaped(child);
         let pid = child.0.id();
         wait_until("sleep to sleep", || all_in_syscall(pid, &[pid], nr::SLEEP));
+        // As the code runner: its first thread is the cell's, `main`.
         let diagnosis = diagnose(&[pid], &[], INTERVAL);
         assert_eq!(
             diagnosis.summary,
-            "sleep is sleeping (thread::sleep): the cell is slow rather than stuck"
+            "main is sleeping (thread::sleep): the cell is slow rather than stuck"
         );
     }
 
@@ -1373,7 +1453,7 @@ mod tests {
     fn from_trace(lines: &[String]) -> Diagnosis {
         let trace = Trace::parse(&(lines.join("\n") + "\n"), "n");
         assert!(trace.rejected.is_empty(), "{:?}", trace.rejected);
-        classify(&[], &trace.events, u64::MAX, INTERVAL)
+        classify(&[], &trace.events, None, u64::MAX, INTERVAL)
     }
 
     #[test]

@@ -263,18 +263,81 @@ mod tests {
         assert!(!forever(&with_timeout));
     }
 
+    /// A process that reads a pipe only it writes to: stuck for good.
+    fn stuck_reader() -> std::process::Child {
+        let mut fds = [0; 2];
+        // Close-on-exec: children other tests start meanwhile must not
+        // inherit it. SAFETY: pipe2 writes two descriptors into the array.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: each descriptor is ours and handed over exactly once.
+        let (read, write) = unsafe {
+            use std::os::fd::FromRawFd;
+            (
+                std::fs::File::from_raw_fd(fds[0]),
+                std::fs::File::from_raw_fd(fds[1]),
+            )
+        };
+        std::process::Command::new("cat")
+            .stdin(read)
+            .stdout(write)
+            .spawn()
+            .unwrap()
+    }
+
+    fn observe_until(watch: &mut StallWatch, pids: &[u32], trace_len: u64) -> Option<Stuck> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(stuck) = watch.observe(pids, trace_len) {
+                return Some(stuck);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    #[test]
+    fn a_process_stuck_on_its_own_pipe_is_stuck_until_something_moves() {
+        let mut cat = stuck_reader();
+        let pids = [cat.id()];
+        let mut watch = StallWatch::default();
+        let stuck = observe_until(&mut watch, &pids, 0).expect("cat is stuck");
+        assert_eq!(stuck.threads.len(), 1);
+        // The trace grew: the quiet starts again.
+        assert!(watch.observe(&pids, 10).is_none());
+        assert!(observe_until(&mut watch, &pids, 10).is_some());
+        let _ = cat.kill();
+        let _ = cat.wait();
+    }
+
+    #[test]
+    fn a_sleeping_process_is_never_stuck() {
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let mut watch = StallWatch::default();
+        for _ in 0..5 {
+            assert!(watch.observe(&[sleeper.id()], 0).is_none());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = sleeper.kill();
+        let _ = sleeper.wait();
+    }
+
     #[test]
     fn a_pipe_counts_only_when_learner_processes_hold_its_other_end() {
         let mut fds = [0; 2];
-        // SAFETY: pipe writes two descriptors into the array.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // Close-on-exec: children other tests start meanwhile must not
+        // inherit it. SAFETY: pipe2 writes two descriptors into the array.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
         let read = thread('S', nr::READ, [fds[0] as u64, 0, 1, 0, 0, 0]);
         // Only this process holds the write end: only it could write.
         assert!(forever(&read));
         // A child outside the learner's processes holds it too.
-        let holder = std::process::Command::new("sh")
-            .arg("-c")
-            .arg("sleep 30")
+        let holder = std::process::Command::new("sleep")
+            .arg("30")
             .stdout(std::process::Stdio::from(
                 std::fs::File::options()
                     .write(true)

@@ -80,6 +80,9 @@ std::panic::set_hook(Box::new(|info| {{
     let frame = serde_json::json!({{
         "thread": thread, "main": is_main, "message": message, "location": location
     }});
+    // Under the checker, the trace says so at once: a cell whose own
+    // thread panicked inside thread::scope may never end.
+    labkit::trace::record("panic", thread, None, frame.clone());
     eprintln!("{prefix}panic {{frame}}");
 }}));
 "#,

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::compare;
 use crate::hang;
-use crate::kernel::{CellRun, Ending, Kernel, Limits};
+use crate::kernel::{CellRun, Ending, Kernel, Limits, ThreadActivity};
 use crate::plan::{Role, Step};
 use crate::process_tree;
 use crate::property::{self, Evidence, Verdict};
@@ -740,17 +740,25 @@ impl NotebookRun<'_> {
 }
 
 /// Blocked threads must sleep. Every 50 ms the runner's threads were
-/// sampled: a thread that sleeps while it waits is seen in state S; one that
-/// spins is seen runnable (R) in most samples, even on a busy machine where
-/// it gets little CPU, so this does not depend on load.
+/// sampled: a thread that spins is runnable (R) in most samples *and* burns
+/// CPU. Being runnable alone proves nothing on a busy machine, where a
+/// thread that was just woken waits for a CPU in state R; a thread that
+/// waits by sleeping uses next to no CPU, however long it is runnable.
 fn spinning(run: &CellRun) -> PropertyResult {
     let spinners: Vec<String> = run
         .activity
         .threads
-        .iter()
-        .filter(|(_, (_, seen, runnable))| *runnable >= 3 && *runnable * 2 >= *seen)
-        .map(|(_, (name, seen, runnable))| {
-            format!("{name} was running in {runnable} of the {seen} samples it was alive in")
+        .values()
+        .filter(|t| spins(t))
+        .map(|t| {
+            format!(
+                "{} was running in {} of the {} samples it was alive in, and used {:.2} s of CPU in {:.2} s",
+                t.name,
+                t.runnable,
+                t.seen,
+                t.cpu_s(),
+                t.alive_s()
+            )
         })
         .collect();
     if spinners.is_empty() {
@@ -767,6 +775,23 @@ fn spinning(run: &CellRun) -> PropertyResult {
             run.time_s()
         ),
     }
+}
+
+/// Samples a spinning thread must be seen runnable in, at least.
+const SPIN_MIN_RUNNABLE: usize = 3;
+/// CPU a spinning thread must have used, at least: a thread that takes a
+/// lock and pushes a few items uses microseconds.
+const SPIN_MIN_CPU_S: f64 = 0.05;
+/// Share of its sampled life a spinning thread must have used a CPU for:
+/// even on a machine busy with twice as many runnable threads as cores, a
+/// spinner gets more than this.
+const SPIN_MIN_CPU_SHARE: f64 = 0.2;
+
+fn spins(thread: &ThreadActivity) -> bool {
+    thread.runnable >= SPIN_MIN_RUNNABLE
+        && thread.runnable * 2 >= thread.seen
+        && thread.cpu_s() >= SPIN_MIN_CPU_S
+        && thread.cpu_s() >= SPIN_MIN_CPU_SHARE * thread.alive_s()
 }
 
 fn note_or(property: &Property, fallback: &str) -> String {
@@ -867,6 +892,30 @@ pub fn find_kernel(explicit: Option<&Path>) -> std::path::PathBuf {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A thread sampled `seen` times over one second.
+    fn thread(seen: usize, runnable: usize, cpu_ticks: u64) -> ThreadActivity {
+        let first = std::time::Instant::now();
+        ThreadActivity {
+            name: "producer".into(),
+            seen,
+            runnable,
+            cpu_ticks: (100, 100 + cpu_ticks),
+            sampled: (first, first + Duration::from_secs(1)),
+        }
+    }
+
+    #[test]
+    fn a_spinner_is_runnable_and_burns_cpu() {
+        let hz = crate::process_tree::clock_ticks_per_second();
+        // 1 s alive, runnable throughout, on a CPU a third of the time.
+        assert!(spins(&thread(21, 21, hz / 3)));
+        // Runnable in most samples on a busy machine, but it slept: woken
+        // and waiting for a CPU is not spinning.
+        assert!(!spins(&thread(21, 15, 1)));
+        // Burned CPU while mostly asleep: working, not spinning.
+        assert!(!spins(&thread(21, 4, hz / 2)));
+    }
 
     #[test]
     fn a_panic_on_the_cells_own_thread_is_found_and_others_are_not() {

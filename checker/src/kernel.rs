@@ -109,14 +109,44 @@ pub struct CellRun {
 pub struct Activity {
     /// Samples taken.
     pub samples: usize,
-    /// tid → (thread name, samples it was in, samples it was runnable in).
-    pub threads: std::collections::BTreeMap<u32, (String, usize, usize)>,
+    /// What each thread (by tid) was seen doing.
+    pub threads: std::collections::BTreeMap<u32, ThreadActivity>,
+}
+
+/// One thread of the code runner over the samples it was alive in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadActivity {
+    /// Its name, as labkit's trace names it (`main`, `thread-TID`, …).
+    pub name: String,
+    /// Samples it was alive in.
+    pub seen: usize,
+    /// Samples it was runnable (state R) in: running, or ready to run and
+    /// waiting for a CPU, which on a busy machine can be most of the time.
+    pub runnable: usize,
+    /// Its CPU time at its first and at its last sample, in clock ticks.
+    pub cpu_ticks: (u64, u64),
+    /// When it was first and last sampled.
+    pub sampled: (Instant, Instant),
+}
+
+impl ThreadActivity {
+    /// CPU seconds it used between its first and last sample.
+    pub fn cpu_s(&self) -> f64 {
+        self.cpu_ticks.1.saturating_sub(self.cpu_ticks.0) as f64
+            / process_tree::clock_ticks_per_second() as f64
+    }
+
+    /// Wall seconds between its first and last sample.
+    pub fn alive_s(&self) -> f64 {
+        self.sampled.1.duration_since(self.sampled.0).as_secs_f64()
+    }
 }
 
 impl Activity {
     fn sample(&mut self, runner: u32) {
         self.samples += 1;
         let threads = process_tree::sample(&[runner]);
+        let now = Instant::now();
         let main_name = threads
             .iter()
             .find(|t| t.tid == runner)
@@ -131,10 +161,21 @@ impl Activity {
             } else {
                 thread.name
             };
-            let entry = self.threads.entry(thread.tid).or_insert((name, 0, 0));
-            entry.1 += 1;
+            let entry = self
+                .threads
+                .entry(thread.tid)
+                .or_insert_with(|| ThreadActivity {
+                    name,
+                    seen: 0,
+                    runnable: 0,
+                    cpu_ticks: (thread.cpu_ticks, thread.cpu_ticks),
+                    sampled: (now, now),
+                });
+            entry.seen += 1;
+            entry.cpu_ticks.1 = thread.cpu_ticks;
+            entry.sampled.1 = now;
             if thread.state == 'R' {
-                entry.2 += 1;
+                entry.runnable += 1;
             }
         }
     }

@@ -33,6 +33,18 @@ const WATCH_EVERY: Duration = Duration::from_millis(50);
 /// Every how many polls the cell is also checked for being stuck (reading
 /// every thread's system call costs more than the other polls).
 const STALL_CHECK_TICKS: u32 = 5;
+/// How long a cell may wait for the kernel to compile it without that time
+/// counting against its time limit.
+const COMPILE_ALLOWANCE: Duration = Duration::from_secs(300);
+
+/// Whether the code runner's first thread is reading its instructions from
+/// the kernel (its stdin): the cell is not running yet, or has ended.
+fn awaits_the_kernel(runner: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{runner}/task/{runner}/syscall"))
+        .ok()
+        .and_then(|text| process_tree::parse_syscall(&text))
+        .is_some_and(|call| call.number == libc::SYS_read && call.args[0] == 0)
+}
 
 /// Limits on what one cell's code may use.
 #[derive(Debug, Clone, Copy)]
@@ -424,8 +436,14 @@ impl Kernel {
         let mut ticks: u32 = 0;
         let mut stall = StallWatch::default();
         let mut activity = Activity::default();
+        // The limit is for running the cell: while the code runner waits for
+        // the kernel to send it (evcxr compiling, slow on a busy machine),
+        // the clock does not count, up to COMPILE_ALLOWANCE.
+        let mut deadline = start + timeout;
+        let mut last_tick = Instant::now();
+        let mut compiling = Duration::ZERO;
         while ending.is_none() || !idle {
-            let remaining = timeout.saturating_sub(start.elapsed());
+            let remaining = deadline.saturating_duration_since(Instant::now());
             tokio::select! {
                 message = self.iopub.read() => {
                     let Ok(message) = message else { continue };
@@ -464,8 +482,14 @@ impl Kernel {
                         let why = format!("the kernel exited ({status}): {}", self.stderr_tail());
                         return self.finish(outputs, Ending::KernelDied(why), started_ns, cpu_before, runner_before, activity);
                     }
+                    let since_last = last_tick.elapsed();
+                    last_tick = Instant::now();
                     if let Some(runner) = runner_before {
                         activity.sample(runner);
+                        if compiling < COMPILE_ALLOWANCE && awaits_the_kernel(runner) {
+                            compiling += since_last;
+                            deadline += since_last;
+                        }
                     }
                     if let Some(limit) = self.over_limits(limits) {
                         self.stop_runner();

@@ -91,6 +91,9 @@ fn main() -> ExitCode {
     }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colours only for a person: Jupyter's log and the checker's error
+        // reports quote this stream as text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CONCLAB_LOG")
                 .unwrap_or_else(|_| "warn,conclab_kernel=info".into()),

@@ -518,3 +518,41 @@ fn a_kernel_that_never_starts_is_exit_3_with_its_status_and_stderr() {
         "{message}"
     );
 }
+
+/// A cell's time limit is for running it: the seconds the kernel spends
+/// compiling it (many on a busy machine) do not count. Here a cell that
+/// takes well over its 1 s limit to compile, and no time to run, passes.
+#[test]
+fn compiling_a_cell_does_not_count_against_its_time_limit() {
+    let functions: String = (0..3000)
+        .map(|i| {
+            format!(
+                "fn step_{i}(x: u64) -> u64 {{ x.wrapping_mul({}).rotate_left({}) ^ {i} }}\n",
+                i + 3,
+                i % 63
+            )
+        })
+        .collect();
+    let calls: String = (0..3000).map(|i| format!("x = step_{i}(x); ")).collect();
+    let code = format!("{functions}{{ let mut x = 1u64; {calls} println!(\"{{}}\", x % 10); }}");
+    let mut notebook = support::read(&lab().join("00-how-this-lab-works.ipynb"));
+    notebook["metadata"]["conclab"]["timeout_s"] = serde_json::json!(1);
+    notebook["cells"] = serde_json::json!([{
+        "cell_type": "code",
+        "execution_count": null,
+        "id": "slow-to-compile",
+        "metadata": {"conclab": {"compare": {"mode": "ignore"}}},
+        "outputs": [],
+        "source": code,
+    }]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "slow.ipynb", &notebook);
+    let output = support::check()
+        .args(["validate", "--format", "json"])
+        .arg(&path)
+        .timeout(std::time::Duration::from_secs(600))
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{report:#}");
+}

@@ -653,7 +653,7 @@ impl Scene<'_> {
                     names.push(format!("and {} more", listed.len() - LISTED_THREADS));
                 }
                 return format!(
-                    "all threads are blocked, none on a labkit lock or condition variable: most often a receiver waiting on a channel that never closes, because a Sender (or a clone of one) is still alive somewhere; blocked: {}",
+                    "all threads are blocked, none on a labkit lock or condition variable: most often a receiver waiting on a channel that never closes, because a Sender (or a clone of one) is still alive somewhere, or a sender blocked on a full bounded channel that nobody reads any more; blocked: {}",
                     names.join(", ")
                 );
             }
@@ -1361,7 +1361,8 @@ mod tests {
             diagnosis.summary.starts_with(
                 "all threads are blocked, none on a labkit lock or condition variable: \
                  most often a receiver waiting on a channel that never closes, because a \
-                 Sender (or a clone of one) is still alive somewhere; blocked: worker-1"
+                 Sender (or a clone of one) is still alive somewhere, or a sender blocked \
+                 on a full bounded channel that nobody reads any more; blocked: worker-1"
             ),
             "{diagnosis:?}"
         );

@@ -405,14 +405,18 @@ fn min_inside(evidence: &Evidence, name: &str, at_least: u32, spans: &[Span]) ->
     )
 }
 
-/// Spread over enough threads. Overlap in wall time is the stronger proof,
-/// but short CPU-bound spans overlap only when cores are free, which the
-/// learner does not control (a loaded 2-core grader, half a vCPU on
-/// Gradescope): so distinct threads doing the work count too.
+/// Spread over enough threads working at the same time. Spans overlapping
+/// in wall time is the strongest proof, but short CPU-bound spans overlap
+/// only when cores are free, which the learner does not control (a loaded
+/// 2-core grader, half a vCPU on Gradescope). So threads count too when
+/// their working periods (first span in to last span out) overlap: a pool
+/// whose threads take turns on a busy machine passes, while threads started
+/// and joined one after the other (parallel-looking, sequential) do not.
 fn parallel(evidence: &Evidence, name: &str, at_least: u32, spans: &[Span]) -> Verdict {
     let moment = busiest(spans, true);
-    let threads = by_thread(spans).len();
-    if moment.value >= at_least as usize || threads >= at_least as usize {
+    let groups = by_thread(spans);
+    let threads = groups.len();
+    if moment.value >= at_least as usize || working_together(&groups) >= at_least as usize {
         return Verdict::Holds;
     }
     let mut text = format!("{name} spans by thread:");
@@ -434,12 +438,36 @@ fn parallel(evidence: &Evidence, name: &str, at_least: u32, spans: &[Span]) -> V
         moment.value,
         evidence.ms(moment.at_ns)
     );
-    fails(
+    let message = if threads >= at_least as usize {
+        format!(
+            "the work in {name} should run on at least {at_least} threads at the same time, but its {threads} threads worked one after the other (each started after the last one finished): start them all, then wait for them"
+        )
+    } else {
         format!(
             "the work in {name} should be spread over at least {at_least} threads, but ran on {threads}"
-        ),
-        text,
-    )
+        )
+    };
+    fails(message, text)
+}
+
+/// The most threads whose working periods, from their first span's enter
+/// to their last span's end, overlap at one moment.
+fn working_together(groups: &[Vec<&Span>]) -> usize {
+    let mut points: Vec<(u64, i32)> = Vec::new();
+    for group in groups {
+        let from = group.iter().map(|s| s.enter.t_ns).min().unwrap_or_default();
+        let to = group.iter().map(|s| s.until_ns).max().unwrap_or_default();
+        // Ends sort before starts at the same instant: touching is no overlap.
+        points.push((from, 1));
+        points.push((to, -1));
+    }
+    points.sort_unstable_by_key(|&(t, delta)| (t, delta));
+    let (mut now, mut most) = (0i32, 0i32);
+    for (_, delta) in points {
+        now += delta;
+        most = most.max(now);
+    }
+    most as usize
 }
 
 /// The spans grouped by thread, the busiest thread first (then the earliest).
@@ -719,7 +747,7 @@ fn processes(property: &Property, evidence: &Evidence) -> Verdict {
         Some(exactly) if seen != exactly as usize => {
             let hint = if seen > exactly as usize {
                 format!(
-                    " (a pool that starts a process per task starts many: start {exactly} once and send each several tasks)"
+                    " (a pool that starts its workers again, for each task or each call, starts too many: start {exactly} once and send each several tasks)"
                 )
             } else if seen == 0 {
                 " (the work must run in labkit-worker processes, started with labkit::worker::command())"
@@ -1373,13 +1401,30 @@ mod tests {
 
     #[test]
     fn parallel_holds_for_short_spans_on_several_threads_without_overlap() {
-        // Two threads taking turns: on a busy machine short CPU spans need
-        // not overlap in wall time.
+        // Two pool threads taking turns: on a busy machine short CPU spans
+        // need not overlap in wall time.
         let mut run = Run::default();
         run.span("thread-1", "analyse", 0, 0.0, 2.0)
-            .span("thread-2", "analyse", 1, 3.0, 5.0);
+            .span("thread-2", "analyse", 1, 3.0, 5.0)
+            .span("thread-1", "analyse", 2, 6.0, 8.0)
+            .span("thread-2", "analyse", 3, 9.0, 11.0);
         let property = at_least(PropertyKind::Parallel, "analyse", 2);
         assert_eq!(run.decide(&property), Verdict::Holds);
+    }
+
+    #[test]
+    fn parallel_fails_for_threads_started_and_joined_one_after_another() {
+        // spawn(..).join() in a loop: a new thread per task, never two at once.
+        let mut run = Run::default();
+        for task in 0..4u64 {
+            let from = task as f64 * 10.0;
+            run.span(&format!("thread-{task}"), "primes", task, from, from + 9.0);
+        }
+        let property = at_least(PropertyKind::Parallel, "primes", 2);
+        assert_eq!(
+            run.message(&property),
+            "the work in primes should run on at least 2 threads at the same time, but its 4 threads worked one after the other (each started after the last one finished): start them all, then wait for them"
+        );
     }
 
     #[test]
@@ -1550,7 +1595,7 @@ mod tests {
     fn processes_fails_for_a_process_per_task() {
         assert_eq!(
             pool(12, 12).message(&processes(3, true)),
-            "expected exactly 3 worker processes, saw 12 start (a pool that starts a process per task starts many: start 3 once and send each several tasks)"
+            "expected exactly 3 worker processes, saw 12 start (a pool that starts its workers again, for each task or each call, starts too many: start 3 once and send each several tasks)"
         );
         assert_eq!(
             Run::default().message(&processes(3, false)),

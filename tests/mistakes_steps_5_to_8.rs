@@ -1,0 +1,1093 @@
+//! Learners' mistakes in steps 5 to 8 (shared state, pipelines, semaphores,
+//! the hybrid capstone), each graded by `conclab-check grade` through the
+//! kernel, with the check that fails and the words its message says. All the
+//! mistakes of one notebook are graded in one run, each as a submission of
+//! its own. Every mistake here fails on every run: where a bug only shows
+//! under some interleavings, the notebook's hidden test forces one that shows
+//! it (a transfer caught waiting for a busy account, a consumer already
+//! waiting when an item is pushed, producers blocked on a full queue when it
+//! is closed, two threads waiting on a held permit).
+
+mod support;
+
+use serde_json::Value;
+use support::{Graded, grade_mistakes, reference_with};
+
+/// `(left, right)` of an `assert_eq!` failure's details (`  left: 5161`).
+fn left_right(check: &Value) -> (String, String) {
+    let details = check["details"].as_str().unwrap_or_default();
+    let side = |name: &str| {
+        details
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(name))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no {name} in {check:#}"))
+    };
+    (side("left: "), side("right: "))
+}
+
+/// Asserts the submission's check `id` failed and its message or details
+/// say one of `words` (for a race whose loss shows in one of two ways).
+fn expect_one_of(graded: &Graded, submission: &str, id: &str, words: &[&str]) {
+    let check = graded.of(submission, id);
+    assert_eq!(check["outcome"], "failed", "{submission}: {id}: {check:#}");
+    let text = format!("{} {}", check["message"], check["details"]);
+    assert!(
+        words.iter().any(|w| text.contains(w)),
+        "{submission}: {id} should say one of {words:?}: {check:#}"
+    );
+}
+
+const STEP5: &str = "05-shared-state.ipynb";
+const COUNTER: &str = "step05-counter";
+const TRANSFER: &str = "step05-transfer";
+
+/// The reference's mutex counter, for submissions that rewrite only the
+/// atomic one.
+fn mutex_counter() -> String {
+    let reference = reference_with(STEP5, COUNTER, "", "");
+    let at = reference.find("pub fn count_with_mutex").unwrap();
+    reference[at..].to_owned()
+}
+
+/// Step 5, counters and transfers.
+///
+/// Counters:
+/// - `copy`: the mutex counter increments a copy of the value
+///   (`let mut n = *count.lock().unwrap(); n += 1;`): it stays 0;
+/// - `try_lock`: the mutex counter uses `try_lock` so that no thread ever
+///   waits, and skips the increment when the lock is busy;
+/// - `static_counter`: the atomic counter is a `static` (so that
+///   `std::thread::spawn`'s threads can reach it) that is never reset: the
+///   second call starts where the first ended;
+/// - `never_joined`: the atomic counter's threads are spawned with
+///   `std::thread::spawn` and never joined: the count is read before they
+///   are done.
+///
+/// Transfers:
+/// - `one_at_a_time`: one lock at a time (take from, unlock, add to): no
+///   deadlock, an exact total, but the money is in neither account while
+///   the second lock is awaited; the hidden test holds account[1] and reads
+///   account[0] while a transfer waits for it;
+/// - `same_account`: ordered locking without the `from == to` case: a
+///   transfer to the same account locks its mutex twice and deadlocks with
+///   itself;
+/// - `give_up`: `try_lock` both and do nothing if either is busy: never a
+///   deadlock, and money is conserved, but contended transfers are lost;
+/// - `wrong_direction`: locks in index order, then moves the money from the
+///   first locked to the second, the wrong way when `from > to`;
+/// - `read_then_write`: reads both balances, then writes both, each under
+///   its own acquisition: concurrent transfers' updates are overwritten.
+#[test]
+fn step05_counter_and_transfer_mistakes() {
+    let mutex_line = "s.spawn(|| for _ in 0..per_thread { *count.lock().unwrap() += 1; });";
+    let copy = reference_with(
+        STEP5,
+        COUNTER,
+        mutex_line,
+        "s.spawn(|| for _ in 0..per_thread {\n                let mut n = *count.lock().unwrap();\n                n += 1;\n            });",
+    );
+    let try_lock = reference_with(
+        STEP5,
+        COUNTER,
+        mutex_line,
+        "s.spawn(|| for _ in 0..per_thread {\n                // Never wait for the lock: another thread has it, so skip.\n                if let Ok(mut n) = count.try_lock() {\n                    *n += 1;\n                }\n            });",
+    );
+    let static_counter = format!(
+        r#"use std::sync::atomic::{{AtomicU64, Ordering}};
+
+// A static lives long enough for std::thread::spawn.
+static COUNT: AtomicU64 = AtomicU64::new(0);
+
+pub fn count_with_atomic(threads: usize, per_thread: u64) -> u64 {{
+    let handles: Vec<_> = (0..threads)
+        .map(|_| std::thread::spawn(move || for _ in 0..per_thread {{ COUNT.fetch_add(1, Ordering::Relaxed); }}))
+        .collect();
+    for handle in handles {{
+        handle.join().unwrap();
+    }}
+    COUNT.load(Ordering::Relaxed)
+}}
+
+{}"#,
+        mutex_counter()
+    );
+    let never_joined = format!(
+        r#"pub fn count_with_atomic(threads: usize, per_thread: u64) -> u64 {{
+    use std::sync::Arc;
+    use std::sync::atomic::{{AtomicU64, Ordering}};
+    let count = Arc::new(AtomicU64::new(0));
+    for _ in 0..threads {{
+        let count = Arc::clone(&count);
+        std::thread::spawn(move || for _ in 0..per_thread {{ count.fetch_add(1, Ordering::Relaxed); }});
+    }}
+    count.load(Ordering::SeqCst)
+}}
+
+{}"#,
+        mutex_counter()
+    );
+
+    let one_at_a_time = r#"pub fn transfer(accounts: &[labkit::sync::Mutex<i64>], from: usize, to: usize, amount: i64) {
+    // One lock at a time: never two held at once, so no deadlock is possible.
+    *accounts[from].lock().unwrap() -= amount;
+    *accounts[to].lock().unwrap() += amount;
+}"#;
+    let same_account = reference_with(
+        STEP5,
+        TRANSFER,
+        "    if from == to {\n        return;\n    }\n",
+        "",
+    );
+    let give_up = r#"pub fn transfer(accounts: &[labkit::sync::Mutex<i64>], from: usize, to: usize, amount: i64) {
+    if from == to {
+        return;
+    }
+    // try_lock never waits, so two transfers can never wait for each other.
+    if let (Ok(mut source), Ok(mut target)) = (accounts[from].try_lock(), accounts[to].try_lock()) {
+        *source -= amount;
+        *target += amount;
+    }
+}"#;
+    let wrong_direction = reference_with(
+        STEP5,
+        TRANSFER,
+        "let (source, target) = if from < to { (&mut *a, &mut *b) } else { (&mut *b, &mut *a) };",
+        "let (source, target) = (&mut *a, &mut *b);",
+    );
+    let read_then_write = r#"pub fn transfer(accounts: &[labkit::sync::Mutex<i64>], from: usize, to: usize, amount: i64) {
+    if from == to {
+        return;
+    }
+    // Read both balances, then write both: each lock is held only for a moment.
+    let source = *accounts[from].lock().unwrap();
+    let target = *accounts[to].lock().unwrap();
+    *accounts[from].lock().unwrap() = source - amount;
+    *accounts[to].lock().unwrap() = target + amount;
+}"#;
+
+    let graded = grade_mistakes(
+        STEP5,
+        &[
+            ("copy", vec![(COUNTER, copy)]),
+            ("try_lock", vec![(COUNTER, try_lock)]),
+            ("static_counter", vec![(COUNTER, static_counter)]),
+            ("never_joined", vec![(COUNTER, never_joined)]),
+            ("one_at_a_time", vec![(TRANSFER, one_at_a_time.to_owned())]),
+            ("same_account", vec![(TRANSFER, same_account)]),
+            ("give_up", vec![(TRANSFER, give_up.to_owned())]),
+            ("wrong_direction", vec![(TRANSFER, wrong_direction)]),
+            (
+                "read_then_write",
+                vec![(TRANSFER, read_then_write.to_owned())],
+            ),
+        ],
+    );
+    eprintln!("{:#}", graded.report);
+    assert_eq!(graded.code, 1);
+    let hidden = "step05-counter-hidden";
+
+    // The copy is incremented, the counter stays 0, from the first call on.
+    graded.expect_of(
+        "copy",
+        hidden,
+        "failed",
+        "assertion `left == right` failed: mutex counter with 1 threads",
+    );
+    graded.expect_of("copy", hidden, "failed", "left: 0");
+    graded.expect_of("copy", "step05-counter-test", "failed", "left: 0");
+
+    // One thread never finds the lock busy; eight do, and lose increments.
+    graded.expect_of(
+        "try_lock",
+        hidden,
+        "failed",
+        "assertion `left == right` failed: mutex counter with 8 threads",
+    );
+    let (counted, _) = left_right(graded.of("try_lock", hidden));
+    assert!(
+        counted.parse::<u64>().unwrap() < 40_000,
+        "increments were skipped: {counted}"
+    );
+
+    // The public test makes the first call and passes; the hidden test's
+    // second call (8 threads) counts on from its first (1 thread, 10).
+    graded.expect_of("static_counter", "step05-counter-test", "passed", "passed");
+    graded.expect_of(
+        "static_counter",
+        hidden,
+        "failed",
+        "assertion `left == right` failed: atomic counter with 8 threads",
+    );
+    graded.expect_of("static_counter", hidden, "failed", "left: 40010");
+
+    // Read before the threads are done: less than the total.
+    graded.expect_of(
+        "never_joined",
+        hidden,
+        "failed",
+        "assertion `left == right` failed: atomic counter with ",
+    );
+    let (counted, total) = left_right(graded.of("never_joined", hidden));
+    assert!(
+        counted.parse::<u64>().unwrap() < total.parse::<u64>().unwrap(),
+        "read before the threads were done: {counted} of {total}"
+    );
+    for mistake in ["copy", "try_lock", "static_counter", "never_joined"] {
+        graded.expect_of(
+            mistake,
+            &format!("{hidden}/results_equal"),
+            "not_run",
+            "the test failed first: assertion `left == right` failed: ",
+        );
+        graded.expect_of(mistake, "step05-transfer-hidden", "passed", "passed");
+    }
+
+    let hidden = "step05-transfer-hidden";
+    // Caught between its two locks: account[0] already 10 short.
+    graded.expect_of(
+        "one_at_a_time",
+        hidden,
+        "failed",
+        "while the transfer waited for account[1], account[0] could already be read without the 10 it sent: the money was in neither account (hold both locks while you move it)",
+    );
+    graded.expect_of("one_at_a_time", hidden, "failed", "left: 90");
+    // Its lock order has no cycle and the public test's totals are right.
+    graded.expect_of("one_at_a_time", "step05-transfer-test", "passed", "passed");
+    graded.expect_of(
+        "one_at_a_time",
+        "step05-transfer-test/no_lock_cycle",
+        "passed",
+        "",
+    );
+
+    // The public test's transfer from account 1 to itself deadlocks at once.
+    graded.expect_of(
+        "same_account",
+        "step05-transfer-test",
+        "failed",
+        "step05-transfer-test hung: deadlock: ",
+    );
+    graded.expect_of(
+        "same_account",
+        "step05-transfer-test",
+        "failed",
+        " waits for account[1], which it already holds",
+    );
+    graded.expect_of(
+        "same_account",
+        hidden,
+        "not_run",
+        "not run: step05-transfer-test hung",
+    );
+
+    // The transfer that met a busy account did nothing.
+    graded.expect_of(
+        "give_up",
+        hidden,
+        "failed",
+        "assertion `left == right` failed: a transfer waits for a busy account, then moves the money",
+    );
+    graded.expect_of("give_up", hidden, "failed", "left: [100, 100]");
+    graded.expect_of("give_up", "step05-transfer-test", "passed", "passed");
+
+    // The total is right, the accounts are not.
+    graded.expect_of(
+        "wrong_direction",
+        hidden,
+        "failed",
+        "assertion `left == right` failed: every transfer up is matched by one down, so each account ends where it started",
+    );
+    graded.expect_of(
+        "wrong_direction",
+        "step05-transfer-test",
+        "failed",
+        "right: [75, 105, 120]",
+    );
+
+    // Overwritten updates create or destroy money, or at least leave the
+    // accounts where no sequence of transfers could have.
+    expect_one_of(
+        &graded,
+        "read_then_write",
+        hidden,
+        &[
+            "assertion `left == right` failed: money is neither created nor lost",
+            "assertion `left == right` failed: every transfer up is matched by one down",
+        ],
+    );
+    for mistake in [
+        "one_at_a_time",
+        "give_up",
+        "wrong_direction",
+        "read_then_write",
+    ] {
+        graded.expect_of(
+            mistake,
+            &format!("{hidden}/results_equal"),
+            "not_run",
+            "the test failed first: assertion `left == right` failed: ",
+        );
+        graded.expect_of(mistake, "step05-counter-hidden", "passed", "passed");
+    }
+}
+
+const STEP6: &str = "06-pipelines.ipynb";
+const QUEUE: &str = "step06-bounded-queue";
+const PIPELINE: &str = "step06-pipeline";
+
+/// Step 6, bounded queues and pipelines.
+///
+/// Queues:
+/// - `close_wakes_consumers_only`: close notifies `not_empty` but not
+///   `not_full`: producers blocked on a full queue sleep on;
+/// - `push_forgets_closed`: push waits while the queue is full, closed or
+///   not: woken by close, a blocked producer goes back to sleep;
+/// - `pop_forgets_closed`: pop waits while the queue is empty, closed or
+///   not: once closed and empty, pop never returns None;
+/// - `drops_oldest`: a full queue makes room by dropping its oldest item
+///   instead of making the producer wait;
+/// - `pop_forgets_not_full`: pop never notifies `not_full`: a producer
+///   blocked on a full queue is never woken;
+/// - `push_forgets_not_empty`: push never notifies `not_empty`: a consumer
+///   already waiting on the empty queue is never woken;
+/// - `pop_does_not_wait`: pop returns None at once on an empty queue.
+///
+/// Pipelines:
+/// - `completion_order`: the results are collected as they arrive, in
+///   completion order;
+/// - `result_sender_kept`: the calling thread never drops its `result_tx`,
+///   so the aggregating loop never ends;
+/// - `aggregate_after_join`: the results are read only after the scope has
+///   joined the workers, who block on the full bounded result channel;
+/// - `recv_unwrap`: workers `recv().unwrap()` in a loop and panic when the
+///   reader is done and the channel closes;
+/// - `unbounded`: unbounded channels: the reader runs ahead of the parsers
+///   with no backpressure.
+#[test]
+fn step06_queue_and_pipeline_mistakes() {
+    let push_wait = "let mut state = self.not_full.wait_while(state, |s| s.items.len() >= self.capacity && !s.closed).unwrap();\n";
+    let pop_wait = "let mut state = self.not_empty.wait_while(state, |s| s.items.is_empty() && !s.closed).unwrap();\n";
+    let close_wakes_consumers_only = reference_with(
+        STEP6,
+        QUEUE,
+        "        self.not_empty.notify_all();\n        self.not_full.notify_all();\n",
+        "        self.not_empty.notify_all(); // wake the consumers: they return None\n",
+    );
+    let push_forgets_closed = reference_with(
+        STEP6,
+        QUEUE,
+        "|s| s.items.len() >= self.capacity && !s.closed",
+        "|s| s.items.len() >= self.capacity",
+    );
+    let pop_forgets_closed = reference_with(
+        STEP6,
+        QUEUE,
+        "|s| s.items.is_empty() && !s.closed",
+        "|s| s.items.is_empty()",
+    );
+    let drops_oldest = reference_with(
+        STEP6,
+        QUEUE,
+        &format!("        let state = self.state.lock().unwrap();\n        {push_wait}"),
+        "        let mut state = self.state.lock().unwrap();\n        if state.items.len() >= self.capacity {\n            state.items.pop_front(); // full: make room by dropping the oldest item\n        }\n",
+    );
+    let pop_forgets_not_full = reference_with(
+        STEP6,
+        QUEUE,
+        "        if item.is_some() {\n            self.not_full.notify_one();\n        }\n",
+        "",
+    );
+    let push_forgets_not_empty = reference_with(
+        STEP6,
+        QUEUE,
+        "        drop(state);\n        self.not_empty.notify_one();\n        Ok(())",
+        "        Ok(())",
+    );
+    let pop_does_not_wait = reference_with(
+        STEP6,
+        QUEUE,
+        &format!("        let state = self.state.lock().unwrap();\n        {pop_wait}"),
+        "        let mut state = self.state.lock().unwrap();\n",
+    );
+
+    let collect = "        let mut results = vec![0u64; count];\n        for (index, value) in result_rx {\n            results[index] = value;\n        }\n        results\n";
+    let drop_result_tx = "        drop(result_tx); // the workers hold the only senders: the loop below ends with them\n";
+    let completion_order = reference_with(
+        STEP6,
+        PIPELINE,
+        collect,
+        "        let _ = count;\n        result_rx.into_iter().map(|(_, value)| value).collect()\n",
+    );
+    let result_sender_kept = reference_with(STEP6, PIPELINE, drop_result_tx, "");
+    let aggregate_after_join = reference_with(
+        STEP6,
+        PIPELINE,
+        &format!("{drop_result_tx}{collect}    }})\n"),
+        "    });\n    // Every worker is done: collect what they sent.\n    drop(result_tx);\n    let mut results = vec![0u64; count];\n    for (index, value) in result_rx {\n        results[index] = value;\n    }\n    results\n",
+    );
+    let recv_unwrap = reference_with(
+        STEP6,
+        PIPELINE,
+        "                for (index, line) in line_rx {\n",
+        "                loop {\n                    let (index, line) = line_rx.recv().unwrap();\n",
+    );
+    let unbounded = reference_with(
+        STEP6,
+        PIPELINE,
+        "let (line_tx, line_rx) = crossbeam::channel::bounded::<(usize, String)>(capacity.max(1));\n    let (result_tx, result_rx) = crossbeam::channel::bounded::<(usize, u64)>(capacity.max(1));",
+        "// Unbounded: the reader never has to wait for the parsers.\n    let _ = capacity;\n    let (line_tx, line_rx) = crossbeam::channel::unbounded::<(usize, String)>();\n    let (result_tx, result_rx) = crossbeam::channel::unbounded::<(usize, u64)>();",
+    );
+
+    let graded = grade_mistakes(
+        STEP6,
+        &[
+            (
+                "close_wakes_consumers_only",
+                vec![(QUEUE, close_wakes_consumers_only)],
+            ),
+            ("push_forgets_closed", vec![(QUEUE, push_forgets_closed)]),
+            ("pop_forgets_closed", vec![(QUEUE, pop_forgets_closed)]),
+            ("drops_oldest", vec![(QUEUE, drops_oldest)]),
+            ("pop_forgets_not_full", vec![(QUEUE, pop_forgets_not_full)]),
+            (
+                "push_forgets_not_empty",
+                vec![(QUEUE, push_forgets_not_empty)],
+            ),
+            ("pop_does_not_wait", vec![(QUEUE, pop_does_not_wait)]),
+            ("completion_order", vec![(PIPELINE, completion_order)]),
+            ("result_sender_kept", vec![(PIPELINE, result_sender_kept)]),
+            (
+                "aggregate_after_join",
+                vec![(PIPELINE, aggregate_after_join)],
+            ),
+            ("recv_unwrap", vec![(PIPELINE, recv_unwrap)]),
+            ("unbounded", vec![(PIPELINE, unbounded)]),
+        ],
+    );
+    eprintln!("{:#}", graded.report);
+    assert_eq!(graded.code, 1);
+    let hidden = "step06-bounded-queue-hidden";
+
+    // Two producers wait on a full queue when it is closed: nobody wakes
+    // them, or they go back to sleep.
+    for mistake in ["close_wakes_consumers_only", "push_forgets_closed"] {
+        for id in [hidden.to_owned(), format!("{hidden}/no_hang")] {
+            graded.expect_of(
+                mistake,
+                &id,
+                "failed",
+                "step06-bounded-queue-hidden hung: thread-",
+            );
+            graded.expect_of(
+                mistake,
+                &id,
+                "failed",
+                " waits on condition variable not_full that nobody notifies",
+            );
+        }
+        graded.expect_of(mistake, "step06-bounded-queue-test", "passed", "passed");
+    }
+
+    // The public test pops its closed, emptied queue once more.
+    graded.expect_of(
+        "pop_forgets_closed",
+        "step06-bounded-queue-test",
+        "failed",
+        "step06-bounded-queue-test hung: main waits on condition variable not_empty that nobody notifies",
+    );
+    graded.expect_of(
+        "pop_forgets_closed",
+        hidden,
+        "not_run",
+        "not run: step06-bounded-queue-test hung",
+    );
+
+    // Nothing ever blocks the producer: all 10 went in.
+    graded.expect_of(
+        "drops_oldest",
+        hidden,
+        "failed",
+        "assertion `left == right` failed: with nobody popping, the producer blocks after exactly `capacity` items",
+    );
+    graded.expect_of("drops_oldest", hidden, "failed", "left: 10");
+    graded.expect_of(
+        "drops_oldest",
+        &format!("{hidden}/bounded"),
+        "not_run",
+        "the test failed first: assertion `left == right` failed: with nobody popping, the producer blocks after exactly `capacity` items",
+    );
+
+    // The producer stays blocked after the queue's first 3 items, and the
+    // consumer waits for a fourth.
+    graded.expect_of(
+        "pop_forgets_not_full",
+        hidden,
+        "failed",
+        "step06-bounded-queue-hidden hung: main waits on condition variable not_empty that nobody notifies (1 other threads wait on condition variables too)",
+    );
+
+    // A consumer already waiting when the item comes is never woken.
+    graded.expect_of(
+        "push_forgets_not_empty",
+        hidden,
+        "failed",
+        "step06-bounded-queue-hidden hung: thread-",
+    );
+    graded.expect_of(
+        "push_forgets_not_empty",
+        hidden,
+        "failed",
+        " waits on condition variable not_empty that nobody notifies",
+    );
+
+    // The consumer that should have waited got nothing.
+    graded.expect_of(
+        "pop_does_not_wait",
+        hidden,
+        "failed",
+        "assertion `left == right` failed: pop on an empty queue waits until an item is pushed, then returns it",
+    );
+    graded.expect_of("pop_does_not_wait", hidden, "failed", "left: None");
+    graded.expect_of(
+        "pop_does_not_wait",
+        "step06-bounded-queue-test",
+        "passed",
+        "passed",
+    );
+    for mistake in [
+        "close_wakes_consumers_only",
+        "push_forgets_closed",
+        "drops_oldest",
+        "pop_forgets_not_full",
+        "push_forgets_not_empty",
+        "pop_does_not_wait",
+    ] {
+        assert_eq!(graded.of(mistake, hidden)["score"], 0.0, "{mistake}");
+    }
+
+    let hidden = "step06-pipeline-hidden";
+    graded.expect_of(
+        "completion_order",
+        hidden,
+        "failed",
+        "assertion `left == right` failed: nothing lost or duplicated, in input order",
+    );
+    graded.expect_of(
+        "completion_order",
+        &format!("{hidden}/input_order"),
+        "not_run",
+        "the test failed first: assertion `left == right` failed: nothing lost or duplicated, in input order",
+    );
+    // Every line was parsed once: only the order is wrong.
+    graded.expect_of(
+        "completion_order",
+        &format!("{hidden}/exactly_once(parse)"),
+        "passed",
+        "",
+    );
+
+    // The public test is the first to call pipeline: it hangs.
+    for mistake in ["result_sender_kept", "aggregate_after_join"] {
+        graded.expect_of(
+            mistake,
+            "step06-pipeline-test",
+            "failed",
+            "step06-pipeline-test hung: all threads are blocked, none on a labkit lock or condition variable: most often a receiver waiting on a channel that never closes, because a Sender (or a clone of one) is still alive somewhere",
+        );
+        graded.expect_of(
+            mistake,
+            hidden,
+            "not_run",
+            "not run: step06-pipeline-test hung",
+        );
+    }
+
+    // The workers' panics, on stderr, say why the scope panicked.
+    for id in ["step06-pipeline-test", hidden] {
+        graded.expect_of("recv_unwrap", id, "failed", "a scoped thread panicked");
+        graded.expect_of(
+            "recv_unwrap",
+            id,
+            "failed",
+            "called `Result::unwrap()` on an `Err` value: RecvError",
+        );
+    }
+
+    // The results are right, the reader was never held back.
+    graded.expect_of(
+        "unbounded",
+        hidden,
+        "failed",
+        " lines ahead of the parsers: join the stages with bounded(capacity) channels, so that a full channel makes the reader wait",
+    );
+    graded.expect_of("unbounded", "step06-pipeline-test", "passed", "passed");
+    for mistake in [
+        "completion_order",
+        "result_sender_kept",
+        "aggregate_after_join",
+        "recv_unwrap",
+        "unbounded",
+    ] {
+        graded.expect_of(mistake, "step06-bounded-queue-hidden", "passed", "passed");
+    }
+}
+
+const STEP7: &str = "07-semaphores.ipynb";
+const SEMAPHORE: &str = "step07-semaphore";
+const DOWNLOADS: &str = "step07-limited-downloads";
+
+/// Step 7, semaphores and limited downloads.
+///
+/// Semaphores:
+/// - `release_without_notify`: dropping a permit gives it back but wakes
+///   nobody: threads waiting for one sleep on;
+/// - `permit_holds_the_lock`: the permit is the mutex guard itself, so a
+///   thread holding one permit cannot take a second: the public test
+///   deadlocks with itself;
+/// - `release_method`: as in Python, a `release(self)` method gives the
+///   permit back, and nothing does when a `Permit` is dropped;
+/// - `wait_under_if`: waits under `if` instead of `while`: after a spurious
+///   wakeup (or another thread taking the permit first) it takes a permit
+///   that is not there.
+///
+/// Downloads:
+/// - `let_underscore`: `let _ = semaphore.acquire();` drops the permit at
+///   once: no limit at all;
+/// - `semaphore_per_thread`: each thread makes its own semaphore: no limit;
+/// - `join_in_the_loop`: each download thread is joined right after it is
+///   spawned: one download at a time;
+/// - `while_let_pool`: a pool of `limit` threads taking work with
+///   `while let Some(..) = work.lock().unwrap().next()`, whose guard lives
+///   through the loop's body: one download at a time.
+#[test]
+fn step07_semaphore_and_download_mistakes() {
+    let release_without_notify = reference_with(
+        STEP7,
+        SEMAPHORE,
+        "        self.semaphore.released.notify_one();\n",
+        "",
+    );
+    let permit_holds_the_lock = r#"pub struct Semaphore {
+    free: labkit::sync::Mutex<usize>,
+    released: labkit::sync::Condvar,
+}
+
+// The permit keeps the lock: nobody can change the count while it is held.
+pub struct Permit<'a> {
+    free: labkit::sync::MutexGuard<'a, usize>,
+}
+
+impl Semaphore {
+    pub fn new(permits: usize) -> Semaphore {
+        Semaphore {
+            free: labkit::sync::Mutex::named("permits", permits),
+            released: labkit::sync::Condvar::named("released"),
+        }
+    }
+
+    pub fn acquire(&self) -> Permit<'_> {
+        let free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        let mut free = self.released.wait_while(free, |free| *free == 0).unwrap_or_else(|p| p.into_inner());
+        *free -= 1;
+        Permit { free }
+    }
+
+    pub fn available(&self) -> usize {
+        *self.free.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        *self.free += 1;
+    }
+}"#;
+    // As in Python: acquire(), then release() when done.
+    let release_method = reference_with(
+        STEP7,
+        SEMAPHORE,
+        "impl Drop for Permit<'_> {\n    fn drop(&mut self) {\n",
+        "impl Permit<'_> {\n    pub fn release(self) {\n",
+    );
+    let wait_under_if = reference_with(
+        STEP7,
+        SEMAPHORE,
+        "        let free = self.free.lock().unwrap_or_else(|p| p.into_inner());\n        let mut free = self.released.wait_while(free, |free| *free == 0).unwrap_or_else(|p| p.into_inner());\n",
+        "        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());\n        if *free == 0 {\n            free = self.released.wait(free).unwrap_or_else(|p| p.into_inner());\n        }\n",
+    );
+
+    let download = "labkit::in_span(\"download\", index as u64, || labkit::work::fetch(url, std::time::Duration::from_millis(40)))";
+    let let_underscore = reference_with(
+        STEP7,
+        DOWNLOADS,
+        "let _permit = semaphore.acquire();",
+        "let _ = semaphore.acquire();",
+    );
+    let semaphore_per_thread = reference_with(
+        STEP7,
+        DOWNLOADS,
+        "                let semaphore = &semaphore;\n                s.spawn(move || {\n",
+        "                s.spawn(move || {\n                    let semaphore = Semaphore::new(limit.max(1));\n",
+    )
+    .replace("    let semaphore = Semaphore::new(limit.max(1));\n    std::thread::scope", "    std::thread::scope");
+    let join_in_the_loop = format!(
+        r#"pub fn download_all(urls: &[String], limit: usize) -> Vec<String> {{
+    let semaphore = Semaphore::new(limit.max(1));
+    std::thread::scope(|s| {{
+        urls.iter()
+            .enumerate()
+            .map(|(index, url)| {{
+                let semaphore = &semaphore;
+                s.spawn(move || {{
+                    let _permit = semaphore.acquire();
+                    {download}
+                }})
+                .join()
+                .unwrap()
+            }})
+            .collect()
+    }})
+}}"#
+    );
+    let while_let_pool = r#"pub fn download_all(urls: &[String], limit: usize) -> Vec<String> {
+    // A pool of `limit` threads: at most `limit` downloads at once, no semaphore needed.
+    let work = labkit::sync::Mutex::named("work", urls.iter().enumerate());
+    let pages = labkit::sync::Mutex::named("pages", vec![String::new(); urls.len()]);
+    std::thread::scope(|s| {
+        for _ in 0..limit.max(1) {
+            s.spawn(|| {
+                while let Some((index, url)) = work.lock().unwrap().next() {
+                    let page = labkit::in_span("download", index as u64, || labkit::work::fetch(url, std::time::Duration::from_millis(40)));
+                    pages.lock().unwrap()[index] = page;
+                }
+            });
+        }
+    });
+    pages.into_inner().unwrap()
+}"#;
+
+    let graded = grade_mistakes(
+        STEP7,
+        &[
+            (
+                "release_without_notify",
+                vec![(SEMAPHORE, release_without_notify)],
+            ),
+            (
+                "permit_holds_the_lock",
+                vec![(SEMAPHORE, permit_holds_the_lock.to_owned())],
+            ),
+            ("release_method", vec![(SEMAPHORE, release_method)]),
+            ("wait_under_if", vec![(SEMAPHORE, wait_under_if)]),
+            ("let_underscore", vec![(DOWNLOADS, let_underscore)]),
+            (
+                "semaphore_per_thread",
+                vec![(DOWNLOADS, semaphore_per_thread)],
+            ),
+            ("join_in_the_loop", vec![(DOWNLOADS, join_in_the_loop)]),
+            (
+                "while_let_pool",
+                vec![(DOWNLOADS, while_let_pool.to_owned())],
+            ),
+        ],
+    );
+    eprintln!("{:#}", graded.report);
+    assert_eq!(graded.code, 1);
+    let hidden = "step07-semaphore-hidden";
+
+    // The first 3 holders give their permits back; the other 6 sleep on.
+    for id in [hidden.to_owned(), format!("{hidden}/no_hang")] {
+        graded.expect_of(
+            "release_without_notify",
+            &id,
+            "failed",
+            "step07-semaphore-hidden hung: thread-",
+        );
+        graded.expect_of(
+            "release_without_notify",
+            &id,
+            "failed",
+            " waits on condition variable released that nobody notifies",
+        );
+    }
+    graded.expect_of(
+        "release_without_notify",
+        "step07-semaphore-test",
+        "passed",
+        "passed",
+    );
+
+    // The public test takes two permits on one thread.
+    graded.expect_of(
+        "permit_holds_the_lock",
+        "step07-semaphore-test",
+        "failed",
+        "step07-semaphore-test hung: deadlock: main waits for permits, which it already holds",
+    );
+    graded.expect_of(
+        "permit_holds_the_lock",
+        hidden,
+        "not_run",
+        "not run: step07-semaphore-test hung",
+    );
+
+    // Nothing gives a dropped permit back: the public test says so, and in
+    // the hidden test the first 3 holders keep theirs forever.
+    graded.expect_of(
+        "release_method",
+        "step07-semaphore-test",
+        "failed",
+        "assertion `left == right` failed: dropping a permit gives it back",
+    );
+    for id in [hidden.to_owned(), format!("{hidden}/no_hang")] {
+        graded.expect_of(
+            "release_method",
+            &id,
+            "failed",
+            "step07-semaphore-hidden hung: thread-",
+        );
+        graded.expect_of(
+            "release_method",
+            &id,
+            "failed",
+            " waits on condition variable released that nobody notifies",
+        );
+    }
+
+    // Under the checker's perturbed schedules a thread's first wait always
+    // wakes spuriously: the `if` lets it take a permit that is not there.
+    graded.expect_of(
+        "wait_under_if",
+        hidden,
+        "failed",
+        "a scoped thread panicked",
+    );
+    graded.expect_of(
+        "wait_under_if",
+        hidden,
+        "failed",
+        "attempt to subtract with overflow",
+    );
+    graded.expect_of("wait_under_if", "step07-semaphore-test", "passed", "passed");
+
+    let hidden = "step07-limited-downloads-hidden";
+    // All 10 at once, however the permits are taken.
+    for mistake in ["let_underscore", "semaphore_per_thread"] {
+        graded.expect_of(
+            mistake,
+            &format!("{hidden}/max_inside(download)"),
+            "failed",
+            "at most 3 may be inside download at once, but ",
+        );
+        graded.expect_of(mistake, hidden, "failed", "at most 3 downloads at once");
+        graded.expect_of(
+            mistake,
+            "step07-limited-downloads-test/max_inside(download)",
+            "failed",
+            "at most 2 downloads at once: at most 2 may be inside download at once, but ",
+        );
+    }
+    // One at a time: the limit is respected, never reached.
+    for mistake in ["join_in_the_loop", "while_let_pool"] {
+        graded.expect_of(
+            mistake,
+            &format!("{hidden}/min_inside(download)"),
+            "failed",
+            "download should reach 3 at once, but at most 1 were inside at once",
+        );
+        graded.expect_of(
+            mistake,
+            hidden,
+            "failed",
+            "assertion `left == right` failed: 3 at once is reached",
+        );
+        graded.expect_of(
+            mistake,
+            &format!("{hidden}/max_inside(download)"),
+            "passed",
+            "",
+        );
+        graded.expect_of(mistake, "step07-limited-downloads-test", "passed", "passed");
+    }
+    for mistake in [
+        "let_underscore",
+        "semaphore_per_thread",
+        "join_in_the_loop",
+        "while_let_pool",
+    ] {
+        graded.expect_of(mistake, "step07-semaphore-hidden", "passed", "passed");
+    }
+}
+
+const STEP8: &str = "08-capstone-hybrid.ipynb";
+const HYBRID: &str = "step08-hybrid";
+
+/// Step 8, the hybrid.
+///
+/// - `sequential_analysis`: the pages are fetched on the limited pool, but
+///   analysed one after another on the calling thread;
+/// - `one_analysis_thread`: one analysis thread does all the CPU work while
+///   the fetchers wait on the network;
+/// - `fetcher_per_url`: one fetch thread per URL, whatever the fetch limit;
+/// - `workers_keep_a_sender`: each fetch worker keeps a Sender of its own
+///   work queue (to put back a failed URL), so the queue never closes and
+///   the workers, never joined, outlive the call.
+#[test]
+fn step08_hybrid_mistakes() {
+    let analyse_in_parallel = "        pages_rx.into_iter().par_bridge().for_each_with(facts.clone(), |facts, (index, page)| {\n";
+    let sequential_analysis = reference_with(
+        STEP8,
+        HYBRID,
+        analyse_in_parallel,
+        "        // Analyse each page as it arrives.\n        pages_rx.into_iter().for_each(|(index, page)| {\n",
+    );
+    let one_analysis_thread = reference_with(
+        STEP8,
+        HYBRID,
+        &format!("{analyse_in_parallel}            let fact = labkit::in_span(\"analyse\", index as u64, || {{\n                (page.split_whitespace().count() as u64, labkit::work::hash_rounds(page.as_bytes(), 2_000))\n            }});\n            facts.send(fact).unwrap();\n        }});\n"),
+        "        // An analysis thread: it works while the fetchers wait on the network.\n        let facts = facts.clone();\n        s.spawn(move || {\n            for (index, page) in pages_rx {\n                let fact = labkit::in_span(\"analyse\", index as u64, || {\n                    (page.split_whitespace().count() as u64, labkit::work::hash_rounds(page.as_bytes(), 2_000))\n                });\n                facts.send(fact).unwrap();\n            }\n        });\n",
+    )
+    .replace("    use rayon::prelude::*;\n", "");
+    let fetcher_per_url = reference_with(
+        STEP8,
+        HYBRID,
+        "        for _ in 0..fetch_limit.max(1) {\n",
+        "        // One fetcher per URL: the network is not the CPU, so more threads are free.\n        for _ in 0..urls.len() {\n",
+    );
+    let workers_keep_a_sender = r#"#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub pages: usize,
+    pub words: u64,
+    pub fingerprint: u64,
+}
+
+pub fn analyse(urls: &[String], fetch_limit: usize) -> Report {
+    use rayon::prelude::*;
+    // The fetch pool: `fetch_limit` threads take URLs from a work queue. Each keeps a
+    // Sender of that queue, to put a URL back if its fetch fails.
+    let (work_tx, work_rx) = crossbeam::channel::unbounded::<(usize, String)>();
+    let (pages_tx, pages_rx) = crossbeam::channel::bounded::<(usize, String)>(fetch_limit.max(1));
+    for _ in 0..fetch_limit.max(1) {
+        let (retry, work_rx, pages_tx) = (work_tx.clone(), work_rx.clone(), pages_tx.clone());
+        std::thread::spawn(move || {
+            let _retry = retry;
+            for (index, url) in work_rx {
+                let page = labkit::in_span("fetch", index as u64, || labkit::work::fetch(&url, std::time::Duration::from_millis(40)));
+                pages_tx.send((index, page)).unwrap();
+            }
+        });
+    }
+    for (index, url) in urls.iter().enumerate() {
+        work_tx.send((index, url.clone())).unwrap();
+    }
+    // The aggregator actor owns the report.
+    let (facts, inbox) = crossbeam::channel::unbounded::<(u64, u64)>();
+    let aggregator = std::thread::spawn(move || {
+        let mut report = Report { pages: 0, words: 0, fingerprint: 0 };
+        for (words, hash) in inbox {
+            report.pages += 1;
+            report.words += words;
+            report.fingerprint ^= hash;
+        }
+        report
+    });
+    // CPU: rayon analyses the pages, all `urls.len()` of them, as they arrive.
+    pages_rx.into_iter().take(urls.len()).par_bridge().for_each_with(facts.clone(), |facts, (index, page)| {
+        let fact = labkit::in_span("analyse", index as u64, || {
+            (page.split_whitespace().count() as u64, labkit::work::hash_rounds(page.as_bytes(), 2_000))
+        });
+        facts.send(fact).unwrap();
+    });
+    drop(facts);
+    aggregator.join().unwrap()
+}"#;
+
+    let graded = grade_mistakes(
+        STEP8,
+        &[
+            ("sequential_analysis", vec![(HYBRID, sequential_analysis)]),
+            ("one_analysis_thread", vec![(HYBRID, one_analysis_thread)]),
+            ("fetcher_per_url", vec![(HYBRID, fetcher_per_url)]),
+            (
+                "workers_keep_a_sender",
+                vec![(HYBRID, workers_keep_a_sender.to_owned())],
+            ),
+        ],
+    );
+    eprintln!("{:#}", graded.report);
+    assert_eq!(graded.code, 1);
+    let hidden = "step08-hybrid-hidden";
+
+    // All the CPU work on one thread: the calling one, or a thread of its own.
+    for mistake in ["sequential_analysis", "one_analysis_thread"] {
+        graded.expect_of(
+            mistake,
+            &format!("{hidden}/parallel(analyse)"),
+            "failed",
+            "the CPU stage ran in parallel: the work in analyse should be spread over at least 2 threads, but ran on 1",
+        );
+        graded.expect_of(
+            mistake,
+            &format!("{hidden}/max_inside(fetch)"),
+            "passed",
+            "",
+        );
+        graded.expect_of(
+            mistake,
+            &format!("{hidden}/min_inside(fetch)"),
+            "passed",
+            "",
+        );
+        graded.expect_of(mistake, &format!("{hidden}/no_leaks"), "passed", "");
+    }
+
+    graded.expect_of(
+        "fetcher_per_url",
+        &format!("{hidden}/max_inside(fetch)"),
+        "failed",
+        "at most 4 may be inside fetch at once, but ",
+    );
+    graded.expect_of(
+        "fetcher_per_url",
+        hidden,
+        "failed",
+        "at most 4 fetches at once",
+    );
+
+    // The report is right and fast; the fetch workers are still waiting for
+    // work when the cell ends.
+    graded.expect_of(
+        "workers_keep_a_sender",
+        &format!("{hidden}/no_leaks"),
+        "failed",
+        " thread(s) still running after the cell ended: ",
+    );
+    graded.expect_of(
+        "workers_keep_a_sender",
+        &format!("{hidden}/no_leaks"),
+        "failed",
+        "(join every thread you spawn, or let its channel close so it can end)",
+    );
+    graded.expect_of(
+        "workers_keep_a_sender",
+        hidden,
+        "failed",
+        "the test passed, but not every property held: no_leaks",
+    );
+    graded.expect_of(
+        "workers_keep_a_sender",
+        &format!("{hidden}/results_equal"),
+        "passed",
+        "",
+    );
+    for mistake in [
+        "sequential_analysis",
+        "one_analysis_thread",
+        "fetcher_per_url",
+        "workers_keep_a_sender",
+    ] {
+        assert_eq!(graded.of(mistake, hidden)["score"], 0.0, "{mistake}");
+        graded.expect_of(mistake, "step08-hybrid-test", "passed", "passed");
+    }
+}

@@ -467,6 +467,18 @@ fn kernel_script(dir: &std::path::Path, before: &str) -> std::path::PathBuf {
     script
 }
 
+/// The lab's step 7, graded against itself with the kernel program `kernel`.
+fn reference_graded_by(dir: &std::path::Path, kernel: &std::path::Path) -> support::Graded {
+    let source = write(dir, NOTEBOOK, &support::read(&lab().join(NOTEBOOK)));
+    grade(&[
+        "--source".as_ref(),
+        source.as_os_str(),
+        source.as_os_str(),
+        "--kernel".as_ref(),
+        kernel.as_os_str(),
+    ])
+}
+
 /// A kernel start can fail for a reason that passes; the learner's
 /// notebook is then graded on a second start, not reported ungradable.
 #[test]
@@ -480,14 +492,7 @@ fn a_kernel_that_fails_to_start_once_is_started_again() {
             failed_once.display()
         ),
     );
-    let source = write(dir.path(), NOTEBOOK, &support::read(&lab().join(NOTEBOOK)));
-    let graded = grade(&[
-        "--source".as_ref(),
-        source.as_os_str(),
-        source.as_os_str(),
-        "--kernel".as_ref(),
-        kernel.as_os_str(),
-    ]);
+    let graded = reference_graded_by(dir.path(), &kernel);
     assert!(failed_once.exists(), "the first start ran the script");
     assert_eq!(graded.code, 0, "{:#} {}", graded.report, graded.stderr);
 }
@@ -501,14 +506,7 @@ fn a_kernel_that_never_starts_is_exit_3_with_its_status_and_stderr() {
         dir.path(),
         "echo 'error: cannot open the build folder' >&2; exit 7",
     );
-    let source = write(dir.path(), NOTEBOOK, &support::read(&lab().join(NOTEBOOK)));
-    let graded = grade(&[
-        "--source".as_ref(),
-        source.as_os_str(),
-        source.as_os_str(),
-        "--kernel".as_ref(),
-        kernel.as_os_str(),
-    ]);
+    let graded = reference_graded_by(dir.path(), &kernel);
     assert_eq!(graded.code, 3, "{:#}", graded.report);
     let check = graded.check("kernel");
     let message = check["message"].as_str().unwrap();

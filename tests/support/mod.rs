@@ -161,15 +161,20 @@ pub fn grade_mistakes(name: &str, mistakes: &[Mistake]) -> Graded {
 }
 
 impl Graded {
-    /// The check `id` of the submission named `submission`.
-    pub fn of(&self, submission: &str, id: &str) -> &Value {
+    /// Every check of the submission named `submission`.
+    pub fn checks_of(&self, submission: &str) -> impl Iterator<Item = &Value> {
         self.report["submissions"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|s| s["submission"] == submission)
+            .filter(move |s| s["submission"] == submission)
             .flat_map(|s| s["notebooks"].as_array().unwrap())
             .flat_map(|n| n["checks"].as_array().unwrap())
+    }
+
+    /// The check `id` of the submission named `submission`.
+    pub fn of(&self, submission: &str, id: &str) -> &Value {
+        self.checks_of(submission)
             .find(|c| c["id"] == id)
             .unwrap_or_else(|| panic!("no check {id} of {submission} in {:#}", self.report))
     }
@@ -189,13 +194,7 @@ impl Graded {
     /// The points the submission earned for the cells whose id starts with
     /// `exercise`.
     pub fn points_of(&self, submission: &str, exercise: &str) -> f64 {
-        self.report["submissions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|s| s["submission"] == submission)
-            .flat_map(|s| s["notebooks"].as_array().unwrap())
-            .flat_map(|n| n["checks"].as_array().unwrap())
+        self.checks_of(submission)
             .filter(|c| c["cell"].as_str().unwrap().starts_with(exercise))
             .map(|c| c["score"].as_f64().unwrap())
             .sum()

@@ -37,12 +37,11 @@ const STALL_CHECK_TICKS: u32 = 5;
 /// counting against its time limit.
 const COMPILE_ALLOWANCE: Duration = Duration::from_secs(300);
 
-/// Whether the code runner's first thread is reading its instructions from
-/// the kernel (its stdin): the cell is not running yet, or has ended.
-fn awaits_the_kernel(runner: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{runner}/task/{runner}/syscall"))
-        .ok()
-        .and_then(|text| process_tree::parse_syscall(&text))
+/// Whether the code runner's first thread, as sampled, is reading its
+/// instructions from the kernel (its stdin): the cell is not running yet,
+/// or has ended.
+fn awaits_the_kernel(main: &process_tree::ThreadSample) -> bool {
+    main.syscall
         .is_some_and(|call| call.number == libc::SYS_read && call.args[0] == 0)
 }
 
@@ -155,14 +154,15 @@ impl ThreadActivity {
 }
 
 impl Activity {
-    fn sample(&mut self, runner: u32) {
+    /// Samples the runner's threads; true when its first thread awaits the
+    /// kernel (see [`awaits_the_kernel`]).
+    fn sample(&mut self, runner: u32) -> bool {
         self.samples += 1;
         let threads = process_tree::sample(&[runner]);
         let now = Instant::now();
-        let main_name = threads
-            .iter()
-            .find(|t| t.tid == runner)
-            .map(|t| t.name.clone());
+        let main = threads.iter().find(|t| t.tid == runner);
+        let idle = main.is_some_and(awaits_the_kernel);
+        let main_name = main.map(|t| t.name.clone());
         for thread in threads {
             // Named as labkit's trace names them: unnamed threads inherit the
             // process's name in /proc.
@@ -190,6 +190,7 @@ impl Activity {
                 entry.runnable += 1;
             }
         }
+        idle
     }
 }
 
@@ -485,8 +486,8 @@ impl Kernel {
                     let since_last = last_tick.elapsed();
                     last_tick = Instant::now();
                     if let Some(runner) = runner_before {
-                        activity.sample(runner);
-                        if compiling < COMPILE_ALLOWANCE && awaits_the_kernel(runner) {
+                        let idle = activity.sample(runner);
+                        if compiling < COMPILE_ALLOWANCE && idle {
                             compiling += since_last;
                             deadline += since_last;
                         }

@@ -220,3 +220,10 @@ pub fn reference_with(notebook: &str, grade_id: &str, from: &str, to: &str) -> S
     assert!(text.contains(from), "{grade_id} has {from:?}");
     text.replace(from, to)
 }
+
+/// `text` with `from` replaced by `to`, which must be there: a second
+/// change to a reference solution.
+pub fn replaced(text: String, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "no {from:?} in {text}");
+    text.replace(from, to)
+}

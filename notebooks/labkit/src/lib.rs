@@ -4,10 +4,11 @@
 //! processes in [`worker`]), lets them see their concurrency ([`span()`],
 //! [`timeline`], [`show`]), and gives the checker a view of what their code
 //! did ([`trace`], the traced locks in [`sync`], perturbed schedules in
-//! [`perturb`]).
+//! [`perturb`], the CPU time of the caller and its threads in [`cpu`]).
 
 #![warn(missing_docs)]
 
+pub mod cpu;
 pub mod perturb;
 pub mod show;
 pub mod span;

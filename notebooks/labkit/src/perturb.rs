@@ -126,6 +126,29 @@ pub fn point(site: &str) -> Choice {
     choice
 }
 
+/// How long a thread pauses after notifying a condition variable while
+/// holding no lock, under a seed.
+pub const UNLOCKED_NOTIFY_PAUSE: Duration = Duration::from_millis(5);
+
+/// After a notify made while the thread holds no lock, under a seed: pauses
+/// [`UNLOCKED_NOTIFY_PAUSE`], every time. A notify made before the state
+/// change it announces (notify, then lock and push) loses its wakeup only if
+/// the woken thread takes the lock first, finds nothing and waits again; the
+/// pause lets it, so every perturbed run shows the bug. Notifying after
+/// unlocking, which is correct, only costs the pause.
+pub(crate) fn after_unlocked_notify() {
+    if seed().is_none() {
+        return;
+    }
+    std::thread::sleep(UNLOCKED_NOTIFY_PAUSE);
+    crate::trace::record(
+        "perturb",
+        "notify_unlocked",
+        None,
+        json!({ "choice": format!("{:?}", Choice::Sleep(UNLOCKED_NOTIFY_PAUSE.as_micros() as u64)) }),
+    );
+}
+
 /// Whether a condition variable wait should wake up early (a spurious
 /// wakeup, which correct code must tolerate). Only under a seed: then a
 /// thread's first wait always does, so a wait under `if` instead of `while`

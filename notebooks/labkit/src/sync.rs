@@ -424,7 +424,7 @@ impl Condvar {
             |me| json!({ "condvar": me.address, "all": false }),
         );
         self.inner.notify_one();
-        perturb::point("notify");
+        after_notify();
     }
 
     /// Wakes every waiting thread.
@@ -434,6 +434,19 @@ impl Condvar {
             |me| json!({ "condvar": me.address, "all": true }),
         );
         self.inner.notify_all();
+        after_notify();
+    }
+}
+
+/// A notify made holding no lock may come before the state change it
+/// announces: give the woken thread time to find out (see
+/// [`perturb::after_unlocked_notify`]). Only the trace knows which locks a
+/// thread holds.
+fn after_notify() {
+    let unlocked = trace::enabled() && HELD.with(|held| held.borrow().is_empty());
+    if unlocked {
+        perturb::after_unlocked_notify();
+    } else {
         perturb::point("notify");
     }
 }

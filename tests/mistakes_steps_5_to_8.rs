@@ -11,7 +11,7 @@
 mod support;
 
 use serde_json::Value;
-use support::{Graded, grade_mistakes, reference_with};
+use support::{Graded, grade_mistakes, reference_with, replaced};
 
 /// `(left, right)` of an `assert_eq!` failure's details (`  left: 5161`).
 fn left_right(check: &Value) -> (String, String) {
@@ -62,7 +62,11 @@ fn mutex_counter() -> String {
 ///   second call starts where the first ended;
 /// - `never_joined`: the atomic counter's threads are spawned with
 ///   `std::thread::spawn` and never joined: the count is read before they
-///   are done.
+///   are done;
+/// - `computes_the_total`: the atomic counter adds `threads * per_thread`
+///   at once, without a thread: right totals, nothing counted;
+/// - `counts_on_the_caller`: the mutex counter counts every increment on
+///   the calling thread ("the lock makes them take turns anyway").
 ///
 /// Transfers:
 /// - `one_at_a_time`: one lock at a time (take from, unlock, add to): no
@@ -128,6 +132,25 @@ pub fn count_with_atomic(threads: usize, per_thread: u64) -> u64 {{
         mutex_counter()
     );
 
+    let computes_the_total = format!(
+        r#"pub fn count_with_atomic(threads: usize, per_thread: u64) -> u64 {{
+    use std::sync::atomic::{{AtomicU64, Ordering}};
+    // Every thread would add per_thread: add it all at once.
+    let count = AtomicU64::new(0);
+    count.fetch_add(threads as u64 * per_thread, Ordering::Relaxed);
+    count.load(Ordering::Relaxed)
+}}
+
+{}"#,
+        mutex_counter()
+    );
+    let counts_on_the_caller = reference_with(
+        STEP5,
+        COUNTER,
+        "    std::thread::scope(|s| {\n        for _ in 0..threads {\n            s.spawn(|| for _ in 0..per_thread { *count.lock().unwrap() += 1; });\n        }\n    });",
+        "    // The lock makes the threads take turns anyway: count here.\n    for _ in 0..threads as u64 * per_thread {\n        *count.lock().unwrap() += 1;\n    }",
+    );
+
     let one_at_a_time = r#"pub fn transfer(accounts: &[labkit::sync::Mutex<i64>], from: usize, to: usize, amount: i64) {
     // One lock at a time: never two held at once, so no deadlock is possible.
     *accounts[from].lock().unwrap() -= amount;
@@ -173,6 +196,11 @@ pub fn count_with_atomic(threads: usize, per_thread: u64) -> u64 {{
             ("try_lock", vec![(COUNTER, try_lock)]),
             ("static_counter", vec![(COUNTER, static_counter)]),
             ("never_joined", vec![(COUNTER, never_joined)]),
+            ("computes_the_total", vec![(COUNTER, computes_the_total)]),
+            (
+                "counts_on_the_caller",
+                vec![(COUNTER, counts_on_the_caller)],
+            ),
             ("one_at_a_time", vec![(TRANSFER, one_at_a_time.to_owned())]),
             ("same_account", vec![(TRANSFER, same_account)]),
             ("give_up", vec![(TRANSFER, give_up.to_owned())]),
@@ -233,6 +261,41 @@ pub fn count_with_atomic(threads: usize, per_thread: u64) -> u64 {{
         counted.parse::<u64>().unwrap() < total.parse::<u64>().unwrap(),
         "read before the threads were done: {counted} of {total}"
     );
+    // Right totals, but not counted: the CPU clock says so.
+    graded.expect_of(
+        "computes_the_total",
+        "step05-counter-test",
+        "passed",
+        "passed",
+    );
+    graded.expect_of(
+        "computes_the_total",
+        hidden,
+        "failed",
+        "of CPU for 4 000 000 increments: each thread must add 1, per_thread times, not add up the total",
+    );
+    // Right totals, counted, but by the calling thread alone.
+    graded.expect_of(
+        "counts_on_the_caller",
+        "step05-counter-test",
+        "passed",
+        "passed",
+    );
+    graded.expect_of(
+        "counts_on_the_caller",
+        hidden,
+        "failed",
+        "count_with_mutex must count on its threads, but the calling thread did ",
+    );
+    for mistake in ["computes_the_total", "counts_on_the_caller"] {
+        graded.expect_of(
+            mistake,
+            &format!("{hidden}/results_equal"),
+            "not_run",
+            "the test failed first: count_with_",
+        );
+        graded.expect_of(mistake, "step05-transfer-hidden", "passed", "passed");
+    }
     for mistake in ["copy", "try_lock", "static_counter", "never_joined"] {
         graded.expect_of(
             mistake,
@@ -351,7 +414,10 @@ const PIPELINE: &str = "step06-pipeline";
 ///   blocked on a full queue is never woken;
 /// - `push_forgets_not_empty`: push never notifies `not_empty`: a consumer
 ///   already waiting on the empty queue is never woken;
-/// - `pop_does_not_wait`: pop returns None at once on an empty queue.
+/// - `pop_does_not_wait`: pop returns None at once on an empty queue;
+/// - `notify_before_push`: push notifies `not_empty` before it takes the
+///   lock and pushes: a waiting consumer can wake too early, find nothing
+///   and wait again for a notify that never comes.
 ///
 /// Pipelines:
 /// - `completion_order`: the results are collected as they arrive, in
@@ -401,6 +467,18 @@ fn step06_queue_and_pipeline_mistakes() {
     let push_forgets_not_empty = reference_with(
         STEP6,
         QUEUE,
+        "        drop(state);\n        self.not_empty.notify_one();\n        Ok(())",
+        "        Ok(())",
+    );
+    let notify_before_push = replaced(
+        reference_with(
+            STEP6,
+            QUEUE,
+            &format!("        let state = self.state.lock().unwrap();\n        {push_wait}"),
+            &format!(
+                "        self.not_empty.notify_one(); // wake a consumer: an item is on its way\n        let state = self.state.lock().unwrap();\n        {push_wait}"
+            ),
+        ),
         "        drop(state);\n        self.not_empty.notify_one();\n        Ok(())",
         "        Ok(())",
     );
@@ -455,6 +533,7 @@ fn step06_queue_and_pipeline_mistakes() {
                 vec![(QUEUE, push_forgets_not_empty)],
             ),
             ("pop_does_not_wait", vec![(QUEUE, pop_does_not_wait)]),
+            ("notify_before_push", vec![(QUEUE, notify_before_push)]),
             ("completion_order", vec![(PIPELINE, completion_order)]),
             ("result_sender_kept", vec![(PIPELINE, result_sender_kept)]),
             (
@@ -519,12 +598,18 @@ fn step06_queue_and_pipeline_mistakes() {
     );
 
     // The producer stays blocked after the queue's first 3 items, and the
-    // consumer waits for a fourth.
+    // consumer waits for a fourth: both are named, with what they wait on.
     graded.expect_of(
         "pop_forgets_not_full",
         hidden,
         "failed",
-        "step06-bounded-queue-hidden hung: main waits on condition variable not_empty that nobody notifies (1 other threads wait on condition variables too)",
+        "step06-bounded-queue-hidden hung: main waits on condition variable not_empty that nobody notifies; thread-",
+    );
+    graded.expect_of(
+        "pop_forgets_not_full",
+        hidden,
+        "failed",
+        " waits on not_full, unnotified too",
     );
 
     // A consumer already waiting when the item comes is never woken.
@@ -536,6 +621,18 @@ fn step06_queue_and_pipeline_mistakes() {
     );
     graded.expect_of(
         "push_forgets_not_empty",
+        hidden,
+        "failed",
+        " waits on condition variable not_empty that nobody notifies",
+    );
+
+    // The notify comes before the item: the waiting consumer wakes, finds
+    // the queue empty and waits again, and the item that follows wakes
+    // nobody. A first run often shows it by itself (the 10 items make many
+    // races); in perturbed runs the notifier pauses after a notify made
+    // holding no lock, so the consumer always gets there first.
+    graded.expect_of(
+        "notify_before_push",
         hidden,
         "failed",
         " waits on condition variable not_empty that nobody notifies",
@@ -642,6 +739,8 @@ const DOWNLOADS: &str = "step07-limited-downloads";
 /// Semaphores:
 /// - `release_without_notify`: dropping a permit gives it back but wakes
 ///   nobody: threads waiting for one sleep on;
+/// - `notify_before_release`: dropping a permit notifies, then gives the
+///   permit back: the woken waiter can find none and wait again;
 /// - `permit_holds_the_lock`: the permit is the mutex guard itself, so a
 ///   thread holding one permit cannot take a second: the public test
 ///   deadlocks with itself;
@@ -667,6 +766,12 @@ fn step07_semaphore_and_download_mistakes() {
         SEMAPHORE,
         "        self.semaphore.released.notify_one();\n",
         "",
+    );
+    let notify_before_release = reference_with(
+        STEP7,
+        SEMAPHORE,
+        "        *self.semaphore.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;\n        self.semaphore.released.notify_one();\n",
+        "        self.semaphore.released.notify_one(); // a permit is coming back\n        *self.semaphore.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;\n",
     );
     let permit_holds_the_lock = r#"pub struct Semaphore {
     free: labkit::sync::Mutex<usize>,
@@ -775,6 +880,10 @@ impl Drop for Permit<'_> {
                 vec![(SEMAPHORE, release_without_notify)],
             ),
             (
+                "notify_before_release",
+                vec![(SEMAPHORE, notify_before_release)],
+            ),
+            (
                 "permit_holds_the_lock",
                 vec![(SEMAPHORE, permit_holds_the_lock.to_owned())],
             ),
@@ -816,6 +925,16 @@ impl Drop for Permit<'_> {
         "step07-semaphore-test",
         "passed",
         "passed",
+    );
+
+    // The notify comes before the permit: the woken waiter finds none and
+    // waits again, and the permit that follows wakes nobody (forced in
+    // perturbed runs, as for the queue's push).
+    graded.expect_of(
+        "notify_before_release",
+        hidden,
+        "failed",
+        " waits on condition variable released that nobody notifies",
     );
 
     // The public test takes two permits on one thread.

@@ -596,17 +596,30 @@ impl Scene<'_> {
             .map(|(key, wait)| (self.names.of(*key), wait))
             .collect();
         waits.sort_by(|a, b| a.0.cmp(&b.0));
-        let (name, wait) = waits.first()?;
+        let ((name, wait), others) = waits.split_first()?;
         let mut summary = format!(
             "{name} waits on condition variable {} that nobody notifies",
             wait.condvar
         );
-        if waits.len() > 1 {
-            let _ = write!(
-                summary,
-                " ({} other threads wait on condition variables too)",
-                waits.len() - 1
-            );
+        // Every waiter by name: when a consumer and a producer both wait,
+        // the notify that is missing may be the producer's.
+        let mut by_condvar: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (name, wait) in others {
+            by_condvar
+                .entry(wait.condvar.as_str())
+                .or_default()
+                .push(name);
+        }
+        let others: Vec<String> = by_condvar
+            .into_iter()
+            .map(|(condvar, names)| match names.as_slice() {
+                [one] => format!("{one} waits on {condvar}"),
+                few if few.len() <= 3 => format!("{} wait on {condvar}", few.join(", ")),
+                many => format!("{} threads wait on {condvar}", many.len()),
+            })
+            .collect();
+        if !others.is_empty() {
+            let _ = write!(summary, "; {}, unnotified too", others.join("; "));
         }
         Some(summary)
     }
@@ -1533,6 +1546,20 @@ mod tests {
         assert_eq!(
             from_trace(&lines).summary,
             "worker-2 waits on condition variable not_full that nobody notifies"
+        );
+    }
+
+    #[test]
+    fn every_waiter_is_named_with_its_condition_variable() {
+        let wait = r#","condvar":48,"lock":{"name":"queue","lock":16}"#;
+        let lines = [
+            event(0, 11, "consumer", "cond_wait", "not_empty", wait),
+            event(1, 12, "producer-1", "cond_wait", "not_full", wait),
+            event(2, 13, "producer-2", "cond_wait", "not_full", wait),
+        ];
+        assert_eq!(
+            from_trace(&lines).summary,
+            "consumer waits on condition variable not_empty that nobody notifies; producer-1, producer-2 wait on not_full, unnotified too"
         );
     }
 }

@@ -1186,76 +1186,33 @@ impl Account {
         self.last_seen.get()
     }
 }"#;
-    let shared_replies = r#"
-pub enum AccountRequest {
-    Deposit(u64, crossbeam::channel::Sender<u64>),
-    Withdraw(u64, crossbeam::channel::Sender<Result<u64, String>>),
-    Balance(crossbeam::channel::Sender<u64>),
-}
-
-type Replies<T> = (crossbeam::channel::Sender<T>, crossbeam::channel::Receiver<T>);
-
-#[derive(Clone)]
-pub struct Account {
-    requests: crossbeam::channel::Sender<AccountRequest>,
-    // Made once, in spawn_account, and shared by every handle: no channel per request.
-    amounts: Replies<u64>,
-    outcomes: Replies<Result<u64, String>>,
-}
-
-pub fn spawn_account(initial: u64) -> (Account, std::thread::JoinHandle<u64>) {
-    let (requests, inbox) = crossbeam::channel::unbounded::<AccountRequest>();
-    let actor = std::thread::Builder::new()
-        .name("account".into())
-        .spawn(move || {
-            let mut balance = initial;
-            for (n, request) in inbox.into_iter().enumerate() {
-                labkit::in_span("request", n as u64, || match request {
-                    AccountRequest::Deposit(amount, reply) => {
-                        balance += amount;
-                        let _ = reply.send(balance);
-                    }
-                    AccountRequest::Withdraw(amount, reply) => {
-                        let outcome = if amount <= balance {
-                            balance -= amount;
-                            Ok(balance)
-                        } else {
-                            Err(format!("insufficient funds: balance {balance}, asked {amount}"))
-                        };
-                        let _ = reply.send(outcome);
-                    }
-                    AccountRequest::Balance(reply) => {
-                        let _ = reply.send(balance);
-                    }
-                });
-            }
-            balance
-        })
-        .expect("cannot start the account thread");
-    let account = Account {
-        requests,
-        amounts: crossbeam::channel::unbounded(),
-        outcomes: crossbeam::channel::unbounded(),
-    };
-    (account, actor)
-}
-
-impl Account {
-    pub fn deposit(&self, amount: u64) -> u64 {
-        self.requests.send(AccountRequest::Deposit(amount, self.amounts.0.clone())).expect("the account is running");
-        self.amounts.1.recv().expect("the account replies")
+    // One pair of reply channels, made in spawn_account and shared by every
+    // handle, instead of a channel per request.
+    let mut shared_replies = replaced(
+        reference_with(
+            STEP04,
+            actor,
+            "    requests: crossbeam::channel::Sender<AccountRequest>,\n}",
+            "    requests: crossbeam::channel::Sender<AccountRequest>,\n    amounts: (crossbeam::channel::Sender<u64>, crossbeam::channel::Receiver<u64>),\n    outcomes: (crossbeam::channel::Sender<Result<u64, String>>, crossbeam::channel::Receiver<Result<u64, String>>),\n}",
+        ),
+        "    (Account { requests }, actor)",
+        "    let (amounts, outcomes) = (crossbeam::channel::unbounded(), crossbeam::channel::unbounded());\n    (Account { requests, amounts, outcomes }, actor)",
+    );
+    for (request, channel) in [
+        ("Deposit(amount, ", "amounts"),
+        ("Withdraw(amount, ", "outcomes"),
+        ("Balance(", "amounts"),
+    ] {
+        shared_replies = replaced(
+            shared_replies,
+            &format!(
+                "        let (reply, answer) = crossbeam::channel::bounded(1);\n        self.requests.send(AccountRequest::{request}reply)).expect(\"the account is running\");\n        answer.recv()"
+            ),
+            &format!(
+                "        self.requests.send(AccountRequest::{request}self.{channel}.0.clone())).expect(\"the account is running\");\n        self.{channel}.1.recv()"
+            ),
+        );
     }
-
-    pub fn withdraw(&self, amount: u64) -> Result<u64, String> {
-        self.requests.send(AccountRequest::Withdraw(amount, self.outcomes.0.clone())).expect("the account is running");
-        self.outcomes.1.recv().expect("the account replies")
-    }
-
-    pub fn balance(&self) -> u64 {
-        self.requests.send(AccountRequest::Balance(self.amounts.0.clone())).expect("the account is running");
-        self.amounts.1.recv().expect("the account replies")
-    }
-}"#;
     let check_then_withdraw = replaced(
         reference_with(
             STEP04,

@@ -13,7 +13,7 @@ use crate::hang;
 use crate::kernel::{CellRun, Ending, Kernel, Limits, ThreadActivity};
 use crate::plan::{Role, Step};
 use crate::process_tree;
-use crate::property::{self, Evidence, Verdict};
+use crate::property::{self, Evidence, Lifetimes, Verdict};
 use crate::report::{Check, CheckKind, NotebookReport, Outcome};
 use crate::settings::{Property, PropertyKind};
 use crate::trace::{Event, TraceFollower};
@@ -448,10 +448,17 @@ impl NotebookRun<'_> {
                 .join("\n");
         }
         let events = self.follower.trace.window(run.started_ns, run.ended_ns);
+        let lifetimes: Lifetimes = run
+            .activity
+            .threads
+            .iter()
+            .map(|(&tid, thread)| (tid, thread.sampled))
+            .collect();
         let evidence = Evidence {
             events,
             origin_ns: run.started_ns,
             runner_pid: self.kernel.runner_pid().unwrap_or(0),
+            lifetimes: &lifetimes,
         };
         let test_ok = matches!(run.ending, Ending::Ok);
         let mut properties = Vec::new();

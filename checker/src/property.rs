@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
+use std::time::Instant;
 
 use crate::settings::{Property, PropertyKind};
 use crate::trace::Event;
@@ -26,7 +27,13 @@ pub struct Evidence<'a> {
     /// The process the cell's code ran in: worker processes are the others,
     /// and the test's own `delivered` marks come from this one.
     pub runner_pid: u32,
+    /// When each of the runner's threads (by tid) was first and last seen
+    /// alive in the samples the checker took while the cell ran.
+    pub lifetimes: &'a Lifetimes,
 }
+
+/// Threads by tid, with the first and last sample each was seen alive in.
+pub type Lifetimes = BTreeMap<u32, (Instant, Instant)>;
 
 /// What the trace says about one property.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -409,16 +416,23 @@ fn min_inside(evidence: &Evidence, name: &str, at_least: u32, spans: &[Span]) ->
 /// in wall time is the strongest proof, but short CPU-bound spans overlap
 /// only when cores are free, which the learner does not control (a loaded
 /// 2-core grader, half a vCPU on Gradescope). So threads count too when
-/// their working periods (first span in to last span out) overlap: a pool
-/// whose threads take turns on a busy machine passes, while threads started
-/// and joined one after the other (parallel-looking, sequential) do not.
+/// their working periods (first span in to last span out) overlap, or when
+/// they were alive at the same time: a pool whose threads take turns on a
+/// busy machine, even one whose second thread only got a core once the
+/// first was done, passes, while threads started and joined one after the
+/// other (parallel-looking, sequential) do not: none lives beside another.
 fn parallel(evidence: &Evidence, name: &str, at_least: u32, spans: &[Span]) -> Verdict {
     let moment = busiest(spans, true);
     let groups = by_thread(spans);
     let threads = groups.len();
-    if moment.value >= at_least as usize || working_together(&groups) >= at_least as usize {
+    let at_least = at_least as usize;
+    if moment.value >= at_least
+        || working_together(&groups) >= at_least
+        || alive_together(evidence, &groups) >= at_least
+    {
         return Verdict::Holds;
     }
+    let at_least = at_least as u32;
     let mut text = format!("{name} spans by thread:");
     for group in by_thread(spans) {
         let first = group[0];
@@ -448,6 +462,28 @@ fn parallel(evidence: &Evidence, name: &str, at_least: u32, spans: &[Span]) -> V
         )
     };
     fails(message, text)
+}
+
+/// The most of these threads of the runner that one sample saw alive
+/// together: a thread is alive from its first sample to its last.
+fn alive_together(evidence: &Evidence, groups: &[Vec<&Span>]) -> usize {
+    let lifetimes: Vec<(Instant, Instant)> = groups
+        .iter()
+        .filter(|group| group[0].enter.pid == evidence.runner_pid)
+        .filter_map(|group| evidence.lifetimes.get(&group[0].enter.tid).copied())
+        .collect();
+    // The most lifetimes that hold one of their starts: where a maximum
+    // overlap of closed intervals begins.
+    lifetimes
+        .iter()
+        .map(|&(start, _)| {
+            lifetimes
+                .iter()
+                .filter(|&&(from, to)| from <= start && start <= to)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// The most threads whose working periods, from their first span's enter
@@ -1057,9 +1093,33 @@ mod tests {
         events: Vec<Event>,
         tids: HashMap<(u32, String), u32>,
         seq: HashMap<u32, u64>,
+        lifetimes: Lifetimes,
     }
 
     impl Run {
+        /// The tid the trace gives `thread` of process `pid`.
+        fn tid(&mut self, pid: u32, thread: &str) -> u32 {
+            let next = self.tids.len() as u32 + 1;
+            match thread {
+                "main" => pid,
+                _ => *self
+                    .tids
+                    .entry((pid, thread.to_owned()))
+                    .or_insert(pid * 10 + next),
+            }
+        }
+
+        /// The checker's samples saw the runner's `thread` alive from
+        /// `from` ms to `to` ms.
+        fn alive(&mut self, thread: &str, from: f64, to: f64) -> &mut Run {
+            static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+            let origin = *ORIGIN.get_or_init(Instant::now);
+            let at = |ms: f64| origin + std::time::Duration::from_micros((ms * 1e3) as u64);
+            let tid = self.tid(RUNNER, thread);
+            self.lifetimes.insert(tid, (at(from), at(to)));
+            self
+        }
+
         fn event(
             &mut self,
             ms: f64,
@@ -1069,14 +1129,7 @@ mod tests {
             id: Option<u64>,
             fields: Value,
         ) -> &mut Run {
-            let next = self.tids.len() as u32 + 1;
-            let tid = match thread {
-                "main" => pid,
-                _ => *self
-                    .tids
-                    .entry((pid, thread.to_owned()))
-                    .or_insert(pid * 10 + next),
-            };
+            let tid = self.tid(pid, thread);
             let seq = self.seq.entry(pid).or_default();
             let Value::Object(fields) = fields else {
                 panic!("fields must be an object");
@@ -1189,6 +1242,7 @@ mod tests {
                 events: &self.events,
                 origin_ns: 0,
                 runner_pid: RUNNER,
+                lifetimes: &self.lifetimes,
             };
             decide(property, &evidence).expect("decided from the trace")
         }
@@ -1260,6 +1314,7 @@ mod tests {
             events: &[],
             origin_ns: 0,
             runner_pid: RUNNER,
+            lifetimes: &Lifetimes::new(),
         };
         for kind in [
             PropertyKind::ResultsEqual,
@@ -1413,12 +1468,30 @@ mod tests {
     }
 
     #[test]
+    fn parallel_holds_for_pool_threads_alive_together_that_worked_in_turn() {
+        // A rayon pool on a loaded machine: the second thread got a core
+        // only once the first was done, but both lived all along.
+        let mut run = Run::default();
+        run.span("thread-1", "analyse", 0, 0.0, 2.0)
+            .span("thread-1", "analyse", 1, 2.0, 4.0)
+            .span("thread-2", "analyse", 2, 5.0, 7.0)
+            .span("thread-2", "analyse", 3, 7.0, 9.0);
+        let property = at_least(PropertyKind::Parallel, "analyse", 2);
+        assert!(matches!(run.decide(&property), Verdict::Fails { .. }));
+        run.alive("thread-1", 0.0, 100.0)
+            .alive("thread-2", 0.0, 100.0);
+        assert_eq!(run.decide(&property), Verdict::Holds);
+    }
+
+    #[test]
     fn parallel_fails_for_threads_started_and_joined_one_after_another() {
         // spawn(..).join() in a loop: a new thread per task, never two at once.
         let mut run = Run::default();
         for task in 0..4u64 {
             let from = task as f64 * 10.0;
-            run.span(&format!("thread-{task}"), "primes", task, from, from + 9.0);
+            let thread = format!("thread-{task}");
+            run.span(&thread, "primes", task, from, from + 9.0)
+                .alive(&thread, from, from + 9.0);
         }
         let property = at_least(PropertyKind::Parallel, "primes", 2);
         assert_eq!(

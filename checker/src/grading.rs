@@ -454,6 +454,7 @@ impl NotebookRun<'_> {
             .iter()
             .map(|(&tid, thread)| (tid, thread.sampled))
             .collect();
+        tracing::debug!(cell = %step.label, samples = run.activity.samples, threads = ?lifetimes.keys().collect::<Vec<_>>(), "threads the samples saw");
         let evidence = Evidence {
             events,
             origin_ns: run.started_ns,

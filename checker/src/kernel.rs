@@ -516,6 +516,12 @@ impl Kernel {
                 traceback: Vec::new(),
             }),
         };
+        // One last look: a cell shorter than a watch period, or one whose
+        // ticks a busy machine delayed past its reply, still shows which
+        // threads lived side by side (a pool's threads outlive its work).
+        if let Some(runner) = runner_before {
+            activity.sample(runner);
+        }
         self.finish(
             outputs,
             ending,

@@ -1355,7 +1355,7 @@ impl Account {
         sub,
         hidden,
         "failed",
-        "did this handle get another client's reply? each request needs its own reply channel",
+        "clients got replies that were not theirs (a withdrawal of 1 from about 1 000 refused, or one of 1 000 000 granted): each request needs its own reply channel",
     );
 
     // The reply leaves before the change: the old balance.

@@ -35,7 +35,15 @@ thread_local! {
     /// This thread's generator, with the seed and generation it belongs to,
     /// once it has passed a point.
     static RNG: RefCell<Option<((u64, u64), fastrand::Rng)>> = const { RefCell::new(None) };
+    /// How many points this thread has passed under the seed and generation
+    /// of its generator.
+    static POINTS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
+
+/// How many points a thread passes before its chance of sleeping starts to
+/// fall: races show at the first meetings of threads, and a hot lock taken
+/// a million times would otherwise sleep for minutes.
+pub const FULL_SLEEP_POINTS: u64 = 512;
 
 /// The seed in force, if any.
 ///
@@ -105,9 +113,16 @@ pub fn point(site: &str) -> Choice {
         return Choice::Continue;
     };
     let draw = next_draw(seed);
+    let passed = POINTS.with(|points| points.replace(points.get() + 1));
     let choice = match draw % 8 {
         0 | 1 => Choice::Yield,
-        2 => Choice::Sleep((draw >> 8) % 2_000),
+        // A chance of 1/8 for the first FULL_SLEEP_POINTS points, then
+        // falling as 1/passed (the yields keep their rate), so a thread
+        // sleeps O(log points) times in all.
+        2 if passed < FULL_SLEEP_POINTS || (draw >> 32) % passed < FULL_SLEEP_POINTS => {
+            Choice::Sleep((draw >> 8) % 2_000)
+        }
+        2 => Choice::Yield,
         _ => Choice::Continue,
     };
     match choice {
@@ -169,6 +184,7 @@ fn next_draw(seed: u64) -> u64 {
         match &mut *rng {
             Some((current, rng)) if *current == key => rng.u64(..),
             _ => {
+                POINTS.with(|points| points.set(0));
                 let mut fresh = fastrand::Rng::with_seed(seed ^ thread_identity());
                 let draw = fresh.u64(..);
                 *rng = Some((key, fresh));

@@ -1,6 +1,9 @@
 //! `set_seed`: the checker's perturbed runs in one process replay exactly.
 
-use labkit::perturb::{Choice, point, seed, set_seed};
+use labkit::perturb::{Choice, FULL_SLEEP_POINTS, point, seed, set_seed};
+
+/// The seed is the process's: tests that set it take turns.
+static SEED_IN_USE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn choices_of_a_named_thread() -> Vec<Choice> {
     std::thread::Builder::new()
@@ -13,6 +16,7 @@ fn choices_of_a_named_thread() -> Vec<Choice> {
 
 #[test]
 fn a_seed_set_in_process_replays_and_can_be_turned_off() {
+    let _turn = SEED_IN_USE.lock().unwrap_or_else(|e| e.into_inner());
     set_seed(Some(7));
     assert_eq!(seed(), Some(7));
     let first = choices_of_a_named_thread();
@@ -35,4 +39,44 @@ fn a_seed_set_in_process_replays_and_can_be_turned_off() {
     set_seed(None);
     assert_eq!(seed(), None);
     assert!((0..64).all(|_| point("test") == Choice::Continue));
+}
+
+#[test]
+fn a_thread_that_passes_many_points_sleeps_ever_less_often() {
+    let _turn = SEED_IN_USE.lock().unwrap_or_else(|e| e.into_inner());
+    set_seed(Some(11));
+    let points = 40 * FULL_SLEEP_POINTS;
+    let choices: Vec<Choice> =
+        std::thread::spawn(move || (0..points).map(|_| point("hot")).collect())
+            .join()
+            .unwrap();
+    set_seed(None);
+    let sleeps = |range: &[Choice]| {
+        range
+            .iter()
+            .filter(|c| matches!(c, Choice::Sleep(_)))
+            .count()
+    };
+    let (first, rest) = choices.split_at(FULL_SLEEP_POINTS as usize);
+    // One point in 8 sleeps at first...
+    let early = sleeps(first);
+    assert!(
+        (32..=100).contains(&early),
+        "{early} sleeps in the first {FULL_SLEEP_POINTS} points"
+    );
+    // ...then the chance falls as 1/points: about 1/8 × 512 × ln 40 ≈ 236
+    // more, not the 2 496 a fixed 1/8 would make (a hot lock sleeping for
+    // seconds), while the yields keep coming.
+    let late = sleeps(rest);
+    assert!(
+        (100..=400).contains(&late),
+        "{late} sleeps in the {} later points",
+        rest.len()
+    );
+    let yields = rest.iter().filter(|c| **c == Choice::Yield).count();
+    assert!(
+        yields > rest.len() / 4,
+        "only {yields} yields in {} points",
+        rest.len()
+    );
 }

@@ -50,9 +50,8 @@ fn mutex_counter() -> String {
     reference[at..].to_owned()
 }
 
-/// Step 5, counters and transfers.
+/// Step 5, counters.
 ///
-/// Counters:
 /// - `copy`: the mutex counter increments a copy of the value
 ///   (`let mut n = *count.lock().unwrap(); n += 1;`): it stays 0;
 /// - `try_lock`: the mutex counter uses `try_lock` so that no thread ever
@@ -67,23 +66,8 @@ fn mutex_counter() -> String {
 ///   at once, without a thread: right totals, nothing counted;
 /// - `counts_on_the_caller`: the mutex counter counts every increment on
 ///   the calling thread ("the lock makes them take turns anyway").
-///
-/// Transfers:
-/// - `one_at_a_time`: one lock at a time (take from, unlock, add to): no
-///   deadlock, an exact total, but the money is in neither account while
-///   the second lock is awaited; the hidden test holds account[1] and reads
-///   account[0] while a transfer waits for it;
-/// - `same_account`: ordered locking without the `from == to` case: a
-///   transfer to the same account locks its mutex twice and deadlocks with
-///   itself;
-/// - `give_up`: `try_lock` both and do nothing if either is busy: never a
-///   deadlock, and money is conserved, but contended transfers are lost;
-/// - `wrong_direction`: locks in index order, then moves the money from the
-///   first locked to the second, the wrong way when `from > to`;
-/// - `read_then_write`: reads both balances, then writes both, each under
-///   its own acquisition: concurrent transfers' updates are overwritten.
 #[test]
-fn step05_counter_and_transfer_mistakes() {
+fn step05_counter_mistakes() {
     let mutex_line = "s.spawn(|| for _ in 0..per_thread { *count.lock().unwrap() += 1; });";
     let copy = reference_with(
         STEP5,
@@ -151,44 +135,6 @@ pub fn count_with_atomic(threads: usize, per_thread: u64) -> u64 {{
         "    // The lock makes the threads take turns anyway: count here.\n    for _ in 0..threads as u64 * per_thread {\n        *count.lock().unwrap() += 1;\n    }",
     );
 
-    let one_at_a_time = r#"pub fn transfer(accounts: &[labkit::sync::Mutex<i64>], from: usize, to: usize, amount: i64) {
-    // One lock at a time: never two held at once, so no deadlock is possible.
-    *accounts[from].lock().unwrap() -= amount;
-    *accounts[to].lock().unwrap() += amount;
-}"#;
-    let same_account = reference_with(
-        STEP5,
-        TRANSFER,
-        "    if from == to {\n        return;\n    }\n",
-        "",
-    );
-    let give_up = r#"pub fn transfer(accounts: &[labkit::sync::Mutex<i64>], from: usize, to: usize, amount: i64) {
-    if from == to {
-        return;
-    }
-    // try_lock never waits, so two transfers can never wait for each other.
-    if let (Ok(mut source), Ok(mut target)) = (accounts[from].try_lock(), accounts[to].try_lock()) {
-        *source -= amount;
-        *target += amount;
-    }
-}"#;
-    let wrong_direction = reference_with(
-        STEP5,
-        TRANSFER,
-        "let (source, target) = if from < to { (&mut *a, &mut *b) } else { (&mut *b, &mut *a) };",
-        "let (source, target) = (&mut *a, &mut *b);",
-    );
-    let read_then_write = r#"pub fn transfer(accounts: &[labkit::sync::Mutex<i64>], from: usize, to: usize, amount: i64) {
-    if from == to {
-        return;
-    }
-    // Read both balances, then write both: each lock is held only for a moment.
-    let source = *accounts[from].lock().unwrap();
-    let target = *accounts[to].lock().unwrap();
-    *accounts[from].lock().unwrap() = source - amount;
-    *accounts[to].lock().unwrap() = target + amount;
-}"#;
-
     let graded = grade_mistakes(
         STEP5,
         &[
@@ -200,14 +146,6 @@ pub fn count_with_atomic(threads: usize, per_thread: u64) -> u64 {{
             (
                 "counts_on_the_caller",
                 vec![(COUNTER, counts_on_the_caller)],
-            ),
-            ("one_at_a_time", vec![(TRANSFER, one_at_a_time.to_owned())]),
-            ("same_account", vec![(TRANSFER, same_account)]),
-            ("give_up", vec![(TRANSFER, give_up.to_owned())]),
-            ("wrong_direction", vec![(TRANSFER, wrong_direction)]),
-            (
-                "read_then_write",
-                vec![(TRANSFER, read_then_write.to_owned())],
             ),
         ],
     );
@@ -305,7 +243,78 @@ pub fn count_with_atomic(threads: usize, per_thread: u64) -> u64 {{
         );
         graded.expect_of(mistake, "step05-transfer-hidden", "passed", "passed");
     }
+}
 
+/// Step 5, transfers.
+///
+/// - `one_at_a_time`: one lock at a time (take from, unlock, add to): no
+///   deadlock, an exact total, but the money is in neither account while
+///   the second lock is awaited; the hidden test holds account[1] and reads
+///   account[0] while a transfer waits for it;
+/// - `same_account`: ordered locking without the `from == to` case: a
+///   transfer to the same account locks its mutex twice and deadlocks with
+///   itself;
+/// - `give_up`: `try_lock` both and do nothing if either is busy: never a
+///   deadlock, and money is conserved, but contended transfers are lost;
+/// - `wrong_direction`: locks in index order, then moves the money from the
+///   first locked to the second, the wrong way when `from > to`;
+/// - `read_then_write`: reads both balances, then writes both, each under
+///   its own acquisition: concurrent transfers' updates are overwritten.
+#[test]
+fn step05_transfer_mistakes() {
+    let one_at_a_time = r#"pub fn transfer(accounts: &[labkit::sync::Mutex<i64>], from: usize, to: usize, amount: i64) {
+    // One lock at a time: never two held at once, so no deadlock is possible.
+    *accounts[from].lock().unwrap() -= amount;
+    *accounts[to].lock().unwrap() += amount;
+}"#;
+    let same_account = reference_with(
+        STEP5,
+        TRANSFER,
+        "    if from == to {\n        return;\n    }\n",
+        "",
+    );
+    let give_up = r#"pub fn transfer(accounts: &[labkit::sync::Mutex<i64>], from: usize, to: usize, amount: i64) {
+    if from == to {
+        return;
+    }
+    // try_lock never waits, so two transfers can never wait for each other.
+    if let (Ok(mut source), Ok(mut target)) = (accounts[from].try_lock(), accounts[to].try_lock()) {
+        *source -= amount;
+        *target += amount;
+    }
+}"#;
+    let wrong_direction = reference_with(
+        STEP5,
+        TRANSFER,
+        "let (source, target) = if from < to { (&mut *a, &mut *b) } else { (&mut *b, &mut *a) };",
+        "let (source, target) = (&mut *a, &mut *b);",
+    );
+    let read_then_write = r#"pub fn transfer(accounts: &[labkit::sync::Mutex<i64>], from: usize, to: usize, amount: i64) {
+    if from == to {
+        return;
+    }
+    // Read both balances, then write both: each lock is held only for a moment.
+    let source = *accounts[from].lock().unwrap();
+    let target = *accounts[to].lock().unwrap();
+    *accounts[from].lock().unwrap() = source - amount;
+    *accounts[to].lock().unwrap() = target + amount;
+}"#;
+
+    let graded = grade_mistakes(
+        STEP5,
+        &[
+            ("one_at_a_time", vec![(TRANSFER, one_at_a_time.to_owned())]),
+            ("same_account", vec![(TRANSFER, same_account)]),
+            ("give_up", vec![(TRANSFER, give_up.to_owned())]),
+            ("wrong_direction", vec![(TRANSFER, wrong_direction)]),
+            (
+                "read_then_write",
+                vec![(TRANSFER, read_then_write.to_owned())],
+            ),
+        ],
+    );
+    eprintln!("{:#}", graded.report);
+    assert_eq!(graded.code, 1);
     let hidden = "step05-transfer-hidden";
     // Caught between its two locks: account[0] already 10 short.
     graded.expect_of(

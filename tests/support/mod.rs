@@ -110,17 +110,29 @@ pub fn grade(args: &[&std::ffi::OsStr]) -> Graded {
 
 /// `grade` with extra environment variables for conclab-check.
 pub fn grade_with_env(args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Graded {
+    const LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
+    let started = std::time::Instant::now();
     let output = check()
         .envs(env.iter().copied())
         .arg("grade")
         .args(args)
         .args(["--format", "json"])
-        .timeout(std::time::Duration::from_secs(600))
+        .timeout(LIMIT)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    let report = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("not a JSON report ({e}); stderr: {stderr}"));
+    if output.status.code().is_none() && started.elapsed() >= LIMIT {
+        panic!(
+            "conclab-check grade did not finish within {LIMIT:?} (killed: {}); grade fewer submissions per test; stderr: {stderr}",
+            output.status
+        );
+    }
+    let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not a JSON report ({e}; conclab-check {}); stderr: {stderr}",
+            output.status
+        )
+    });
     Graded {
         code: output.status.code().unwrap_or(-1),
         report,

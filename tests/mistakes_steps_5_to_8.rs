@@ -408,9 +408,8 @@ const STEP6: &str = "06-pipelines.ipynb";
 const QUEUE: &str = "step06-bounded-queue";
 const PIPELINE: &str = "step06-pipeline";
 
-/// Step 6, bounded queues and pipelines.
+/// Step 6, bounded queues.
 ///
-/// Queues:
 /// - `close_wakes_consumers_only`: close notifies `not_empty` but not
 ///   `not_full`: producers blocked on a full queue sleep on;
 /// - `push_forgets_closed`: push waits while the queue is full, closed or
@@ -427,20 +426,8 @@ const PIPELINE: &str = "step06-pipeline";
 /// - `notify_before_push`: push notifies `not_empty` before it takes the
 ///   lock and pushes: a waiting consumer can wake too early, find nothing
 ///   and wait again for a notify that never comes.
-///
-/// Pipelines:
-/// - `completion_order`: the results are collected as they arrive, in
-///   completion order;
-/// - `result_sender_kept`: the calling thread never drops its `result_tx`,
-///   so the aggregating loop never ends;
-/// - `aggregate_after_join`: the results are read only after the scope has
-///   joined the workers, who block on the full bounded result channel;
-/// - `recv_unwrap`: workers `recv().unwrap()` in a loop and panic when the
-///   reader is done and the channel closes;
-/// - `unbounded`: unbounded channels: the reader runs ahead of the parsers
-///   with no backpressure.
 #[test]
-fn step06_queue_and_pipeline_mistakes() {
+fn step06_queue_mistakes() {
     let push_wait = "let mut state = self.not_full.wait_while(state, |s| s.items.len() >= self.capacity && !s.closed).unwrap();\n";
     let pop_wait = "let mut state = self.not_empty.wait_while(state, |s| s.items.is_empty() && !s.closed).unwrap();\n";
     let close_wakes_consumers_only = reference_with(
@@ -498,34 +485,6 @@ fn step06_queue_and_pipeline_mistakes() {
         "        let mut state = self.state.lock().unwrap();\n",
     );
 
-    let collect = "        let mut results = vec![0u64; count];\n        for (index, value) in result_rx {\n            results[index] = value;\n        }\n        results\n";
-    let drop_result_tx = "        drop(result_tx); // the workers hold the only senders: the loop below ends with them\n";
-    let completion_order = reference_with(
-        STEP6,
-        PIPELINE,
-        collect,
-        "        let _ = count;\n        result_rx.into_iter().map(|(_, value)| value).collect()\n",
-    );
-    let result_sender_kept = reference_with(STEP6, PIPELINE, drop_result_tx, "");
-    let aggregate_after_join = reference_with(
-        STEP6,
-        PIPELINE,
-        &format!("{drop_result_tx}{collect}    }})\n"),
-        "    });\n    // Every worker is done: collect what they sent.\n    drop(result_tx);\n    let mut results = vec![0u64; count];\n    for (index, value) in result_rx {\n        results[index] = value;\n    }\n    results\n",
-    );
-    let recv_unwrap = reference_with(
-        STEP6,
-        PIPELINE,
-        "                for (index, line) in line_rx {\n",
-        "                loop {\n                    let (index, line) = line_rx.recv().unwrap();\n",
-    );
-    let unbounded = reference_with(
-        STEP6,
-        PIPELINE,
-        "let (line_tx, line_rx) = crossbeam::channel::bounded::<(usize, String)>(capacity.max(1));\n    let (result_tx, result_rx) = crossbeam::channel::bounded::<(usize, u64)>(capacity.max(1));",
-        "// Unbounded: the reader never has to wait for the parsers.\n    let _ = capacity;\n    let (line_tx, line_rx) = crossbeam::channel::unbounded::<(usize, String)>();\n    let (result_tx, result_rx) = crossbeam::channel::unbounded::<(usize, u64)>();",
-    );
-
     let graded = grade_mistakes(
         STEP6,
         &[
@@ -543,14 +502,6 @@ fn step06_queue_and_pipeline_mistakes() {
             ),
             ("pop_does_not_wait", vec![(QUEUE, pop_does_not_wait)]),
             ("notify_before_push", vec![(QUEUE, notify_before_push)]),
-            ("completion_order", vec![(PIPELINE, completion_order)]),
-            ("result_sender_kept", vec![(PIPELINE, result_sender_kept)]),
-            (
-                "aggregate_after_join",
-                vec![(PIPELINE, aggregate_after_join)],
-            ),
-            ("recv_unwrap", vec![(PIPELINE, recv_unwrap)]),
-            ("unbounded", vec![(PIPELINE, unbounded)]),
         ],
     );
     eprintln!("{:#}", graded.report);
@@ -671,7 +622,92 @@ fn step06_queue_and_pipeline_mistakes() {
     ] {
         assert_eq!(graded.of(mistake, hidden)["score"], 0.0, "{mistake}");
     }
+}
 
+/// Step 6, pipelines.
+///
+/// - `completion_order`: the results are collected as they arrive, in
+///   completion order;
+/// - `result_sender_kept`: the calling thread never drops its `result_tx`,
+///   so the aggregating loop never ends;
+/// - `aggregate_after_join`: the results are read only after the scope has
+///   joined the workers, who block on the full bounded result channel;
+/// - `recv_unwrap`: workers `recv().unwrap()` in a loop and panic when the
+///   reader is done and the channel closes;
+/// - `unbounded`: unbounded channels: the reader runs ahead of the parsers
+///   with no backpressure;
+/// - `no_read_spans`: the reader sends without `in_span("read", ..)`, so
+///   nothing would show whether it was held back;
+/// - `two_readers`: two reader threads send half of the lines each;
+/// - `caller_reads`: the calling thread sends the lines and a thread of its
+///   own collects the results.
+#[test]
+fn step06_pipeline_mistakes() {
+    let collect = "        let mut results = vec![0u64; count];\n        for (index, value) in result_rx {\n            results[index] = value;\n        }\n        results\n";
+    let drop_result_tx = "        drop(result_tx); // the workers hold the only senders: the loop below ends with them\n";
+    let completion_order = reference_with(
+        STEP6,
+        PIPELINE,
+        collect,
+        "        let _ = count;\n        result_rx.into_iter().map(|(_, value)| value).collect()\n",
+    );
+    let result_sender_kept = reference_with(STEP6, PIPELINE, drop_result_tx, "");
+    let aggregate_after_join = reference_with(
+        STEP6,
+        PIPELINE,
+        &format!("{drop_result_tx}{collect}    }})\n"),
+        "    });\n    // Every worker is done: collect what they sent.\n    drop(result_tx);\n    let mut results = vec![0u64; count];\n    for (index, value) in result_rx {\n        results[index] = value;\n    }\n    results\n",
+    );
+    let recv_unwrap = reference_with(
+        STEP6,
+        PIPELINE,
+        "                for (index, line) in line_rx {\n",
+        "                loop {\n                    let (index, line) = line_rx.recv().unwrap();\n",
+    );
+    let unbounded = reference_with(
+        STEP6,
+        PIPELINE,
+        "let (line_tx, line_rx) = crossbeam::channel::bounded::<(usize, String)>(capacity.max(1));\n    let (result_tx, result_rx) = crossbeam::channel::bounded::<(usize, u64)>(capacity.max(1));",
+        "// Unbounded: the reader never has to wait for the parsers.\n    let _ = capacity;\n    let (line_tx, line_rx) = crossbeam::channel::unbounded::<(usize, String)>();\n    let (result_tx, result_rx) = crossbeam::channel::unbounded::<(usize, u64)>();",
+    );
+
+    let read = "        s.spawn(move || {\n            for item in lines.into_iter().enumerate() {\n                labkit::in_span(\"read\", item.0 as u64, || line_tx.send(item)).unwrap();\n            }\n        });\n";
+    let no_read_spans = reference_with(
+        STEP6,
+        PIPELINE,
+        read,
+        "        s.spawn(move || {\n            for item in lines.into_iter().enumerate() {\n                line_tx.send(item).unwrap();\n            }\n        });\n",
+    );
+    let two_readers = reference_with(
+        STEP6,
+        PIPELINE,
+        read,
+        "        // Two readers, half of the lines each: reading is twice as fast.\n        let mut lines = lines;\n        let second = lines.split_off(count / 2);\n        for (offset, part) in [(0, lines), (count / 2, second)] {\n            let line_tx = line_tx.clone();\n            s.spawn(move || {\n                for (i, line) in part.into_iter().enumerate() {\n                    let index = offset + i;\n                    labkit::in_span(\"read\", index as u64, || line_tx.send((index, line))).unwrap();\n                }\n            });\n        }\n        drop(line_tx);\n",
+    );
+    let caller_reads = reference_with(STEP6, PIPELINE, read, "").replace(
+        "        drop(result_tx); // the workers hold the only senders: the loop below ends with them\n        let mut results = vec![0u64; count];\n        for (index, value) in result_rx {\n            results[index] = value;\n        }\n        results\n",
+        "        drop(result_tx);\n        // A thread collects, so that the calling thread can read.\n        let aggregator = s.spawn(move || {\n            let mut results = vec![0u64; count];\n            for (index, value) in result_rx {\n                results[index] = value;\n            }\n            results\n        });\n        for item in lines.into_iter().enumerate() {\n            labkit::in_span(\"read\", item.0 as u64, || line_tx.send(item)).unwrap();\n        }\n        drop(line_tx);\n        aggregator.join().unwrap()\n",
+    );
+    assert!(caller_reads.contains("aggregator.join()"), "{caller_reads}");
+
+    let graded = grade_mistakes(
+        STEP6,
+        &[
+            ("completion_order", vec![(PIPELINE, completion_order)]),
+            ("result_sender_kept", vec![(PIPELINE, result_sender_kept)]),
+            (
+                "aggregate_after_join",
+                vec![(PIPELINE, aggregate_after_join)],
+            ),
+            ("recv_unwrap", vec![(PIPELINE, recv_unwrap)]),
+            ("unbounded", vec![(PIPELINE, unbounded)]),
+            ("no_read_spans", vec![(PIPELINE, no_read_spans)]),
+            ("two_readers", vec![(PIPELINE, two_readers)]),
+            ("caller_reads", vec![(PIPELINE, caller_reads)]),
+        ],
+    );
+    eprintln!("{:#}", graded.report);
+    assert_eq!(graded.code, 1);
     let hidden = "step06-pipeline-hidden";
     graded.expect_of(
         "completion_order",
@@ -728,12 +764,37 @@ fn step06_queue_and_pipeline_mistakes() {
         " lines ahead of the parsers: join the stages with bounded(capacity) channels, so that a full channel makes the reader wait",
     );
     graded.expect_of("unbounded", "step06-pipeline-test", "passed", "passed");
+    // Without read spans the backpressure check would see nothing.
+    graded.expect_of(
+        "no_read_spans",
+        hidden,
+        "failed",
+        "every line sent once, inside labkit::in_span(",
+    );
+    graded.expect_of(
+        "two_readers",
+        hidden,
+        "failed",
+        "one reader thread sends every line, but these threads sent some: {",
+    );
+    graded.expect_of(
+        "caller_reads",
+        hidden,
+        "failed",
+        "the calling thread sent the lines itself: one reader thread of its own sends them, while the calling thread collects the results",
+    );
+    for mistake in ["no_read_spans", "two_readers", "caller_reads"] {
+        graded.expect_of(mistake, "step06-pipeline-test", "passed", "passed");
+    }
     for mistake in [
         "completion_order",
         "result_sender_kept",
         "aggregate_after_join",
         "recv_unwrap",
         "unbounded",
+        "no_read_spans",
+        "two_readers",
+        "caller_reads",
     ] {
         graded.expect_of(mistake, "step06-bounded-queue-hidden", "passed", "passed");
     }

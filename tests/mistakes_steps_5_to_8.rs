@@ -775,7 +775,7 @@ fn step06_pipeline_mistakes() {
         "two_readers",
         hidden,
         "failed",
-        "one reader thread sends every line, but these threads sent some: {",
+        "one reader thread sends every line, but 2 threads sent some",
     );
     graded.expect_of(
         "caller_reads",
@@ -828,7 +828,10 @@ const DOWNLOADS: &str = "step07-limited-downloads";
 ///   spawned: one download at a time;
 /// - `while_let_pool`: a pool of `limit` threads taking work with
 ///   `while let Some(..) = work.lock().unwrap().next()`, whose guard lives
-///   through the loop's body: one download at a time.
+///   through the loop's body: one download at a time;
+/// - `pool_of_limit_threads`: a pool of `limit` threads that take the next
+///   URL from a shared iterator, no semaphore: the limit is kept and
+///   reached, but not by one thread per URL held back by the `Semaphore`.
 #[test]
 fn step07_semaphore_and_download_mistakes() {
     let release_without_notify = reference_with(
@@ -942,6 +945,22 @@ impl Drop for Permit<'_> {
     pages.into_inner().unwrap()
 }"#;
 
+    let pool_of_limit_threads = r#"pub fn download_all(urls: &[String], limit: usize) -> Vec<String> {
+    // A pool of `limit` threads: at most `limit` downloads at once, no semaphore needed.
+    let work = labkit::sync::Mutex::named("work", urls.iter().enumerate());
+    let pages = labkit::sync::Mutex::named("pages", vec![String::new(); urls.len()]);
+    std::thread::scope(|s| {
+        for _ in 0..limit.max(1) {
+            s.spawn(|| loop {
+                let Some((index, url)) = work.lock().unwrap().next() else { break };
+                let page = labkit::in_span("download", index as u64, || labkit::work::fetch(url, std::time::Duration::from_millis(40)));
+                pages.lock().unwrap()[index] = page;
+            });
+        }
+    });
+    pages.into_inner().unwrap()
+}"#;
+
     let graded = grade_mistakes(
         STEP7,
         &[
@@ -968,6 +987,10 @@ impl Drop for Permit<'_> {
             (
                 "while_let_pool",
                 vec![(DOWNLOADS, while_let_pool.to_owned())],
+            ),
+            (
+                "pool_of_limit_threads",
+                vec![(DOWNLOADS, pool_of_limit_threads.to_owned())],
             ),
         ],
     );
@@ -1087,23 +1110,45 @@ impl Drop for Permit<'_> {
         );
         graded.expect_of(
             mistake,
-            hidden,
-            "failed",
-            "assertion `left == right` failed: 3 at once is reached",
-        );
-        graded.expect_of(
-            mistake,
             &format!("{hidden}/max_inside(download)"),
             "passed",
             "",
         );
         graded.expect_of(mistake, "step07-limited-downloads-test", "passed", "passed");
     }
+    graded.expect_of(
+        "join_in_the_loop",
+        hidden,
+        "failed",
+        "assertion `left == right` failed: 3 at once is reached",
+    );
+    // A pool keeps the limit without the semaphore: its threads are counted.
+    for mistake in ["while_let_pool", "pool_of_limit_threads"] {
+        graded.expect_of(
+            mistake,
+            hidden,
+            "failed",
+            "download_all starts one thread per URL and lets your Semaphore hold all but `limit` of them back, but the 10 downloads ran on ",
+        );
+    }
+    graded.expect_of(
+        "pool_of_limit_threads",
+        &format!("{hidden}/max_inside(download)"),
+        "passed",
+        "",
+    );
+    graded.expect_of(
+        "pool_of_limit_threads",
+        "step07-limited-downloads-test",
+        "passed",
+        "passed",
+    );
     for mistake in [
         "let_underscore",
         "semaphore_per_thread",
         "join_in_the_loop",
         "while_let_pool",
+        "pool_of_limit_threads",
     ] {
         graded.expect_of(mistake, "step07-semaphore-hidden", "passed", "passed");
     }

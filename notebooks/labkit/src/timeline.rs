@@ -8,8 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// One finished span.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpanRecord {
-    /// The thread it ran on.
+    /// The name of the thread it ran on (see [`crate::trace::thread_name`]).
     pub thread: String,
+    /// The kernel's id of that thread: unlike names, never shared by two
+    /// threads alive at once.
+    pub tid: u64,
     /// The span's name.
     pub name: String,
     /// The span's id.
@@ -33,6 +36,7 @@ pub(crate) fn note_span(name: &str, id: u64, start_ns: u64, end_ns: u64) {
     if RECORDING.load(Ordering::Relaxed) {
         let record = SpanRecord {
             thread: crate::trace::thread_name(),
+            tid: crate::trace::thread_id(),
             name: name.to_owned(),
             id,
             start_ns,

@@ -425,14 +425,13 @@ fn parallel(evidence: &Evidence, name: &str, at_least: u32, spans: &[Span]) -> V
     let moment = busiest(spans, true);
     let groups = by_thread(spans);
     let threads = groups.len();
-    let at_least = at_least as usize;
-    if moment.value >= at_least
-        || working_together(&groups) >= at_least
-        || alive_together(evidence, &groups) >= at_least
+    let enough = at_least as usize;
+    if moment.value >= enough
+        || working_together(&groups) >= enough
+        || alive_together(evidence, &groups) >= enough
     {
         return Verdict::Holds;
     }
-    let at_least = at_least as u32;
     let mut text = format!("{name} spans by thread:");
     for group in by_thread(spans) {
         let first = group[0];
@@ -452,7 +451,7 @@ fn parallel(evidence: &Evidence, name: &str, at_least: u32, spans: &[Span]) -> V
         moment.value,
         evidence.ms(moment.at_ns)
     );
-    let message = if threads >= at_least as usize {
+    let message = if threads >= enough {
         format!(
             "the work in {name} should run on at least {at_least} threads at the same time, but its {threads} threads worked one after the other (each started after the last one finished): start them all, then wait for them"
         )

@@ -689,7 +689,7 @@ fn step08_an_actor_left_running() {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report { pub pages: usize, pub words: u64, pub fingerprint: u64 }
 
-enum Message { Fact(u64, u64), Report(crossbeam::channel::Sender<Report>), Shutdown }
+enum Message { Fact(usize, u64, u64), Report(crossbeam::channel::Sender<Report>), Shutdown }
 
 pub fn analyse(urls: &[String], fetch_limit: usize) -> Report {
     use rayon::prelude::*;
@@ -699,11 +699,11 @@ pub fn analyse(urls: &[String], fetch_limit: usize) -> Report {
         let mut report = Report { pages: 0, words: 0, fingerprint: 0 };
         loop {
             match inbox.recv_timeout(std::time::Duration::from_millis(20)) {
-                Ok(Message::Fact(words, hash)) => {
+                Ok(Message::Fact(index, words, hash)) => labkit::in_span("aggregate", index as u64, || {
                     report.pages += 1;
                     report.words += words;
                     report.fingerprint ^= hash;
-                }
+                }),
                 Ok(Message::Report(reply)) => { let _ = reply.send(report.clone()); }
                 Ok(Message::Shutdown) => break,
                 Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)), // nothing yet
@@ -728,7 +728,7 @@ pub fn analyse(urls: &[String], fetch_limit: usize) -> Report {
             let (words, hash) = labkit::in_span("analyse", index as u64, || {
                 (page.split_whitespace().count() as u64, labkit::work::hash_rounds(page.as_bytes(), 2_000))
             });
-            facts.send(Message::Fact(words, hash)).unwrap();
+            facts.send(Message::Fact(index, words, hash)).unwrap();
         });
     });
     let (reply, answer) = crossbeam::channel::bounded(1);
@@ -894,8 +894,8 @@ fn step08_an_actor_that_sleeps_between_messages() {
     let sleepy_actor = reference_with(
         "08-capstone-hybrid.ipynb",
         "step08-hybrid",
-        "        for (words, hash) in inbox {\n",
-        "        loop {\n            // Looks at its inbox now and then instead of blocking on it.\n            std::thread::sleep(std::time::Duration::from_millis(40));\n            let (words, hash) = match inbox.try_recv() {\n                Ok(fact) => fact,\n                Err(crossbeam::channel::TryRecvError::Empty) => continue,\n                Err(crossbeam::channel::TryRecvError::Disconnected) => break,\n            };\n",
+        "        for (index, words, hash) in inbox {\n",
+        "        loop {\n            // Looks at its inbox now and then instead of blocking on it.\n            std::thread::sleep(std::time::Duration::from_millis(40));\n            let (index, words, hash) = match inbox.try_recv() {\n                Ok(fact) => fact,\n                Err(crossbeam::channel::TryRecvError::Empty) => continue,\n                Err(crossbeam::channel::TryRecvError::Disconnected) => break,\n            };\n",
     );
     let graded = graded_lab(
         "08-capstone-hybrid.ipynb",

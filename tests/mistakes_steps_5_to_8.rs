@@ -245,6 +245,81 @@ pub fn count_with_atomic(threads: usize, per_thread: u64) -> u64 {{
     }
 }
 
+/// The reference's atomic counter, for submissions that rewrite only the
+/// mutex one.
+fn atomic_counter() -> String {
+    let reference = reference_with(STEP5, COUNTER, "", "");
+    let at = reference.find("pub fn count_with_mutex").unwrap();
+    reference[..at].to_owned()
+}
+
+/// Step 5, counters that count right with the other tool.
+///
+/// - `atomic_in_both`: the mutex counter calls the atomic one ("an atomic
+///   is a lock for one number, only faster");
+/// - `std_mutex`: the mutex counter uses `std::sync::Mutex`, which the
+///   checker cannot see;
+/// - `lock_in_the_atomic`: the atomic counter increments a
+///   `labkit::sync::Mutex<u64>`.
+#[test]
+fn step05_counter_tool_mistakes() {
+    let atomic_in_both = format!(
+        "{}pub fn count_with_mutex(threads: usize, per_thread: u64) -> u64 {{\n    // An atomic is a lock for one number, only faster.\n    count_with_atomic(threads, per_thread)\n}}\n",
+        atomic_counter()
+    );
+    let std_mutex = reference_with(
+        STEP5,
+        COUNTER,
+        "labkit::sync::Mutex::named(\"counter\", 0u64)",
+        "std::sync::Mutex::new(0u64)",
+    );
+    let lock_in_the_atomic = format!(
+        r#"pub fn count_with_atomic(threads: usize, per_thread: u64) -> u64 {{
+    // A lock makes any counter exact.
+    let count = labkit::sync::Mutex::new(0u64);
+    std::thread::scope(|s| {{
+        for _ in 0..threads {{
+            s.spawn(|| for _ in 0..per_thread {{ *count.lock().unwrap() += 1; }});
+        }}
+    }});
+    count.into_inner().unwrap()
+}}
+
+{}"#,
+        mutex_counter()
+    );
+    let graded = grade_mistakes(
+        STEP5,
+        &[
+            ("atomic_in_both", vec![(COUNTER, atomic_in_both)]),
+            ("std_mutex", vec![(COUNTER, std_mutex)]),
+            ("lock_in_the_atomic", vec![(COUNTER, lock_in_the_atomic)]),
+        ],
+    );
+    eprintln!("{:#}", graded.report);
+    assert_eq!(graded.code, 1);
+    let hidden = "step05-counter-hidden";
+    for mistake in ["atomic_in_both", "std_mutex"] {
+        graded.expect_of(
+            mistake,
+            hidden,
+            "failed",
+            "count_with_mutex counts with one labkit::sync::Mutex<u64> that its threads share, but no labkit lock was taken by more than 0 of its threads",
+        );
+    }
+    graded.expect_of(
+        "lock_in_the_atomic",
+        hidden,
+        "failed",
+        "count_with_atomic counts with an AtomicU64 (fetch_add), not a lock, but it took 400 labkit locks",
+    );
+    for mistake in ["atomic_in_both", "std_mutex", "lock_in_the_atomic"] {
+        // Exact totals: only the tool is wrong.
+        graded.expect_of(mistake, "step05-counter-test", "passed", "passed");
+        graded.expect_of(mistake, "step05-transfer-hidden", "passed", "passed");
+    }
+}
+
 /// Step 5, transfers.
 ///
 /// - `one_at_a_time`: one lock at a time (take from, unlock, add to): no
@@ -831,7 +906,9 @@ const DOWNLOADS: &str = "step07-limited-downloads";
 ///   through the loop's body: one download at a time;
 /// - `pool_of_limit_threads`: a pool of `limit` threads that take the next
 ///   URL from a shared iterator, no semaphore: the limit is kept and
-///   reached, but not by one thread per URL held back by the `Semaphore`.
+///   reached, but not by one thread per URL held back by the `Semaphore`;
+/// - `token_channel`: one thread per URL, held back by a bounded channel of
+///   `limit` tokens instead of the `Semaphore`.
 #[test]
 fn step07_semaphore_and_download_mistakes() {
     let release_without_notify = reference_with(
@@ -961,6 +1038,32 @@ impl Drop for Permit<'_> {
     pages.into_inner().unwrap()
 }"#;
 
+    let token_channel = format!(
+        r#"pub fn download_all(urls: &[String], limit: usize) -> Vec<String> {{
+    // A channel of `limit` tokens is a semaphore too: take one to download, put it back after.
+    let (give_back, tokens) = crossbeam::channel::bounded(limit.max(1));
+    for _ in 0..limit.max(1) {{
+        give_back.send(()).unwrap();
+    }}
+    std::thread::scope(|s| {{
+        let downloads: Vec<_> = urls
+            .iter()
+            .enumerate()
+            .map(|(index, url)| {{
+                let (give_back, tokens) = (give_back.clone(), tokens.clone());
+                s.spawn(move || {{
+                    tokens.recv().unwrap();
+                    let page = {download};
+                    give_back.send(()).unwrap();
+                    page
+                }})
+            }})
+            .collect();
+        downloads.into_iter().map(|d| d.join().unwrap()).collect()
+    }})
+}}"#
+    );
+
     let graded = grade_mistakes(
         STEP7,
         &[
@@ -992,6 +1095,7 @@ impl Drop for Permit<'_> {
                 "pool_of_limit_threads",
                 vec![(DOWNLOADS, pool_of_limit_threads.to_owned())],
             ),
+            ("token_channel", vec![(DOWNLOADS, token_channel)]),
         ],
     );
     eprintln!("{:#}", graded.report);
@@ -1143,12 +1247,35 @@ impl Drop for Permit<'_> {
         "passed",
         "passed",
     );
+    // One thread per URL, the limit kept and reached, but not by the
+    // Semaphore: no download thread took its lock.
+    graded.expect_of(
+        "token_channel",
+        hidden,
+        "failed",
+        "download_all holds the downloads back with your Semaphore (its acquire takes its labkit::sync::Mutex), but 10 of the 10 download threads took no labkit lock before downloading",
+    );
+    for property in ["max_inside(download)", "min_inside(download)", "no_leaks"] {
+        graded.expect_of(
+            "token_channel",
+            &format!("{hidden}/{property}"),
+            "passed",
+            "",
+        );
+    }
+    graded.expect_of(
+        "token_channel",
+        "step07-limited-downloads-test",
+        "passed",
+        "passed",
+    );
     for mistake in [
         "let_underscore",
         "semaphore_per_thread",
         "join_in_the_loop",
         "while_let_pool",
         "pool_of_limit_threads",
+        "token_channel",
     ] {
         graded.expect_of(mistake, "step07-semaphore-hidden", "passed", "passed");
     }
@@ -1179,8 +1306,8 @@ fn step08_hybrid_mistakes() {
     let one_analysis_thread = reference_with(
         STEP8,
         HYBRID,
-        &format!("{analyse_in_parallel}            let fact = labkit::in_span(\"analyse\", index as u64, || {{\n                (page.split_whitespace().count() as u64, labkit::work::hash_rounds(page.as_bytes(), 2_000))\n            }});\n            facts.send(fact).unwrap();\n        }});\n"),
-        "        // An analysis thread: it works while the fetchers wait on the network.\n        let facts = facts.clone();\n        s.spawn(move || {\n            for (index, page) in pages_rx {\n                let fact = labkit::in_span(\"analyse\", index as u64, || {\n                    (page.split_whitespace().count() as u64, labkit::work::hash_rounds(page.as_bytes(), 2_000))\n                });\n                facts.send(fact).unwrap();\n            }\n        });\n",
+        &format!("{analyse_in_parallel}            let fact = labkit::in_span(\"analyse\", index as u64, || {{\n                (index, page.split_whitespace().count() as u64, labkit::work::hash_rounds(page.as_bytes(), 2_000))\n            }});\n            facts.send(fact).unwrap();\n        }});\n"),
+        "        // An analysis thread: it works while the fetchers wait on the network.\n        let facts = facts.clone();\n        s.spawn(move || {\n            for (index, page) in pages_rx {\n                let fact = labkit::in_span(\"analyse\", index as u64, || {\n                    (index, page.split_whitespace().count() as u64, labkit::work::hash_rounds(page.as_bytes(), 2_000))\n                });\n                facts.send(fact).unwrap();\n            }\n        });\n",
     )
     .replace("    use rayon::prelude::*;\n", "");
     let fetcher_per_url = reference_with(
@@ -1216,20 +1343,22 @@ pub fn analyse(urls: &[String], fetch_limit: usize) -> Report {
         work_tx.send((index, url.clone())).unwrap();
     }
     // The aggregator actor owns the report.
-    let (facts, inbox) = crossbeam::channel::unbounded::<(u64, u64)>();
+    let (facts, inbox) = crossbeam::channel::unbounded::<(usize, u64, u64)>();
     let aggregator = std::thread::spawn(move || {
         let mut report = Report { pages: 0, words: 0, fingerprint: 0 };
-        for (words, hash) in inbox {
-            report.pages += 1;
-            report.words += words;
-            report.fingerprint ^= hash;
+        for (index, words, hash) in inbox {
+            labkit::in_span("aggregate", index as u64, || {
+                report.pages += 1;
+                report.words += words;
+                report.fingerprint ^= hash;
+            });
         }
         report
     });
     // CPU: rayon analyses the pages, all `urls.len()` of them, as they arrive.
     pages_rx.into_iter().take(urls.len()).par_bridge().for_each_with(facts.clone(), |facts, (index, page)| {
         let fact = labkit::in_span("analyse", index as u64, || {
-            (page.split_whitespace().count() as u64, labkit::work::hash_rounds(page.as_bytes(), 2_000))
+            (index, page.split_whitespace().count() as u64, labkit::work::hash_rounds(page.as_bytes(), 2_000))
         });
         facts.send(fact).unwrap();
     });
@@ -1322,6 +1451,126 @@ pub fn analyse(urls: &[String], fetch_limit: usize) -> Report {
         "workers_keep_a_sender",
     ] {
         assert_eq!(graded.of(mistake, hidden)["score"], 0.0, "{mistake}");
+        graded.expect_of(mistake, "step08-hybrid-test", "passed", "passed");
+    }
+}
+
+/// The reference's aggregator actor: the thread that owns the report.
+const AGGREGATOR_ACTOR: &str = "    let aggregator = std::thread::spawn(move || {\n        let mut report = Report { pages: 0, words: 0, fingerprint: 0 };\n        for (index, words, hash) in inbox {\n            labkit::in_span(\"aggregate\", index as u64, || {\n                report.pages += 1;\n                report.words += words;\n                report.fingerprint ^= hash;\n            });\n        }\n        report\n    });\n";
+
+/// Step 8, where the report is aggregated: right reports, fast, no actor.
+///
+/// - `mutex_report`: every analysis adds its page to a report behind a
+///   `std::sync::Mutex`, on rayon's threads;
+/// - `caller_aggregates`: the calling thread drains the facts channel once
+///   the scope is done ("it has nothing else to do");
+/// - `no_aggregate_spans`: an actor, but its additions are not inside
+///   `labkit::in_span("aggregate", i, ..)`, so nobody can see them.
+#[test]
+fn step08_aggregation_mistakes() {
+    let mutex_report = r#"#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub pages: usize,
+    pub words: u64,
+    pub fingerprint: u64,
+}
+
+pub fn analyse(urls: &[String], fetch_limit: usize) -> Report {
+    use rayon::prelude::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // One shared report behind a lock: each analysis adds its page as soon as it is done.
+    let report = std::sync::Mutex::new(Report { pages: 0, words: 0, fingerprint: 0 });
+    let (pages_tx, pages_rx) = crossbeam::channel::bounded::<(usize, String)>(fetch_limit.max(1));
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..fetch_limit.max(1) {
+            let pages_tx = pages_tx.clone();
+            let next = &next;
+            s.spawn(move || loop {
+                let index = next.fetch_add(1, Ordering::SeqCst);
+                let Some(url) = urls.get(index) else { break };
+                let page = labkit::in_span("fetch", index as u64, || labkit::work::fetch(url, std::time::Duration::from_millis(40)));
+                pages_tx.send((index, page)).unwrap();
+            });
+        }
+        drop(pages_tx);
+        pages_rx.into_iter().par_bridge().for_each(|(index, page)| {
+            let (words, hash) = labkit::in_span("analyse", index as u64, || {
+                (page.split_whitespace().count() as u64, labkit::work::hash_rounds(page.as_bytes(), 2_000))
+            });
+            labkit::in_span("aggregate", index as u64, || {
+                let mut report = report.lock().unwrap();
+                report.pages += 1;
+                report.words += words;
+                report.fingerprint ^= hash;
+            });
+        });
+    });
+    report.into_inner().unwrap()
+}"#;
+    let caller_aggregates = replaced(
+        reference_with(
+            STEP8,
+            HYBRID,
+            "    drop(facts);\n    aggregator.join().unwrap()\n",
+            "    drop(facts);\n    // The calling thread has nothing else to do: it aggregates.\n    let mut report = Report { pages: 0, words: 0, fingerprint: 0 };\n    for (index, words, hash) in inbox {\n        labkit::in_span(\"aggregate\", index as u64, || {\n            report.pages += 1;\n            report.words += words;\n            report.fingerprint ^= hash;\n        });\n    }\n    report\n",
+        ),
+        AGGREGATOR_ACTOR,
+        "",
+    );
+    let no_aggregate_spans = reference_with(
+        STEP8,
+        HYBRID,
+        "            labkit::in_span(\"aggregate\", index as u64, || {\n                report.pages += 1;\n                report.words += words;\n                report.fingerprint ^= hash;\n            });\n",
+        "            let _ = index;\n            report.pages += 1;\n            report.words += words;\n            report.fingerprint ^= hash;\n",
+    );
+
+    let graded = grade_mistakes(
+        STEP8,
+        &[
+            ("mutex_report", vec![(HYBRID, mutex_report.to_owned())]),
+            ("caller_aggregates", vec![(HYBRID, caller_aggregates)]),
+            ("no_aggregate_spans", vec![(HYBRID, no_aggregate_spans)]),
+        ],
+    );
+    eprintln!("{:#}", graded.report);
+    assert_eq!(graded.code, 1);
+    let hidden = "step08-hybrid-hidden";
+
+    // Rayon's threads aggregate: several of them, or one that also analysed.
+    let check = graded.of("mutex_report", hidden);
+    assert_eq!(check["outcome"], "failed", "{check:#}");
+    let message = check["message"].as_str().unwrap();
+    assert!(
+        message.contains("one actor thread owns the report and aggregates every page, but ")
+            || message.contains("the thread that aggregated the pages also fetched or analysed some: the actor owns the report and only aggregates"),
+        "{check:#}"
+    );
+    graded.expect_of(
+        "caller_aggregates",
+        hidden,
+        "failed",
+        "the calling thread aggregated the pages itself: an actor thread of its own owns the report, while the calling thread waits for it",
+    );
+    graded.expect_of(
+        "no_aggregate_spans",
+        hidden,
+        "failed",
+        "every page aggregated once, inside labkit::in_span(",
+    );
+    graded.expect_of("no_aggregate_spans", hidden, "failed", "left: 0");
+    for mistake in ["mutex_report", "caller_aggregates", "no_aggregate_spans"] {
+        // Within the limit and tidy: only the aggregation is wrong. (The
+        // properties the test's own assertions decide were not reached.)
+        for property in ["max_inside(fetch)", "min_inside(fetch)", "no_leaks"] {
+            graded.expect_of(mistake, &format!("{hidden}/{property}"), "passed", "");
+        }
+        graded.expect_of(
+            mistake,
+            &format!("{hidden}/results_equal"),
+            "not_run",
+            "the test failed first: ",
+        );
         graded.expect_of(mistake, "step08-hybrid-test", "passed", "passed");
     }
 }

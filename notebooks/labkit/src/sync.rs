@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::{perturb, trace};
+use crate::{perturb, timeline, trace};
 
 /// A lock as the trace names it.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -29,10 +29,10 @@ impl LockId {
         LockId { address, name }
     }
 
-    /// The lock's identity if the trace is on; nothing (and no allocation)
-    /// otherwise: all bookkeeping exists for the trace.
+    /// The lock's identity if the trace or a timeline is on; nothing (and no
+    /// allocation) otherwise: all bookkeeping exists for them.
     fn traced(address: usize, name: Option<&str>, kind: &str) -> Option<LockId> {
-        trace::enabled().then(|| LockId::new(address, name, kind))
+        (trace::enabled() || timeline::is_recording()).then(|| LockId::new(address, name, kind))
     }
 
     fn json(&self) -> Value {
@@ -80,6 +80,7 @@ fn after_acquire(lock: Option<&LockId>, mode: &str, how: Acquisition) {
         return;
     };
     let blocking = how == Acquisition::Blocking;
+    timeline::note_lock(&lock.name, lock.address);
     trace::record(
         "lock_acquired",
         &lock.name,

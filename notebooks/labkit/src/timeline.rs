@@ -1,5 +1,6 @@
 //! A timeline: the spans of a piece of work, per thread, as an SVG picture a
-//! cell can show, so a learner sees how much really ran at once.
+//! cell can show, so a learner sees how much really ran at once; and the
+//! labkit locks each thread took, so a test can tell which tool did the work.
 
 use std::fmt::Write;
 use std::sync::Mutex;
@@ -23,8 +24,25 @@ pub struct SpanRecord {
     pub end_ns: u64,
 }
 
+/// One acquisition of a [`crate::sync`] lock (a `lock`, `try_lock`, `read`,
+/// `write`, or a condition variable taking its lock back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockRecord {
+    /// The name of the thread that took it.
+    pub thread: String,
+    /// The kernel's id of that thread.
+    pub tid: u64,
+    /// The lock's name, as the trace gives it ([`crate::sync::Mutex::name`]).
+    pub lock: String,
+    /// The lock's address: two locks that share a name are told apart.
+    pub address: usize,
+    /// When it was taken (CLOCK_MONOTONIC ns).
+    pub at_ns: u64,
+}
+
 static RECORDING: AtomicBool = AtomicBool::new(false);
 static SPANS: Mutex<Vec<SpanRecord>> = Mutex::new(Vec::new());
+static LOCKS: Mutex<Vec<LockRecord>> = Mutex::new(Vec::new());
 /// Only one recording at a time.
 static RECORDER: Mutex<()> = Mutex::new(());
 
@@ -46,18 +64,34 @@ pub(crate) fn note_span(name: &str, id: u64, start_ns: u64, end_ns: u64) {
     }
 }
 
-/// The spans recorded while some work ran.
+pub(crate) fn note_lock(lock: &str, address: usize) {
+    if RECORDING.load(Ordering::Relaxed) {
+        let record = LockRecord {
+            thread: crate::trace::thread_name(),
+            tid: crate::trace::thread_id(),
+            lock: lock.to_owned(),
+            address,
+            at_ns: crate::trace::monotonic_ns(),
+        };
+        LOCKS.lock().unwrap_or_else(|p| p.into_inner()).push(record);
+    }
+}
+
+/// The spans and lock acquisitions recorded while some work ran.
 #[derive(Debug, Clone)]
 pub struct Timeline {
     spans: Vec<SpanRecord>,
+    locks: Vec<LockRecord>,
     start_ns: u64,
     end_ns: u64,
 }
 
-/// Runs `work`, recording every span any thread ends meanwhile.
+/// Runs `work`, recording every span any thread ends and every labkit lock
+/// any thread takes meanwhile.
 pub fn record<R>(work: impl FnOnce() -> R) -> (R, Timeline) {
     let _one_at_a_time = RECORDER.lock().unwrap_or_else(|p| p.into_inner());
     SPANS.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    LOCKS.lock().unwrap_or_else(|p| p.into_inner()).clear();
     let start_ns = crate::trace::monotonic_ns();
     RECORDING.store(true, Ordering::SeqCst);
     let result = work();
@@ -65,10 +99,13 @@ pub fn record<R>(work: impl FnOnce() -> R) -> (R, Timeline) {
     let end_ns = crate::trace::monotonic_ns();
     let mut spans = std::mem::take(&mut *SPANS.lock().unwrap_or_else(|p| p.into_inner()));
     spans.sort_by_key(|s| (s.start_ns, s.id));
+    let mut locks = std::mem::take(&mut *LOCKS.lock().unwrap_or_else(|p| p.into_inner()));
+    locks.sort_by_key(|l| l.at_ns);
     (
         result,
         Timeline {
             spans,
+            locks,
             start_ns,
             end_ns,
         },
@@ -79,6 +116,11 @@ impl Timeline {
     /// The recorded spans, by start time.
     pub fn spans(&self) -> &[SpanRecord] {
         &self.spans
+    }
+
+    /// The labkit locks taken, by time.
+    pub fn locks(&self) -> &[LockRecord] {
+        &self.locks
     }
 
     /// The most spans named `name` that were running at the same moment.

@@ -196,3 +196,73 @@ fn bad_usage_exits_2() {
         .code(2)
         .stderr(predicate::str::contains("/no/such/folder"));
 }
+
+fn cell(metadata: &str, source: &str, stdout: &str) -> String {
+    format!(
+        r#"{{"cell_type": "code", "metadata": {metadata}, "source": {}, "outputs": [{{"output_type": "stream", "name": "stdout", "text": {}}}], "execution_count": null}}"#,
+        serde_json::to_string(source).unwrap(),
+        serde_json::to_string(stdout).unwrap()
+    )
+}
+
+/// `validate --invert`: in the learner's version every graded test fails,
+/// and a cell that shows what the learner's function does may fail only by
+/// reaching its stub; a cell broken for another reason is still a failure.
+#[test]
+fn inverted_validation_lets_a_cell_reach_a_stub_but_not_fail_otherwise() {
+    let exact = r#"{"conclab": {"compare": {"mode": "exact"}}}"#;
+    let cells = [
+        solution_cell(
+            "double",
+            "pub fn double(x: u64) -> u64 {\n    // ### BEGIN SOLUTION\n    x * 2\n    // ### END SOLUTION\n}",
+        ),
+        cell(
+            r#"{"nbgrader": {"grade_id": "double-test", "grade": true, "points": 1, "solution": false, "locked": true, "schema_version": 3}, "conclab": {"compare": {"mode": "exact"}}}"#,
+            "assert_eq!(double(2), 4);\nprintln!(\"ok\");",
+            "ok\n",
+        ),
+        cell(exact, "println!(\"{}\", double(21));", "42\n"),
+        cell(
+            exact,
+            "let empty: Vec<u64> = Vec::new();\nprintln!(\"{}\", empty[0]);",
+            "0\n",
+        ),
+    ];
+    let source = folder(&[("demo.ipynb", notebook(&cells.join(",")).as_str())]);
+    let assert = check()
+        .args(["validate", "--invert", "--format", "json"])
+        .arg(source.path().join("demo.ipynb"))
+        .assert()
+        .code(1);
+    let report: Value = serde_json::from_slice(&assert.get_output().stdout).unwrap();
+    let checks: Vec<&Value> = report["submissions"][0]["notebooks"][0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
+    let of = |cell: &str| {
+        checks
+            .iter()
+            .find(|c| c["cell"] == cell)
+            .unwrap_or_else(|| panic!("no check of {cell}: {report:#}"))
+    };
+    assert_eq!(of("double-test")["outcome"], "passed", "{report:#}");
+    let demo = of("cell 2");
+    assert_eq!(demo["outcome"], "passed", "{demo:#}");
+    assert!(
+        demo["message"]
+            .as_str()
+            .unwrap()
+            .contains("uses a solution the learner has not written yet"),
+        "{demo:#}"
+    );
+    let broken = of("cell 3");
+    assert_eq!(broken["outcome"], "failed", "{broken:#}");
+    assert!(
+        broken["message"]
+            .as_str()
+            .unwrap()
+            .contains("index out of bounds"),
+        "{broken:#}"
+    );
+}

@@ -17,6 +17,8 @@ const END_HIDDEN: &str = "### END HIDDEN TESTS";
 /// What a learner finds where the solution was; it compiles, and fails
 /// every test until replaced.
 const STUB: &str = "todo!(\"your solution here\")";
+/// The panic a cell reports when it reaches a [`STUB`] (`todo!`'s message).
+pub const STUB_PANIC: &str = "not yet implemented: your solution here";
 
 /// What releasing one notebook did.
 #[derive(Debug, Default, PartialEq, Eq)]

@@ -1459,6 +1459,7 @@ pub fn analyse(urls: &[String], fetch_limit: usize) -> Report {
 const AGGREGATOR_ACTOR: &str = "    let aggregator = std::thread::spawn(move || {\n        let mut report = Report { pages: 0, words: 0, fingerprint: 0 };\n        for (index, words, hash) in inbox {\n            labkit::in_span(\"aggregate\", index as u64, || {\n                report.pages += 1;\n                report.words += words;\n                report.fingerprint ^= hash;\n            });\n        }\n        report\n    });\n";
 
 /// Step 8, where the report is aggregated: right reports, fast, no actor.
+/// (`std_channel_actor`, an actor on std's channel, is right and passes.)
 ///
 /// - `mutex_report`: every analysis adds its page to a report behind a
 ///   `std::sync::Mutex`, on rayon's threads;
@@ -1525,9 +1526,26 @@ pub fn analyse(urls: &[String], fetch_limit: usize) -> Report {
         "            let _ = index;\n            report.pages += 1;\n            report.words += words;\n            report.fingerprint ^= hash;\n",
     );
 
+    // Right, another way: std's channel, the actor a named thread.
+    let std_channel_actor = replaced(
+        reference_with(
+            STEP8,
+            HYBRID,
+            "crossbeam::channel::unbounded::<(usize, u64, u64)>()",
+            "std::sync::mpsc::channel::<(usize, u64, u64)>()",
+        ),
+        "    let aggregator = std::thread::spawn(move || {\n",
+        "    let aggregator = std::thread::Builder::new().name(\"aggregator\".into()).spawn(move || {\n",
+    )
+    .replace(
+        "        report\n    });\n",
+        "        report\n    }).expect(\"a thread starts\");\n",
+    );
+
     let graded = grade_mistakes(
         STEP8,
         &[
+            ("std_channel_actor", vec![(HYBRID, std_channel_actor)]),
             ("mutex_report", vec![(HYBRID, mutex_report.to_owned())]),
             ("caller_aggregates", vec![(HYBRID, caller_aggregates)]),
             ("no_aggregate_spans", vec![(HYBRID, no_aggregate_spans)]),
@@ -1536,14 +1554,19 @@ pub fn analyse(urls: &[String], fetch_limit: usize) -> Report {
     eprintln!("{:#}", graded.report);
     assert_eq!(graded.code, 1);
     let hidden = "step08-hybrid-hidden";
+    graded.expect_of("std_channel_actor", hidden, "passed", "passed");
+    for check in graded.checks_of("std_channel_actor") {
+        assert_eq!(check["outcome"], "passed", "std_channel_actor: {check:#}");
+    }
 
-    // Rayon's threads aggregate: several of them, or one that also analysed.
+    // Rayon's threads aggregate: several of them, or one that analysed in
+    // between.
     let check = graded.of("mutex_report", hidden);
     assert_eq!(check["outcome"], "failed", "{check:#}");
     let message = check["message"].as_str().unwrap();
     assert!(
         message.contains("one actor thread owns the report and aggregates every page, but ")
-            || message.contains("the thread that aggregated the pages also fetched or analysed some: the actor owns the report and only aggregates"),
+            || message.contains(" of them in between: an actor thread of its own owns the report and only aggregates"),
         "{check:#}"
     );
     graded.expect_of(

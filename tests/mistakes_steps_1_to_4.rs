@@ -1368,3 +1368,97 @@ impl Account {
         "deposit returns the balance after the deposit",
     );
 }
+
+/// Steps 3 and 4, promises that no other wrong solution here breaks alone.
+///
+/// - `fetch_outside_spans`: `fetch_all` right in every way, but its fetches
+///   are not inside `labkit::in_span("fetch", i, ..)`, so the limit it keeps
+///   cannot be seen;
+/// - `saturating_withdraw`: "the balance is a u64, so it cannot go below 0":
+///   a withdrawal larger than the balance empties the account and succeeds;
+/// - `partial_payout`: a withdrawal larger than the balance pays out what
+///   there is and reports the shortfall as an error: refused, but not
+///   without changing the balance.
+#[test]
+fn step03_and_step04_promise_mistakes() {
+    let fetch_outside_spans = reference_with(
+        STEP03,
+        "step03-io-threads",
+        "                let page = labkit::in_span(\"fetch\", index as u64, || {\n                    labkit::work::fetch(url, std::time::Duration::from_millis(40))\n                });\n",
+        "                let page = labkit::work::fetch(url, std::time::Duration::from_millis(40));\n",
+    );
+    let withdraw = "                        let outcome = if amount <= balance {\n                            balance -= amount;\n                            Ok(balance)\n                        } else {\n                            Err(format!(\"insufficient funds: balance {balance}, asked {amount}\"))\n                        };\n";
+    let saturating_withdraw = reference_with(
+        STEP04,
+        "step04-account-actor",
+        withdraw,
+        "                        // A u64 cannot go below 0: take what is asked, down to 0.\n                        balance = balance.saturating_sub(amount);\n                        let outcome: Result<u64, String> = Ok(balance);\n",
+    );
+    let partial_payout = reference_with(
+        STEP04,
+        "step04-account-actor",
+        withdraw,
+        "                        // Pay out what there is; say what could not be paid.\n                        let paid = amount.min(balance);\n                        balance -= paid;\n                        let outcome = if paid == amount {\n                            Ok(balance)\n                        } else {\n                            Err(format!(\"insufficient funds: paid {paid} of {amount}\"))\n                        };\n",
+    );
+    let step03 = grade_mistakes(
+        STEP03,
+        &[(
+            "fetch_outside_spans",
+            vec![("step03-io-threads", fetch_outside_spans)],
+        )],
+    );
+    let step04 = grade_mistakes(
+        STEP04,
+        &[
+            (
+                "saturating_withdraw",
+                vec![("step04-account-actor", saturating_withdraw)],
+            ),
+            (
+                "partial_payout",
+                vec![("step04-account-actor", partial_payout)],
+            ),
+        ],
+    );
+    eprintln!("{:#}\n{:#}", step03.report, step04.report);
+    assert_eq!((step03.code, step04.code), (1, 1));
+
+    // The pages are right; nothing shows how many were fetched at once.
+    step03.expect_of(
+        "fetch_outside_spans",
+        "step03-io-threads-hidden",
+        "failed",
+        "each URL is fetched once, inside labkit::in_span(",
+    );
+    step03.expect_of(
+        "fetch_outside_spans",
+        "step03-io-threads-hidden",
+        "failed",
+        "left: 0",
+    );
+    step03.expect_of(
+        "fetch_outside_spans",
+        "step03-io-threads-test",
+        "passed",
+        "passed",
+    );
+
+    step04.expect_of(
+        "saturating_withdraw",
+        "step04-account-actor-test",
+        "failed",
+        "a withdrawal larger than the balance is refused",
+    );
+    step04.expect_of(
+        "partial_payout",
+        "step04-account-actor-test",
+        "failed",
+        "assertion `left == right` failed: a refused withdrawal changes nothing",
+    );
+    step04.expect_of(
+        "partial_payout",
+        "step04-account-actor-test",
+        "failed",
+        "left: 0",
+    );
+}

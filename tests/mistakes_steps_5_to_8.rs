@@ -1597,3 +1597,97 @@ pub fn analyse(urls: &[String], fetch_limit: usize) -> Report {
         graded.expect_of(mistake, "step08-hybrid-test", "passed", "passed");
     }
 }
+
+/// Steps 6 and 8, promises that no other wrong solution here breaks alone.
+///
+/// - `push_ignores_closed`: `push` waits for room, then pushes, closed or
+///   not: a closed queue takes new items;
+/// - `len_counts_free_slots`: `len` answers how many more items fit;
+/// - `analysed_in_two_spans`: the word count and the hash each in an
+///   `analyse` span of their own: every page analysed twice, as the
+///   timeline sees it;
+/// - `summed_fingerprints`: the fingerprint adds the hashes instead of
+///   XORing them (the public test checks pages and words only).
+#[test]
+fn step06_and_step08_promise_mistakes() {
+    let push_ignores_closed = reference_with(
+        STEP6,
+        QUEUE,
+        "        if state.closed {\n            return Err(item);\n        }\n        state.items.push_back(item);\n",
+        "        state.items.push_back(item);\n",
+    );
+    let len_counts_free_slots = reference_with(
+        STEP6,
+        QUEUE,
+        "        self.state.lock().unwrap().items.len()\n",
+        "        self.capacity - self.state.lock().unwrap().items.len()\n",
+    );
+    let analysed_in_two_spans = reference_with(
+        STEP8,
+        HYBRID,
+        "            let fact = labkit::in_span(\"analyse\", index as u64, || {\n                (index, page.split_whitespace().count() as u64, labkit::work::hash_rounds(page.as_bytes(), 2_000))\n            });\n",
+        "            let words = labkit::in_span(\"analyse\", index as u64, || page.split_whitespace().count() as u64);\n            let hash = labkit::in_span(\"analyse\", index as u64, || labkit::work::hash_rounds(page.as_bytes(), 2_000));\n            let fact = (index, words, hash);\n",
+    );
+    let summed_fingerprints = reference_with(
+        STEP8,
+        HYBRID,
+        "report.fingerprint ^= hash;",
+        "report.fingerprint = report.fingerprint.wrapping_add(hash);",
+    );
+    let step6 = grade_mistakes(
+        STEP6,
+        &[
+            ("push_ignores_closed", vec![(QUEUE, push_ignores_closed)]),
+            (
+                "len_counts_free_slots",
+                vec![(QUEUE, len_counts_free_slots)],
+            ),
+        ],
+    );
+    let step8 = grade_mistakes(
+        STEP8,
+        &[
+            (
+                "analysed_in_two_spans",
+                vec![(HYBRID, analysed_in_two_spans)],
+            ),
+            ("summed_fingerprints", vec![(HYBRID, summed_fingerprints)]),
+        ],
+    );
+    eprintln!("{:#}\n{:#}", step6.report, step8.report);
+    assert_eq!((step6.code, step8.code), (1, 1));
+
+    step6.expect_of(
+        "push_ignores_closed",
+        "step06-bounded-queue-test",
+        "failed",
+        "assertion `left == right` failed: a closed queue refuses new items",
+    );
+    // `assert_eq!(queue.len(), 3)` after 3 pushes.
+    for words in ["assertion `left == right` failed", "left: 0", "right: 3"] {
+        step6.expect_of(
+            "len_counts_free_slots",
+            "step06-bounded-queue-test",
+            "failed",
+            words,
+        );
+    }
+
+    let hidden = "step08-hybrid-hidden";
+    step8.expect_of(
+        "analysed_in_two_spans",
+        hidden,
+        "failed",
+        "assertion `left == right` failed: every page analysed once",
+    );
+    step8.expect_of("analysed_in_two_spans", hidden, "failed", "left: 32");
+    step8.expect_of(
+        "summed_fingerprints",
+        hidden,
+        "failed",
+        "assertion `left == right` failed: the report equals the sequential one",
+    );
+    for mistake in ["analysed_in_two_spans", "summed_fingerprints"] {
+        step8.expect_of(mistake, "step08-hybrid-test", "passed", "passed");
+    }
+}

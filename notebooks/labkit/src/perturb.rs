@@ -141,6 +141,19 @@ pub fn point(site: &str) -> Choice {
     choice
 }
 
+/// A simulated I/O latency as a perturbed run sees it (what
+/// [`crate::work::fetch`] waits): under a seed, from half to one and a half
+/// times `latency`, drawn per call; without one, `latency`. With equal
+/// latencies, threads finish in the order they started, so results gathered
+/// as they finish come back in input order by luck; varied ones show it.
+pub fn io_latency(latency: Duration) -> Duration {
+    let Some(seed) = seed() else {
+        return latency;
+    };
+    let per_mille = 500 + (next_draw(seed) % 1_000) as u32;
+    latency * per_mille / 1_000
+}
+
 /// How long a thread pauses after notifying a condition variable while
 /// holding no lock, under a seed.
 pub const UNLOCKED_NOTIFY_PAUSE: Duration = Duration::from_millis(5);

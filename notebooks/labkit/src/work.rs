@@ -32,9 +32,11 @@ pub fn hash_rounds(data: &[u8], rounds: u32) -> u64 {
 }
 
 /// A simulated download: waits `latency`, then returns a page for `url`
-/// whose length and contents depend only on the url.
+/// whose length and contents depend only on the url. Under a seed (the
+/// checker's perturbed runs), the wait varies from half to one and a half
+/// times `latency`, as a network's does, so downloads finish out of order.
 pub fn fetch(url: &str, latency: Duration) -> String {
-    io(latency);
+    io(crate::perturb::io_latency(latency));
     let words = 20 + (hash_rounds(url.as_bytes(), 1) % 80) as usize;
     let mut page = format!("<h1>{url}</h1>");
     for i in 0..words {

@@ -1,6 +1,8 @@
 //! `set_seed`: the checker's perturbed runs in one process replay exactly.
 
-use labkit::perturb::{Choice, FULL_SLEEP_POINTS, point, seed, set_seed};
+use std::time::Duration;
+
+use labkit::perturb::{Choice, FULL_SLEEP_POINTS, io_latency, point, seed, set_seed};
 
 /// The seed is the process's: tests that set it take turns.
 static SEED_IN_USE: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -79,4 +81,33 @@ fn a_thread_that_passes_many_points_sleeps_ever_less_often() {
         "only {yields} yields in {} points",
         rest.len()
     );
+}
+
+#[test]
+fn a_seed_varies_simulated_latencies_around_the_asked_one() {
+    let _turn = SEED_IN_USE.lock().unwrap_or_else(|e| e.into_inner());
+    let asked = Duration::from_millis(40);
+    let latencies = || -> Vec<Duration> {
+        std::thread::Builder::new()
+            .name("fetcher-1".into())
+            .spawn(move || (0..100).map(|_| io_latency(asked)).collect())
+            .unwrap()
+            .join()
+            .unwrap()
+    };
+    set_seed(Some(5));
+    let varied = latencies();
+    set_seed(Some(5));
+    let again = latencies();
+    set_seed(None);
+    let plain = latencies();
+    assert!(plain.iter().all(|l| *l == asked), "no seed, no change");
+    assert_eq!(varied, again, "the same seed, the same latencies");
+    assert!(
+        varied.iter().all(|l| *l >= asked / 2 && *l < asked * 3 / 2),
+        "from half to one and a half times: {varied:?}"
+    );
+    // Shorter and longer both: downloads started in order finish out of it.
+    assert!(varied.iter().any(|l| *l < asked * 9 / 10));
+    assert!(varied.iter().any(|l| *l > asked * 11 / 10));
 }

@@ -65,7 +65,9 @@ fn mutex_counter() -> String {
 /// - `computes_the_total`: the atomic counter adds `threads * per_thread`
 ///   at once, without a thread: right totals, nothing counted;
 /// - `counts_on_the_caller`: the mutex counter counts every increment on
-///   the calling thread ("the lock makes them take turns anyway").
+///   the calling thread ("the lock makes them take turns anyway");
+/// - `load_then_store`: the atomic counter loads, then stores the value
+///   plus one: two steps, not one.
 #[test]
 fn step05_counter_mistakes() {
     let mutex_line = "s.spawn(|| for _ in 0..per_thread { *count.lock().unwrap() += 1; });";
@@ -128,6 +130,12 @@ pub fn count_with_atomic(threads: usize, per_thread: u64) -> u64 {{
 {}"#,
         mutex_counter()
     );
+    let load_then_store = reference_with(
+        STEP5,
+        COUNTER,
+        "count.fetch_add(1, Ordering::Relaxed);",
+        "let seen = count.load(Ordering::Relaxed); count.store(seen + 1, Ordering::Relaxed);",
+    );
     let counts_on_the_caller = reference_with(
         STEP5,
         COUNTER,
@@ -143,6 +151,7 @@ pub fn count_with_atomic(threads: usize, per_thread: u64) -> u64 {{
             ("static_counter", vec![(COUNTER, static_counter)]),
             ("never_joined", vec![(COUNTER, never_joined)]),
             ("computes_the_total", vec![(COUNTER, computes_the_total)]),
+            ("load_then_store", vec![(COUNTER, load_then_store)]),
             (
                 "counts_on_the_caller",
                 vec![(COUNTER, counts_on_the_caller)],
@@ -210,7 +219,21 @@ pub fn count_with_atomic(threads: usize, per_thread: u64) -> u64 {{
         "computes_the_total",
         hidden,
         "failed",
-        "of CPU for 4 000 000 increments: each thread must add 1, per_thread times, not add up the total",
+        "of CPU for 4 000 000 increments: each thread must add 1, per_thread times, each time with fetch_add. Adding up the total at once does not count",
+    );
+    // A load then a store: lost updates where threads meet, or, with the
+    // loop merged by the compiler into one addition per thread, too little
+    // CPU. Either way the message names the load and the store.
+    let check = graded.of("load_then_store", hidden);
+    assert_eq!(check["outcome"], "failed", "{check:#}");
+    let message = check["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "an increment must be one indivisible step (fetch_add), not a load then a store"
+        ) || message.contains(
+            "nor does a load then a store, which the compiler merges into one addition per thread"
+        ),
+        "{check:#}"
     );
     // Right totals, counted, but by the calling thread alone.
     graded.expect_of(

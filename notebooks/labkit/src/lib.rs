@@ -10,6 +10,7 @@
 
 pub mod cpu;
 pub mod perturb;
+pub mod raster;
 pub mod show;
 pub mod span;
 pub mod sync;

@@ -14,7 +14,13 @@ const PREFIX: &str = "\u{1e}conclab:";
 
 /// Shows a MIME bundle, e.g. `{"text/html": "<b>hi</b>", "text/plain": "hi"}`.
 pub fn bundle(data: Value) {
-    let frame = json!({ "data": data, "metadata": {} });
+    bundle_with(data, json!({}));
+}
+
+/// Shows a MIME bundle with its display metadata, e.g. the size to show an
+/// image at: `{"image/png": {"width": 720, "height": 92}}`.
+pub fn bundle_with(data: Value, metadata: Value) {
+    let frame = json!({ "data": data, "metadata": metadata });
     emit(&format!("display {frame}"));
 }
 
@@ -23,9 +29,27 @@ pub fn html(html: &str) {
     bundle(json!({ "text/html": html, "text/plain": "[HTML]" }));
 }
 
-/// Shows an SVG picture.
+/// Shows an SVG picture, with a PNG of it beside: JupyterLab shows only the
+/// PNG in an untrusted notebook (as every notebook is when a learner opens
+/// it), the SVG once trusted.
 pub fn svg(svg: &str) {
-    bundle(json!({ "image/svg+xml": svg, "text/plain": "[SVG]" }));
+    let (data, metadata) = svg_bundle(svg);
+    bundle_with(data, metadata);
+}
+
+/// The MIME bundle and metadata [`svg`] shows. The PNG is drawn at twice the
+/// size and shown at the SVG's, so it stays sharp on a high-density screen;
+/// it is left out if the SVG cannot be drawn, rather than losing the picture.
+pub fn svg_bundle(svg: &str) -> (Value, Value) {
+    let mut data = json!({ "image/svg+xml": svg, "text/plain": "[SVG]" });
+    let mut metadata = json!({});
+    if let Some(png) = crate::raster::svg_to_png(svg, 2.0) {
+        data["image/png"] = base64::engine::general_purpose::STANDARD
+            .encode(&png.bytes)
+            .into();
+        metadata["image/png"] = json!({ "width": png.width, "height": png.height });
+    }
+    (data, metadata)
 }
 
 /// Shows a PNG picture from its bytes.
@@ -44,4 +68,32 @@ fn emit(frame: &str) {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let _ = writeln!(out, "{PREFIX}{frame}").and_then(|_| out.flush());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_svg_is_shown_with_a_png_of_it_at_its_size() {
+        let svg = r#"<svg xmlns="http://www.w3.org/2000/svg" width="30" height="10"/>"#;
+        let (data, metadata) = svg_bundle(svg);
+        assert_eq!(data["image/svg+xml"], svg);
+        assert_eq!(data["text/plain"], "[SVG]");
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(data["image/png"].as_str().expect("a PNG"))
+            .unwrap();
+        assert!(png.starts_with(b"\x89PNG"));
+        assert_eq!(metadata, json!({"image/png": {"width": 30, "height": 10}}));
+    }
+
+    #[test]
+    fn an_svg_that_cannot_be_drawn_is_still_shown() {
+        let (data, metadata) = svg_bundle("<svg");
+        assert_eq!(
+            data,
+            json!({"image/svg+xml": "<svg", "text/plain": "[SVG]"})
+        );
+        assert_eq!(metadata, json!({}));
+    }
 }

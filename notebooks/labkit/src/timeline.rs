@@ -2,7 +2,8 @@
 //! cell can show, so a learner sees how much really ran at once; and the
 //! labkit locks each thread took, so a test can tell which tool did the work.
 
-use std::fmt::Write;
+mod picture;
+
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -143,94 +144,12 @@ impl Timeline {
 
     /// The timeline as an SVG picture: one lane per thread, time across.
     pub fn svg(&self) -> String {
-        const WIDTH: f64 = 720.0;
-        const LEFT: f64 = 120.0;
-        const LANE: f64 = 26.0;
-        const TOP: f64 = 30.0;
-        let mut threads: Vec<&str> = Vec::new();
-        for span in &self.spans {
-            if !threads.contains(&span.thread.as_str()) {
-                threads.push(&span.thread);
-            }
-        }
-        let total_ns = self.end_ns.saturating_sub(self.start_ns).max(1) as f64;
-        let x = |t: u64| {
-            LEFT + (t.saturating_sub(self.start_ns) as f64 / total_ns) * (WIDTH - LEFT - 10.0)
-        };
-        let height = TOP + LANE * threads.len().max(1) as f64 + 10.0;
-        let mut svg = String::new();
-        let _ = write!(
-            svg,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" font-family="sans-serif" font-size="11">"#
-        );
-        let total_ms = total_ns / 1e6;
-        for tick in 0..=4 {
-            let t = self.start_ns + (total_ns * f64::from(tick) / 4.0) as u64;
-            let _ = write!(
-                svg,
-                r##"<line x1="{0:.1}" y1="{1}" x2="{0:.1}" y2="{height}" stroke="#ddd"/><text x="{0:.1}" y="{2}" text-anchor="middle" fill="#555">{3:.0} ms</text>"##,
-                x(t),
-                TOP - 6.0,
-                TOP - 12.0,
-                total_ms * f64::from(tick) / 4.0
-            );
-        }
-        for (lane, thread) in threads.iter().enumerate() {
-            let y = TOP + LANE * lane as f64;
-            let _ = write!(
-                svg,
-                r##"<text x="4" y="{:.1}" fill="#222">{}</text>"##,
-                y + 16.0,
-                escape(thread)
-            );
-            for span in self.spans.iter().filter(|s| s.thread == *thread) {
-                let (x0, x1) = (x(span.start_ns), x(span.end_ns));
-                let label = format!("{} #{}", span.name, span.id);
-                let _ = write!(
-                    svg,
-                    r##"<rect x="{x0:.1}" y="{:.1}" width="{:.1}" height="{:.1}" rx="3" fill="{}"><title>{}: {:.1}–{:.1} ms</title></rect>"##,
-                    y + 3.0,
-                    (x1 - x0).max(1.0),
-                    LANE - 6.0,
-                    colour(&span.name),
-                    escape(&label),
-                    (span.start_ns - self.start_ns) as f64 / 1e6,
-                    (span.end_ns - self.start_ns) as f64 / 1e6,
-                );
-                if x1 - x0 > 7.0 * label.len() as f64 {
-                    let _ = write!(
-                        svg,
-                        r##"<text x="{:.1}" y="{:.1}" fill="#fff">{}</text>"##,
-                        x0 + 4.0,
-                        y + 16.0,
-                        escape(&label)
-                    );
-                }
-            }
-        }
-        svg.push_str("</svg>");
-        svg
+        picture::svg(&self.spans, self.start_ns, self.end_ns)
     }
 
-    /// Shows the timeline in the notebook.
+    /// Shows the timeline in the notebook (as SVG, and as PNG for an
+    /// untrusted notebook: see [`crate::show::svg`]).
     pub fn show(&self) {
         crate::show::svg(&self.svg());
     }
-}
-
-fn colour(name: &str) -> &'static str {
-    const PALETTE: [&str; 6] = [
-        "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1",
-    ];
-    let index = name
-        .bytes()
-        .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
-    PALETTE[index % PALETTE.len()]
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }

@@ -726,6 +726,39 @@ mod tests {
     }
 
     #[test]
+    fn pictures_compare_by_kind_and_text_not_pixels() {
+        // Two runs never draw the same timeline: the picture's bytes (SVG or
+        // PNG) are not compared, its MIME types and text/plain are.
+        let picture = |svg: &str, png: &str| {
+            json!({
+                "output_type": "display_data",
+                "metadata": {"image/png": {"width": 720, "height": 92}},
+                "data": {"image/svg+xml": svg, "image/png": png, "text/plain": "[SVG]"},
+            })
+        };
+        let exact = mode(CompareMode::Exact);
+        assert_eq!(
+            check(
+                &[picture("<svg>a</svg>", "iVBORa")],
+                &[picture("<svg>b</svg>", "iVBORb")],
+                &exact
+            ),
+            Ok(())
+        );
+        let svg_only = json!({
+            "output_type": "display_data",
+            "metadata": {},
+            "data": {"image/svg+xml": "<svg/>", "text/plain": "[SVG]"},
+        });
+        let err = check(&[picture("<svg/>", "iVBOR")], &[svg_only], &exact).unwrap_err();
+        assert_eq!(
+            err.message,
+            "output kinds differ: expected [display_data:image/png,image/svg+xml,text/plain], \
+             got [display_data:image/svg+xml,text/plain]"
+        );
+    }
+
+    #[test]
     fn error_outputs_compare_name_and_value() {
         let settings = mode(CompareMode::Exact);
         let stored = [error("Error", "index out of bounds")];

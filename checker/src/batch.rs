@@ -375,6 +375,8 @@ async fn grade_one(
                     details: String::new(),
                     seed: None,
                     time_s: 0.0,
+                    evidence_in: None,
+                    timeline: None,
                 }],
                 time_s: 0.0,
             });
@@ -411,6 +413,8 @@ async fn grade_one(
                     details: String::new(),
                     seed: None,
                     time_s: 0.0,
+                    evidence_in: None,
+                    timeline: None,
                 }],
                 time_s: 0.0,
             },

@@ -14,8 +14,9 @@ use crate::kernel::{CellRun, Ending, Kernel, Limits, ThreadActivity};
 use crate::plan::{Role, Step};
 use crate::process_tree;
 use crate::property::{self, Evidence, Lifetimes, Verdict};
-use crate::report::{Check, CheckKind, NotebookReport, Outcome};
+use crate::report::{Check, CheckKind, NotebookReport, Outcome, Timeline};
 use crate::settings::{Property, PropertyKind};
+use crate::timeline;
 use crate::trace::{Event, TraceFollower};
 
 /// What the run is for.
@@ -63,6 +64,7 @@ pub async fn run_notebook(name: &str, steps: &[Step], settings: &Settings) -> No
                 settings,
                 checks: &mut checks,
                 blocked: None,
+                blocked_by: None,
                 uses_rayon: false,
             };
             for step in steps {
@@ -81,6 +83,8 @@ pub async fn run_notebook(name: &str, steps: &[Step], settings: &Settings) -> No
             details: String::new(),
             seed: None,
             time_s: 0.0,
+            evidence_in: None,
+            timeline: None,
         }),
     }
     NotebookReport {
@@ -121,6 +125,8 @@ struct NotebookRun<'a> {
     checks: &'a mut Vec<Check>,
     /// Why later cells cannot run: `step05-transfer-hidden hung`.
     blocked: Option<String>,
+    /// The check that tells why: the cell that hung or was stopped.
+    blocked_by: Option<String>,
     /// Whether code run so far may have started a rayon pool.
     uses_rayon: bool,
 }
@@ -135,7 +141,11 @@ struct Judged {
 
 enum PropertyResult {
     Holds,
-    Fails { message: String, evidence: String },
+    Fails {
+        message: String,
+        evidence: String,
+        timeline: Option<Timeline>,
+    },
     Inconclusive(String),
     NotRun(String),
 }
@@ -243,6 +253,7 @@ impl NotebookRun<'_> {
     /// Handles the endings after which the notebook cannot go on: a hang
     /// (diagnosed, then killed), a stopped runner, a dead kernel.
     async fn stopped_with_seed(&mut self, step: &Step, run: &CellRun, seed: Option<u64>) -> bool {
+        let mut hang_picture = None;
         let (why, blocker, details) = match &run.ending {
             Ending::TimedOut | Ending::Hung => {
                 let _ = self.follower.update();
@@ -253,13 +264,21 @@ impl NotebookRun<'_> {
                     .to_vec();
                 let panic = cell_panic(&events);
                 let pids = self.kernel.learner_pids();
-                let diagnosis = tokio::task::spawn_blocking(move || {
-                    hang::diagnose(&pids, &events, Duration::from_millis(300))
+                let (origin_ns, runner_pid) =
+                    (run.started_ns, self.kernel.runner_pid().unwrap_or(0));
+                let (diagnosis, picture) = tokio::task::spawn_blocking(move || {
+                    let diagnosis = hang::diagnose(&pids, &events, Duration::from_millis(300));
+                    let picture = hang::moment(&events, &diagnosis)
+                        .map(|moment| timeline::draw(&events, origin_ns, runner_pid, &moment));
+                    (diagnosis, picture)
                 })
                 .await
-                .unwrap_or_else(|_| hang::Diagnosis {
-                    summary: "no thread made progress".into(),
-                    details: String::new(),
+                .unwrap_or_else(|_| {
+                    let diagnosis = hang::Diagnosis {
+                        summary: "no thread made progress".into(),
+                        details: String::new(),
+                    };
+                    (diagnosis, None)
                 });
                 self.kernel.kill();
                 let stuck = match run.ending {
@@ -281,6 +300,7 @@ impl NotebookRun<'_> {
                     ),
                     None => format!("{} {stuck}: {}", step.label, diagnosis.summary),
                 };
+                hang_picture = picture;
                 (why, format!("{} hung", step.label), details)
             }
             Ending::OutputFlood => (
@@ -325,11 +345,16 @@ impl NotebookRun<'_> {
             Outcome::Failed,
             0.0,
             why.clone(),
-            details.clone(),
+            details,
             seed,
             run.time_s(),
         );
+        if let Some(check) = self.checks.last_mut() {
+            check.timeline = hang_picture;
+        }
         let hung = matches!(run.ending, Ending::TimedOut | Ending::Hung);
+        // The diagnosis is told once, under the cell's own check; its
+        // properties point there.
         for property in &step.settings.properties {
             let (outcome, message) = if property.kind == PropertyKind::NoHang && hung {
                 (Outcome::Failed, why.clone())
@@ -341,13 +366,17 @@ impl NotebookRun<'_> {
                 property,
                 outcome,
                 message,
-                details.clone(),
+                String::new(),
                 seed,
                 run.time_s(),
             );
+            if let Some(check) = self.checks.last_mut() {
+                check.evidence_in = Some(step.label.clone());
+            }
         }
         // The runner was stopped: everything defined so far is gone.
         self.blocked = Some(blocker);
+        self.blocked_by = Some(step.label.clone());
         true
     }
 
@@ -392,8 +421,10 @@ impl NotebookRun<'_> {
                 None,
                 run.time_s(),
             ),
-            // In grading, cells that ran clean are not news.
+            // In grading, cells that ran clean are not news; in feedback a
+            // solution that merely ran is no pass of its exercise either.
             None if self.settings.mode.hides_clean_setup() && step.role == Role::Setup => {}
+            None if self.settings.mode == Mode::Feedback && step.role == Role::Solution => {}
             None => self.push(
                 step,
                 kind,
@@ -466,9 +497,22 @@ impl NotebookRun<'_> {
         for property in &step.settings.properties {
             let result = match property::decide(property, &evidence) {
                 Some(Verdict::Holds) => PropertyResult::Holds,
-                Some(Verdict::Fails { message, evidence }) => {
-                    PropertyResult::Fails { message, evidence }
-                }
+                Some(Verdict::Fails {
+                    message,
+                    evidence: text,
+                    moment,
+                }) => PropertyResult::Fails {
+                    message,
+                    evidence: text,
+                    timeline: moment.map(|moment| {
+                        timeline::draw(
+                            evidence.events,
+                            evidence.origin_ns,
+                            evidence.runner_pid,
+                            &moment,
+                        )
+                    }),
+                },
                 Some(Verdict::Inconclusive(why)) => PropertyResult::Inconclusive(why),
                 None => match property.kind {
                     PropertyKind::NoHang => PropertyResult::Holds,
@@ -534,21 +578,31 @@ impl NotebookRun<'_> {
             details: judged.details,
             seed,
             time_s,
+            evidence_in: None,
+            timeline: None,
         });
         for ((label, result), property) in
             judged.properties.into_iter().zip(&step.settings.properties)
         {
-            let (outcome, message, evidence) = match result {
-                PropertyResult::Holds => {
-                    (Outcome::Passed, note_or(property, "holds"), String::new())
-                }
+            let (outcome, message, evidence, timeline) = match result {
+                PropertyResult::Holds => (
+                    Outcome::Passed,
+                    note_or(property, "holds"),
+                    String::new(),
+                    None,
+                ),
                 PropertyResult::Inconclusive(why) => (
                     Outcome::Passed,
                     format!("inconclusive, not held against you: {why}"),
                     String::new(),
+                    None,
                 ),
-                PropertyResult::Fails { message, evidence } => (Outcome::Failed, message, evidence),
-                PropertyResult::NotRun(why) => (Outcome::NotRun, why, String::new()),
+                PropertyResult::Fails {
+                    message,
+                    evidence,
+                    timeline,
+                } => (Outcome::Failed, message, evidence, timeline),
+                PropertyResult::NotRun(why) => (Outcome::NotRun, why, String::new(), None),
             };
             self.checks.push(Check {
                 id: format!("{}/{label}", step.label),
@@ -561,6 +615,8 @@ impl NotebookRun<'_> {
                 details: evidence,
                 seed: seed.filter(|_| outcome == Outcome::Failed),
                 time_s,
+                evidence_in: None,
+                timeline,
             });
         }
     }
@@ -595,6 +651,7 @@ impl NotebookRun<'_> {
         PropertyResult::Fails {
             message: parts.join("; "),
             evidence: String::new(),
+            timeline: None,
         }
     }
 
@@ -672,6 +729,7 @@ impl NotebookRun<'_> {
         if step.role == Role::Setup && self.settings.mode.hides_clean_setup() {
             return;
         }
+        let first = self.checks.len();
         self.push(
             step,
             kind,
@@ -692,6 +750,9 @@ impl NotebookRun<'_> {
                 None,
                 0.0,
             );
+        }
+        for check in &mut self.checks[first..] {
+            check.evidence_in.clone_from(&self.blocked_by);
         }
     }
 
@@ -718,6 +779,8 @@ impl NotebookRun<'_> {
             details,
             seed,
             time_s,
+            evidence_in: None,
+            timeline: None,
         });
     }
 
@@ -743,6 +806,8 @@ impl NotebookRun<'_> {
             details,
             seed,
             time_s,
+            evidence_in: None,
+            timeline: None,
         });
     }
 }
@@ -782,6 +847,7 @@ fn spinning(run: &CellRun) -> PropertyResult {
             run.runner_cpu_s,
             run.time_s()
         ),
+        timeline: None,
     }
 }
 

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::process_tree::{self, PipePeer, ThreadSample};
+use crate::timeline::Moment;
 use crate::trace::{Event, LockRef, monotonic_ns};
 
 /// What a hang is, for the learner and for whoever looks closer.
@@ -119,6 +120,45 @@ pub fn lock_cycle(threads: &[ThreadSample], events: &[Event]) -> bool {
         now_ns: 0,
     };
     scene.deadlock().is_some()
+}
+
+/// The moment a hang set in, to draw: for a deadlock, when the last of its
+/// threads began to wait and the wait cycle closed; otherwise the trace's
+/// last event, after which the waiting threads never moved. None when the
+/// trace leaves no thread waiting (a spin, a pipe).
+pub fn moment(events: &[Event], diagnosis: &Diagnosis) -> Option<Moment> {
+    let replay = Replay::new(events);
+    let mut stuck: Vec<(u64, Key)> = replay
+        .lock_waits
+        .keys()
+        .chain(replay.cond_waits.keys())
+        .filter_map(|key| Some((replay.recent.get(key)?.last()?.t_ns, *key)))
+        .collect();
+    stuck.sort_unstable();
+    stuck.dedup();
+    let &(last_wait_ns, _) = stuck.last()?;
+    let (at_ns, label) = if diagnosis.summary.starts_with("deadlock") {
+        (
+            last_wait_ns,
+            "the wait cycle closes: no thread can go on".to_owned(),
+        )
+    } else {
+        (
+            replay.last_ns?,
+            format!(
+                "the last event: {} waiting, and nothing moves after this",
+                plural(stuck.len(), "thread")
+            ),
+        )
+    };
+    Some(Moment {
+        at_ns,
+        label,
+        // The latest to wait first: it completed the hang.
+        threads: stuck.iter().rev().map(|&(_, key)| key).collect(),
+        from_ns: events.iter().map(|e| e.t_ns).min()?,
+        to_ns: replay.last_ns?.max(at_ns),
+    })
 }
 
 /// A thread at the second sample, with the CPU it used since the first.
@@ -1492,6 +1532,40 @@ mod tests {
             "{}",
             diagnosis.details
         );
+    }
+
+    #[test]
+    fn a_deadlock_is_drawn_from_the_moment_its_wait_cycle_closed() {
+        let held_a = r#","lock":32,"held":[{"name":"account[1]","lock":16}]"#;
+        let held_b = r#","lock":16,"held":[{"name":"account[2]","lock":32}]"#;
+        let lines = [
+            event(
+                0,
+                12,
+                "worker-2",
+                "lock_acquired",
+                "account[2]",
+                r#","lock":32"#,
+            ),
+            event(
+                1,
+                11,
+                "worker-1",
+                "lock_acquired",
+                "account[1]",
+                r#","lock":16"#,
+            ),
+            event(2, 12, "worker-2", "lock_wait", "account[1]", held_b),
+            event(3, 11, "worker-1", "lock_wait", "account[2]", held_a),
+            event(4, 13, "main", "span_exit", "setup", ""),
+        ];
+        let trace = Trace::parse(&(lines.join("\n") + "\n"), "n");
+        let diagnosis = from_trace(&lines);
+        let moment = moment(&trace.events, &diagnosis).expect("threads wait");
+        assert_eq!(moment.at_ns, 1003, "when worker-1 began to wait");
+        assert_eq!(moment.threads, [(7, 11), (7, 12)]);
+        assert_eq!(moment.label, "the wait cycle closes: no thread can go on");
+        assert_eq!((moment.from_ns, moment.to_ns), (1000, 1004));
     }
 
     #[test]

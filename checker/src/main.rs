@@ -20,6 +20,7 @@ mod release;
 mod report;
 mod settings;
 mod stall;
+mod timeline;
 mod trace;
 mod validate;
 

@@ -14,6 +14,7 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use crate::settings::{Property, PropertyKind};
+use crate::timeline::Moment;
 use crate::trace::Event;
 
 /// What one run of a test cell left in the trace.
@@ -47,6 +48,9 @@ pub enum Verdict {
         message: String,
         /// The events behind it, one per line: which threads, when, holding what.
         evidence: String,
+        /// The moment it broke, to draw: where a limit was exceeded, a lock
+        /// cycle closed, a result came out of order.
+        moment: Option<Moment>,
     },
     /// The trace cannot tell (nothing was recorded to judge by, or the
     /// property lacks a parameter); the reason says which.
@@ -110,9 +114,17 @@ pub fn decide(property: &Property, evidence: &Evidence) -> Option<Verdict> {
         _ => return None,
     };
     Some(match (verdict, &property.note) {
-        (Verdict::Fails { message, evidence }, Some(note)) => Verdict::Fails {
+        (
+            Verdict::Fails {
+                message,
+                evidence,
+                moment,
+            },
+            Some(note),
+        ) => Verdict::Fails {
             message: format!("{note}: {message}"),
             evidence,
+            moment,
         },
         (verdict, _) => verdict,
     })
@@ -160,7 +172,20 @@ fn missing(property: &Property, what: &str) -> Verdict {
 }
 
 fn fails(message: String, evidence: String) -> Verdict {
-    Verdict::Fails { message, evidence }
+    Verdict::Fails {
+        message,
+        evidence,
+        moment: None,
+    }
+}
+
+/// Fails, with the moment it broke to draw.
+fn fails_at(message: String, evidence: String, moment: Moment) -> Verdict {
+    Verdict::Fails {
+        message,
+        evidence,
+        moment: Some(moment),
+    }
 }
 
 impl Evidence<'_> {
@@ -385,14 +410,38 @@ fn max_inside(evidence: &Evidence, name: &str, limit: u32, spans: &[Span]) -> Ve
     if moment.value <= limit as usize {
         return Verdict::Holds;
     }
-    fails(
+    let inside: Vec<&Span> = moment.inside.iter().map(|&i| &spans[i]).collect();
+    fails_at(
         format!(
             "at most {limit} may be inside {name} at once, but {} were at {} ms",
             moment.value,
             evidence.ms(moment.at_ns)
         ),
         moment_evidence(evidence, name, spans, &moment),
+        drawn(
+            &inside,
+            moment.at_ns,
+            format!("{} in \"{name}\" at once (limit {limit})", moment.value),
+        ),
     )
+}
+
+/// The moment to draw around `spans`: the threads they ran on, from the
+/// first enter to the last end.
+fn drawn(spans: &[&Span], at_ns: u64, label: String) -> Moment {
+    let mut threads: Vec<(u32, u32)> = Vec::new();
+    for span in spans {
+        if !threads.contains(&span.key()) {
+            threads.push(span.key());
+        }
+    }
+    Moment {
+        at_ns,
+        label,
+        threads,
+        from_ns: spans.iter().map(|s| s.enter.t_ns).min().unwrap_or(at_ns),
+        to_ns: spans.iter().map(|s| s.until_ns).max().unwrap_or(at_ns),
+    }
 }
 
 fn min_inside(evidence: &Evidence, name: &str, at_least: u32, spans: &[Span]) -> Verdict {
@@ -400,7 +449,19 @@ fn min_inside(evidence: &Evidence, name: &str, at_least: u32, spans: &[Span]) ->
     if moment.value >= at_least as usize {
         return Verdict::Holds;
     }
-    fails(
+    let all: Vec<&Span> = spans.iter().collect();
+    let mut picture = drawn(
+        &all,
+        moment.at_ns,
+        format!(
+            "the most in \"{name}\" at once: {} (needs {at_least})",
+            moment.value
+        ),
+    );
+    picture
+        .threads
+        .sort_by_key(|key| !moment.inside.iter().any(|&i| spans[i].key() == *key));
+    fails_at(
         format!(
             "{name} should reach {at_least} at once, but at most {} were inside at once: the work never overlapped that much",
             moment.value
@@ -409,6 +470,7 @@ fn min_inside(evidence: &Evidence, name: &str, at_least: u32, spans: &[Span]) ->
             "the busiest moment: {}",
             moment_evidence(evidence, name, spans, &moment)
         ),
+        picture,
     )
 }
 
@@ -451,6 +513,12 @@ fn parallel(evidence: &Evidence, name: &str, at_least: u32, spans: &[Span]) -> V
         moment.value,
         evidence.ms(moment.at_ns)
     );
+    let all: Vec<&Span> = spans.iter().collect();
+    let picture = drawn(
+        &all,
+        moment.at_ns,
+        format!("at most {} thread(s) in \"{name}\" at once", moment.value),
+    );
     let message = if threads >= enough {
         format!(
             "the work in {name} should run on at least {at_least} threads at the same time, but its {threads} threads worked one after the other (each started after the last one finished): start them all, then wait for them"
@@ -460,7 +528,7 @@ fn parallel(evidence: &Evidence, name: &str, at_least: u32, spans: &[Span]) -> V
             "the work in {name} should be spread over at least {at_least} threads, but ran on {threads}"
         )
     };
-    fails(message, text)
+    fails_at(message, text, picture)
 }
 
 /// The most of these threads of the runner that one sample saw alive
@@ -666,6 +734,21 @@ fn completion_order(evidence: &Evidence, name: &str, spans: &[Span]) -> Verdict 
     let Some((_, (a, a_done), (b, b_done))) = worst else {
         return Verdict::Holds;
     };
+    let handed = |task: u64| delivered.iter().find(|(_, t)| *t == task).map(|(e, _)| *e);
+    let picture = handed(b).map(|late| {
+        let tasks: Vec<&Span> = spans
+            .iter()
+            .filter(|s| s.enter.id == Some(a) || s.enter.id == Some(b))
+            .collect();
+        let mut moment = drawn(
+            &tasks,
+            late.t_ns,
+            format!("task {b} handed back after task {a}, though it finished first"),
+        );
+        moment.threads.insert(0, (late.pid, late.tid));
+        moment.to_ns = moment.to_ns.max(late.t_ns);
+        moment
+    });
     let mut text = String::from("in the order delivered:");
     for &(event, task) in &delivered {
         let done = finished.get(&task).map_or_else(
@@ -678,14 +761,15 @@ fn completion_order(evidence: &Evidence, name: &str, spans: &[Span]) -> Verdict 
             evidence.ms(event.t_ns)
         );
     }
-    fails(
-        format!(
+    Verdict::Fails {
+        message: format!(
             "results must be handed back as tasks complete: task {a} (finished at {} ms) was delivered before task {b} (finished at {} ms)",
             evidence.ms(a_done),
             evidence.ms(b_done)
         ),
-        text,
-    )
+        evidence: text,
+        moment: picture,
+    }
 }
 
 fn streaming(evidence: &Evidence, name: &str, spans: &[Span]) -> Verdict {
@@ -970,12 +1054,35 @@ fn no_lock_cycle(evidence: &Evidence) -> Verdict {
     } else {
         "in a circular order"
     };
-    fails(
+    let closing = order
+        .iter()
+        .map(|&i| witnesses[i])
+        .max_by_key(|w| w.t_ns)
+        .expect("a cycle has edges");
+    let picture = Moment {
+        at_ns: closing.t_ns,
+        label: format!(
+            "{} takes {}: the lock-order cycle closes",
+            closing.thread, closing.name
+        ),
+        threads: order
+            .iter()
+            .map(|&i| (witnesses[i].pid, witnesses[i].tid))
+            .collect(),
+        from_ns: order
+            .iter()
+            .map(|&i| witnesses[i].t_ns)
+            .min()
+            .unwrap_or(closing.t_ns),
+        to_ns: closing.t_ns,
+    };
+    fails_at(
         format!(
             "locks are taken {shape}, so this can deadlock: {}",
             steps.join(", ")
         ),
         text,
+        picture,
     )
 }
 
@@ -1282,7 +1389,9 @@ mod tests {
 
     fn full(verdict: Verdict) -> String {
         match verdict {
-            Verdict::Fails { message, evidence } => format!("{message}\n---\n{evidence}"),
+            Verdict::Fails {
+                message, evidence, ..
+            } => format!("{message}\n---\n{evidence}"),
             other => panic!("expected a failure, got {other:?}"),
         }
     }
@@ -1391,6 +1500,7 @@ mod tests {
             Verdict::Fails {
                 message: "no download spans were recorded: run each task inside labkit::in_span(\"download\", id, ..)".to_owned(),
                 evidence: "spans recorded in this run: fetch (4)".to_owned(),
+                moment: None,
             }
         );
         for kind in [

@@ -70,6 +70,101 @@ pub struct Check {
     pub seed: Option<u64>,
     /// Wall time of the cell run behind the check, in seconds.
     pub time_s: f64,
+    /// The id of the check whose details hold this one's evidence: a
+    /// property that failed or was not run because its cell hung points to
+    /// the hang's check instead of repeating its diagnosis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence_in: Option<String>,
+    /// The run behind a failed property or a hang, drawn as the learner's
+    /// threads over time, with the moment it went wrong marked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<Timeline>,
+}
+
+/// A failed run as lanes of threads over time: the picture under a failed
+/// property. Times are ms after the cell started, as messages give them.
+/// Kept small (see [`Timeline::MAX_LANES`] and [`Timeline::MAX_INTERVALS`]);
+/// what was left out is counted.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Timeline {
+    /// Where the drawn window starts.
+    pub from_ms: f64,
+    /// Where it ends.
+    pub to_ms: f64,
+    /// One per thread, the threads the failure is about first.
+    pub lanes: Vec<Lane>,
+    /// The moments that matter: where a limit was broken, a wait cycle formed.
+    pub marks: Vec<Mark>,
+    /// Threads left out of the picture.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lanes_left_out: usize,
+    /// Intervals left out of the picture (the farthest from the marks).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub intervals_left_out: usize,
+}
+
+impl Timeline {
+    /// The most lanes a timeline draws.
+    pub const MAX_LANES: usize = 16;
+    /// The most intervals a timeline draws.
+    pub const MAX_INTERVALS: usize = 400;
+}
+
+/// One thread's row of a timeline.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Lane {
+    /// The thread as labkit names it (`main`, `worker-1`, `thread-TID`);
+    /// a thread of another process is named after that process
+    /// (`worker process 2`).
+    pub thread: String,
+    /// Whether the failure is about this thread (drawn first, emphasised).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub involved: bool,
+    /// In time order.
+    pub intervals: Vec<Interval>,
+}
+
+/// What a thread did from one moment to another.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Interval {
+    /// A span, a lock held, or a wait.
+    pub kind: IntervalKind,
+    /// The span with its id (`inside 3`), or the lock or condition
+    /// variable (`permits`, `released`).
+    pub name: String,
+    /// Start, ms after the cell started.
+    pub from_ms: f64,
+    /// End, ms after the cell started; the window's end when `open`.
+    pub to_ms: f64,
+    /// Still going when the trace ends: a task that never left, a lock
+    /// never released, a wait that never ended (a hang).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub open: bool,
+}
+
+/// What an interval of a timeline is.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum IntervalKind {
+    /// Inside a labkit span (a task).
+    Span,
+    /// Holding a labkit lock.
+    Lock,
+    /// Waiting for a lock or on a condition variable.
+    Wait,
+}
+
+/// A moment marked on a timeline.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Mark {
+    /// When, ms after the cell started.
+    pub at_ms: f64,
+    /// What happened then, in a few words: `9 inside (at most 3)`.
+    pub label: String,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The checks of one notebook of a submission.

@@ -1,10 +1,12 @@
 //! Writes a [`Report`] in the formats `--format` offers: text for people,
-//! conclab's own JSON, JUnit XML for CI, and Gradescope's results.json.
+//! HTML for a learner in JupyterLab, conclab's own JSON, JUnit XML for CI,
+//! and Gradescope's results.json.
 //!
 //! Every format is written from the report alone, so a merged report
 //! renders exactly like a fresh one.
 
 pub mod gradescope;
+pub mod html;
 pub mod json;
 pub mod junit;
 pub mod text;
@@ -16,6 +18,10 @@ use crate::report::{Check, Report};
 pub enum Format {
     /// For people: per check one line, with the evidence under each failure.
     Text,
+    /// For a learner in JupyterLab (what `:check` shows): a summary line,
+    /// each failure in plain words with a timeline of the run, the
+    /// evidence folded.
+    Html,
     /// conclab's own stable schema (`conclab-check/report/1`).
     Json,
     /// JUnit XML, for CI systems that show test results.
@@ -28,6 +34,7 @@ pub enum Format {
 pub fn render(report: &Report, format: Format) -> String {
     match format {
         Format::Text => text::render(report),
+        Format::Html => html::render(report),
         Format::Json => json::render(report),
         Format::Junit => junit::render(report),
         Format::Gradescope => gradescope::render(report),
@@ -78,6 +85,8 @@ fn sample_report() -> Report {
         details: String::new(),
         seed: None,
         time_s: 0.0,
+        evidence_in: None,
+        timeline: None,
     };
     let passed = Check {
         time_s: 0.412,
@@ -100,6 +109,8 @@ fn sample_report() -> Report {
             .to_owned(),
         seed: Some(1234),
         time_s: 1.25,
+        evidence_in: None,
+        timeline: None,
         ..check(
             "step07-semaphore-hidden/max_inside(inside)",
             "step07-semaphore-hidden",
@@ -178,6 +189,7 @@ mod tests {
     fn format_names_parse_as_the_cli_spells_them() {
         for (name, format) in [
             ("text", Format::Text),
+            ("html", Format::Html),
             ("json", Format::Json),
             ("junit", Format::Junit),
             ("gradescope", Format::Gradescope),

@@ -160,6 +160,18 @@ fn write_check(out: &mut String, check: &Check) {
             }
         }
     }
+    // Told once: a check stopped by a hang points to the hang's evidence.
+    if let Some(cell) = check
+        .evidence_in
+        .as_ref()
+        .filter(|_| check.outcome == Outcome::Failed)
+    {
+        let _ = writeln!(
+            out,
+            "{DETAILS_INDENT}the evidence is under {}",
+            printable(cell)
+        );
+    }
     if let Some(seed) = check.seed {
         let _ = writeln!(out, "{DETAILS_INDENT}{}", seed_line(seed));
     }

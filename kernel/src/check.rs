@@ -13,6 +13,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use jupyter_protocol::DisplayData;
 use serde_json::Value;
 
 /// The environment variable Jupyter Server sets to the notebook's path.
@@ -147,8 +148,11 @@ impl Attempts {
 /// What the checker said.
 #[derive(Debug)]
 pub struct Feedback {
-    /// The report, as text for people.
+    /// The report, as text for people: consoles and logs.
     pub report: String,
+    /// The report as HTML for JupyterLab (`conclab-check --format html`);
+    /// empty when the checker gave no report.
+    pub html: String,
     /// The checker's exit code: 0 all passed, 1 a check failed, 2 bad
     /// input, 3 the checker could not run the work; None if killed.
     pub exit: Option<i32>,
@@ -196,7 +200,9 @@ pub fn checker_program() -> PathBuf {
 
 /// Runs `conclab-check feedback` on `copy` (only `exercise`'s tests, if
 /// given) with this kernel; `started` receives the checker's pid (its
-/// process group), so an interrupt can stop it.
+/// process group), so an interrupt can stop it. The checker writes its JSON
+/// report next to `copy` and renders it as text and as HTML: one renderer,
+/// the checker's, for the terminal and the notebook alike.
 pub fn run_checker(
     copy: &Path,
     exercise: Option<&str>,
@@ -205,10 +211,15 @@ pub fn run_checker(
     use std::os::unix::process::CommandExt;
     let program = checker_program();
     let kernel = std::env::current_exe().map_err(|e| format!("finding this kernel: {e}"))?;
+    let json = copy.with_extension("report.json");
+    let _ = std::fs::remove_file(&json);
     let mut command = Command::new(&program);
     command
         .arg("feedback")
         .arg("--jobs=1")
+        .arg("--format=json")
+        .arg("--output")
+        .arg(&json)
         .arg("--kernel")
         .arg(&kernel);
     if let Some(exercise) = exercise {
@@ -237,20 +248,70 @@ pub fn run_checker(
         let _ = stderr.read_to_string(&mut text);
         text
     });
-    let mut report = String::new();
+    let mut printed = String::new();
     let _ = child
         .stdout
         .take()
         .expect("piped")
-        .read_to_string(&mut report);
+        .read_to_string(&mut printed);
     let status = child
         .wait()
         .map_err(|e| format!("waiting for the checker: {e}"))?;
+    let mut errors = errors.join().unwrap_or_default();
+    let (mut report, mut html) = (String::new(), String::new());
+    if json.is_file() {
+        for (format, into) in [("text", &mut report), ("html", &mut html)] {
+            match render(&program, &json, format) {
+                Ok(text) => *into = text,
+                Err(why) => errors.push_str(&why),
+            }
+        }
+        let _ = std::fs::remove_file(&json);
+    }
+    if report.is_empty() {
+        report = printed;
+    }
     Ok(Feedback {
         report,
+        html,
         exit: status.code(),
-        errors: errors.join().unwrap_or_default(),
+        errors,
     })
+}
+
+/// The checker's JSON report at `json` in `format` (`conclab-check merge`
+/// of one report renders it as it stands).
+fn render(program: &Path, json: &Path, format: &str) -> Result<String, String> {
+    let output = Command::new(program)
+        .arg("merge")
+        .arg(format!("--format={format}"))
+        .arg(json)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("rendering the report as {format}: {e}\n"))?;
+    // Exit 1 only says a check failed; the report is there all the same.
+    match output.status.code() {
+        Some(0 | 1) => Ok(String::from_utf8_lossy(&output.stdout).into_owned()),
+        _ => Err(format!(
+            "rendering the report as {format}: {}\n",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )),
+    }
+}
+
+/// The report as Jupyter display data: HTML for JupyterLab, the text
+/// report for consoles and logs (every client shows one of them).
+pub fn display(feedback: &Feedback) -> DisplayData {
+    let mut data = serde_json::Map::new();
+    if !feedback.html.is_empty() {
+        data.insert("text/html".into(), Value::String(feedback.html.clone()));
+    }
+    data.insert("text/plain".into(), Value::String(feedback.report.clone()));
+    DisplayData {
+        data: serde_json::from_value(Value::Object(data)).unwrap_or_default(),
+        metadata: serde_json::Map::new(),
+        transient: None,
+    }
 }
 
 #[cfg(test)]

@@ -85,8 +85,37 @@ def run_in_cell(kc, cell, code):
 
 
 def check(kc, line=":check"):
+    """Runs a `:check` line: (reply, what it printed and its text/plain report)."""
+    reply, text, _ = check_rich(kc, line)
+    return reply, text
+
+
+def check_rich(kc, line=":check"):
+    """Runs a `:check` line: (reply, its text, the text/html of its report or None)."""
     reply, outputs = run(kc, line, timeout=180)
-    return reply, stdout_of(outputs)
+    reports = [c["data"] for t, c in outputs if t == "display_data"]
+    assert len(reports) <= 1, reports
+    text = stdout_of(outputs) + "".join(r.get("text/plain", "") for r in reports)
+    html = reports[0].get("text/html") if reports else None
+    if reports:
+        assert reports[0].get("text/plain"), "consoles get the text report"
+    return reply, text, html
+
+
+def outside_details(html):
+    """The HTML with every <details>…</details> cut out: what a learner sees unfolded."""
+    shown, rest = "", html
+    while "<details" in rest:
+        before, _, rest = rest.partition("<details")
+        shown += before
+        rest = rest.partition("</details>")[2]
+    return shown + rest
+
+
+def assert_no_pids_outside_details(html):
+    shown = outside_details(html)
+    for secret in ("pid ", "tid ", "futex", "0x"):
+        assert secret not in shown, f"{secret!r} outside the folded evidence: {shown}"
 
 
 def test_check_grades_the_solution_as_last_run_not_as_saved(lab_kernel, released):
@@ -95,11 +124,16 @@ def test_check_grades_the_solution_as_last_run_not_as_saved(lab_kernel, released
     reply = run_in_cell(kc, solution_cell(learner, "step07-semaphore"), LEAKY_SEMAPHORE)
     assert reply["status"] == "ok"
 
-    reply, text = check(kc)
+    reply, text, html = check_rich(kc)
     assert reply["status"] == "ok", reply
     assert f"Checking {NOTEBOOK}" in text
     assert "1 solution cell(s) as you last ran them, 1 as saved" in text
     assert "✗ step07-semaphore-test" in text, text
+    assert html and 'class="conclab-summary"' in html, html
+    assert html.index("conclab-summary\"") < html.index('class="conclab-failure"'), "the summary comes first"
+    assert "Test step07-semaphore-test failed" in html and "dropping a permit gives it back" in html, html
+    assert "✓ step07-semaphore\n" not in text and "<code>step07-semaphore</code>" not in html, \
+        "a solution cell that merely ran is no pass"
     assert "dropping a permit gives it back" in text, "the failing assertion's message reaches the learner"
     assert "step07-semaphore-hidden" not in text, "a learner's copy has no hidden tests"
 
@@ -107,9 +141,11 @@ def test_check_grades_the_solution_as_last_run_not_as_saved(lab_kernel, released
     for grade_id in ("step07-semaphore", "step07-limited-downloads"):
         reference = solution_cell(source, grade_id).source
         assert run_in_cell(kc, solution_cell(learner, grade_id), reference)["status"] == "ok"
-    reply, text = check(kc)
+    reply, text, html = check_rich(kc)
     assert reply["status"] == "ok", reply
     assert "2 solution cell(s) as you last ran them" in text
+    assert 'class="conclab-summary"' in html and "checks passed" in html, html
+    assert 'class="conclab-failure"' not in html and "<svg" not in html, html
     assert "✓ step07-semaphore-test" in text and "✓ step07-limited-downloads-test" in text, text
     assert "✗" not in text, text
 
@@ -198,11 +234,81 @@ def test_check_shows_a_lock_order_cycle_the_notebook_run_does_not(lab_kernel, tm
     test = solution_cell(learner, "step05-transfer-test")
     assert run_in_cell(kc, test, test.source)["status"] == "ok", "the public test's assertions pass"
 
-    reply, text = check(kc, f":check {tmp_path / name}")
+    reply, text, html = check_rich(kc, f":check {tmp_path / name}")
     assert reply["status"] == "ok", reply
     assert "✗ step05-transfer-test  the test passed, but not every property held: no_lock_cycle" in text, text
     assert "✗ step05-transfer-test/no_lock_cycle" in text, text
     assert "account[0] → account[2]" in text and "take the locks in one global order" in text, text
+    # The picture: the threads that made the cycle, the moment it closed.
+    assert html.count('<svg class="conclab-timeline"') == 1, html
+    assert "the lock-order cycle closes" in html, html
+    assert_no_pids_outside_details(html)
+
+
+# The lab's names for the semaphore's lock and condition variable.
+NAMED = LEAKY_SEMAPHORE.replace(
+    "labkit::sync::Mutex::new(permits), released: labkit::sync::Condvar::new()",
+    'labkit::sync::Mutex::named("permits", permits), released: labkit::sync::Condvar::named("released")')
+
+# A release that never notifies: the first holders give their permits back,
+# and the threads waiting for one sleep forever.
+SILENT_RELEASE = NAMED.replace(
+    "fn drop(&mut self) { let _ = self.semaphore; }",
+    "fn drop(&mut self) { *self.semaphore.free.lock().unwrap() += 1; }")
+
+# An acquire that does not wait: every thread gets in at once.
+NO_WAIT = NAMED.replace(
+    "while *free == 0 { free = self.released.wait(free).unwrap(); }\n        *free -= 1;",
+    "*free = free.saturating_sub(1);").replace(
+    "fn drop(&mut self) { let _ = self.semaphore; }",
+    "fn drop(&mut self) { *self.semaphore.free.lock().unwrap() += 1; self.semaphore.released.notify_all(); }")
+
+
+def with_solution(kc, released, code):
+    learner = nbformat.read(released, as_version=4)
+    assert run_in_cell(kc, solution_cell(learner, "step07-semaphore"), code)["status"] == "ok"
+    source = nbformat.read(ROOT / "notebooks" / NOTEBOOK, as_version=4)
+    reference = solution_cell(source, "step07-limited-downloads").source
+    assert run_in_cell(kc, solution_cell(learner, "step07-limited-downloads"), reference)["status"] == "ok"
+
+
+def test_a_hang_is_shown_once_folded_with_a_timeline_of_the_threads(lab_kernel, released, tmp_path):
+    _, kc = lab_kernel
+    assert SILENT_RELEASE != NAMED != LEAKY_SEMAPHORE and "saturating_sub" in NO_WAIT
+    with_solution(kc, released, SILENT_RELEASE)
+    reply, text, html = check_rich(kc)
+    (tmp_path / "check-failing.html").write_text(html or "")
+    assert reply["status"] == "ok", reply
+    assert "step07-limited-downloads-test hung" in text, text
+    assert "waits on condition variable released that nobody notifies" in html, html
+    assert "Test step07-limited-downloads-test hung" in html, html
+    # The diagnosis (every thread, pids, futexes) once, folded, under the hang.
+    assert html.count('<details class="conclab-evidence"') == 1, html
+    assert html.count("- conclab-relay: pid ") == 1, "the thread dump is not repeated"
+    assert "Not run, because step07-limited-downloads-test hung" in html, html
+    assert html.count('<svg class="conclab-timeline"') == 1, html
+    assert "nothing moves after this" in html, html
+    assert_no_pids_outside_details(html)
+    evidence = html[html.index('<details class="conclab-evidence"'):]
+    assert "waits for <b>released</b>" in evidence, "the learner's threads by name, first"
+    assert evidence.index("waits for <b>released</b>") < evidence.index("pid "), evidence
+    assert text.count("- conclab-relay: pid ") == 1, "the text report tells the hang once too"
+
+
+def test_a_broken_limit_is_drawn_with_the_moment_marked(lab_kernel, released):
+    _, kc = lab_kernel
+    with_solution(kc, released, NO_WAIT)
+    reply, text, html = check_rich(kc, ":check step07-limited-downloads")
+    assert reply["status"] == "ok", reply
+    assert "✗ step07-limited-downloads-test/max_inside(download)" in text, text
+    assert "Too many at once in <code>download</code>" in html, html
+    assert html.count('<svg class="conclab-timeline"') == 1, html
+    # 4 downloads, one lane each, the moment the limit of 2 broke marked.
+    svg = html[html.index('<svg class="conclab-timeline"'):html.index("</svg>")]
+    assert "at once (limit 2)" in svg, svg
+    assert svg.count('class="conclab-tl-span"') >= 4 + 1, "4 downloads and the legend"
+    assert 'class="conclab-tl-mark"' in svg, svg
+    assert_no_pids_outside_details(html)
 
 
 def free_port():
@@ -268,6 +374,9 @@ async def run_over_websocket(ws, code, metadata=None, timeout=180):
             reply = msg["content"]
         elif msg["msg_type"] == "stream" and msg["content"]["name"] == "stdout":
             stdout += msg["content"]["text"]
+        elif msg["msg_type"] == "display_data":
+            assert "text/html" in msg["content"]["data"], msg
+            stdout += msg["content"]["data"]["text/plain"]
         elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
             idle = True
     return reply, stdout

@@ -517,7 +517,11 @@ impl Session {
         match feedback.exit {
             // The checker ran the notebook: passed (0) or a check failed (1).
             Some(0 | 1) => {
-                self.say(request, &feedback.report);
+                // HTML for JupyterLab, with the text report for consoles.
+                self.iopub.send(
+                    JupyterMessageContent::DisplayData(check::display(&feedback)),
+                    request,
+                );
                 Ok(HashMap::new())
             }
             _ => {

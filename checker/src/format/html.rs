@@ -245,11 +245,9 @@ fn write_failure(out: &mut String, check: &Check) {
         title(check),
         escape(&check.id)
     );
-    let _ = writeln!(
-        out,
-        "<p class=\"conclab-message\">{}</p>",
-        escape(check.message.trim_end())
-    );
+    let message = check.message.trim_end();
+    let shown = by_name(message);
+    let _ = writeln!(out, "<p class=\"conclab-message\">{}</p>", escape(&shown));
     let is_diff = check.details.starts_with("--- expected");
     if is_diff {
         write_diff(out, &check.details);
@@ -272,7 +270,9 @@ fn write_failure(out: &mut String, check: &Check) {
         );
     }
     let details = if is_diff { "" } else { check.details.trim() };
-    if !details.is_empty() || check.timeline.is_some() {
+    // What the message said of pids and addresses is in the fold.
+    let full_message = (shown != message).then_some(message);
+    if !details.is_empty() || check.timeline.is_some() || full_message.is_some() {
         let _ = writeln!(
             out,
             "<details class=\"{}\"><summary>Evidence: {}</summary>",
@@ -282,12 +282,36 @@ fn write_failure(out: &mut String, check: &Check) {
         if let Some(timeline) = &check.timeline {
             write_thread_states(out, timeline);
         }
+        if let Some(message) = full_message {
+            let _ = writeln!(out, "<p>In full: {}</p>", escape(message));
+        }
         if !details.is_empty() {
             let _ = writeln!(out, "<pre>{}</pre>", escape(details));
         }
         out.push_str("</details>\n");
     }
     out.push_str("</div>\n");
+}
+
+/// `text` with the learner's threads and locks by name only: pids, tids
+/// and addresses are for the folded evidence (`worker (pid 42)` → `worker`,
+/// `mutex@0x55…` → `unnamed mutex`, `futex 0x7f…` → `a futex`).
+fn by_name(text: &str) -> String {
+    use std::sync::LazyLock;
+    static RULES: LazyLock<[(regex::Regex, &str); 4]> = LazyLock::new(|| {
+        let rule = |pattern: &str, with| (regex::Regex::new(pattern).expect("a valid regex"), with);
+        [
+            rule(r" ?\((?:pid|tid) \d+(?:, (?:pid|tid) \d+)*\)", ""),
+            rule(r" (?:pid|tid) \d+", ""),
+            rule(r"\b(\w+)@0x[0-9a-fA-F]+", "unnamed $1"),
+            rule(r"(?:futex )?0x[0-9a-fA-F]+", "a futex"),
+        ]
+    });
+    let mut text = text.to_owned();
+    for (pattern, with) in RULES.iter() {
+        text = pattern.replace_all(&text, *with).into_owned();
+    }
+    text
 }
 
 /// What the folded evidence holds, in a few words.
@@ -567,7 +591,7 @@ fn write_timeline(out: &mut String, timeline: &Timeline) {
             TOP + lanes_height,
             TOP - 16.0,
             ms(mark.at_ms),
-            escape(&mark.label)
+            escape(&by_name(&mark.label))
         );
     }
     // The legend, and what was left out.
@@ -843,6 +867,36 @@ mod tests {
             "{html}"
         );
         assert!(!html.contains("<script"));
+    }
+
+    #[test]
+    fn messages_name_threads_and_locks_and_fold_pids_and_addresses() {
+        assert_eq!(
+            by_name("main blocked writing a pipe to labkit-worker pid 4242, which is blocked"),
+            "main blocked writing a pipe to labkit-worker, which is blocked"
+        );
+        assert_eq!(
+            by_name(
+                "worker-1 (pid 7, tid 9) waits on condition variable condvar@0x7ffe10 that nobody notifies"
+            ),
+            "worker-1 waits on condition variable unnamed condvar that nobody notifies"
+        );
+        assert_eq!(
+            by_name("main waits in futex 0x55ac1e"),
+            "main waits in a futex"
+        );
+        let mut report = one_submission();
+        report.submissions[0].notebooks[0].checks[1].message =
+            "x hung: main waits in futex 0x55ac1e (pid 12)".into();
+        let html = render(&report);
+        assert!(
+            html.contains("<p class=\"conclab-message\">x hung: main waits in a futex</p>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<p>In full: x hung: main waits in futex 0x55ac1e (pid 12)</p>"),
+            "{html}"
+        );
     }
 
     #[test]

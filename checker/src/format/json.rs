@@ -25,6 +25,55 @@ mod tests {
     }
 
     #[test]
+    fn a_timeline_and_a_pointer_to_the_evidence_read_back_and_older_reports_still_read() {
+        use crate::report::{Interval, IntervalKind, Lane, Mark, Timeline};
+        let mut report = sample_report();
+        let check = &mut report.submissions[0].notebooks[0].checks[1];
+        check.evidence_in = Some("step07-semaphore-hidden".into());
+        check.timeline = Some(Timeline {
+            from_ms: 8.0,
+            to_ms: 16.0,
+            lanes: vec![Lane {
+                thread: "worker-3".into(),
+                involved: true,
+                intervals: vec![Interval {
+                    kind: IntervalKind::Wait,
+                    name: "released".into(),
+                    from_ms: 9.0,
+                    to_ms: 16.0,
+                    open: true,
+                }],
+            }],
+            marks: vec![Mark {
+                at_ms: 12.3,
+                label: "4 in \"inside\" at once (limit 3)".into(),
+            }],
+            lanes_left_out: 0,
+            intervals_left_out: 3,
+        });
+        let json = render(&report);
+        assert!(
+            json.contains(r#""kind": "wait""#) && json.contains(r#""open": true"#),
+            "{json}"
+        );
+        assert!(
+            !json.contains("lanes_left_out"),
+            "zero counts are left out: {json}"
+        );
+        let back: Report = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, report);
+        // A report written before these fields existed reads as one without them.
+        let mut old: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let check = &mut old["submissions"][0]["notebooks"][0]["checks"][1];
+        let fields = check.as_object_mut().unwrap();
+        fields.remove("timeline");
+        fields.remove("evidence_in");
+        let back: Report = serde_json::from_value(old).unwrap();
+        let check = &back.submissions[0].notebooks[0].checks[1];
+        assert_eq!((&check.timeline, &check.evidence_in), (&None, &None));
+    }
+
+    #[test]
     fn snapshot() {
         let mut report = sample_report();
         // One submission is enough to show the schema's shape.

@@ -1,8 +1,10 @@
 //! conclab-kernel: a Jupyter kernel for Rust, built on evcxr.
 
 mod build_progress;
+mod cell_lines;
 mod check;
 mod completeness;
+mod final_value;
 mod frame;
 mod history;
 mod install;
@@ -15,6 +17,7 @@ mod relay;
 mod report;
 mod runner;
 mod runner_control;
+mod rustdoc;
 mod server;
 mod session;
 mod stdin;

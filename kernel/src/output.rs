@@ -1,5 +1,6 @@
 //! Turns what the code runner sends into IOPub messages, live, while a cell runs.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender, select};
@@ -9,6 +10,7 @@ use jupyter_protocol::{
 };
 use serde::Deserialize;
 
+use crate::cell_lines;
 use crate::frame::Frame;
 use crate::iopub::Iopub;
 
@@ -32,6 +34,17 @@ pub struct Panic {
 }
 
 impl Panic {
+    /// Says where the panic happened in the learner's terms: a place in
+    /// evcxr's generated code becomes the line within `cell`, or is left out
+    /// when it is not one of the cell's lines; places in crates stay.
+    fn locate_in_cell(&mut self, generated: &str, cell: &str) {
+        if let Some(location) = cell_lines::cell_location(&self.location, generated, cell) {
+            self.location = location;
+        } else if self.location.starts_with(cell_lines::GENERATED_FILE) {
+            self.location.clear();
+        }
+    }
+
     /// std's own wording, for panics shown as stderr text.
     fn as_stderr_text(&self) -> String {
         if self.location.is_empty() {
@@ -63,11 +76,13 @@ pub struct Forwarder {
 impl Forwarder {
     /// Starts forwarding evcxr's output channels to IOPub, with `builds`
     /// (see [`crate::build_progress`]) shown while a cell waits for them.
+    /// `build_dir` is evcxr's `EVCXR_TMPDIR`, where it writes each cell's code.
     pub fn spawn(
         stdout: Receiver<String>,
         stderr: Receiver<String>,
         builds: Receiver<String>,
         iopub: Iopub,
+        build_dir: PathBuf,
     ) -> Forwarder {
         let parent = Arc::new(Mutex::new(None));
         let (finish, finish_requests) = crossbeam_channel::unbounded();
@@ -78,6 +93,7 @@ impl Forwarder {
             end: CellEnd::default(),
             build_notice: None,
             notices: 0,
+            generated: build_dir.join(cell_lines::GENERATED_FILE),
         };
         std::thread::Builder::new()
             .name("conclab-output".into())
@@ -118,6 +134,8 @@ struct Pump {
     /// The display id of the "building crates" note shown in this cell.
     build_notice: Option<String>,
     notices: u64,
+    /// The running cell's code as evcxr generated it.
+    generated: PathBuf,
 }
 
 impl Pump {
@@ -223,8 +241,14 @@ impl Pump {
             Frame::Stderr(text) => self.stream(true, text, true),
             Frame::StderrPart(text) => self.stream(true, text, false),
             Frame::Panic(json) => match serde_json::from_str::<Panic>(json) {
-                Ok(panic) if panic.main => self.end.panic = Some(panic),
-                Ok(panic) => self.stream(true, &panic.as_stderr_text(), false),
+                Ok(mut panic) => {
+                    self.locate(&mut panic);
+                    if panic.main {
+                        self.end.panic = Some(panic);
+                    } else {
+                        self.stream(true, &panic.as_stderr_text(), false);
+                    }
+                }
                 Err(_) => self.stream(true, line, true),
             },
             Frame::CellPanicked => self.end.panicked = true,
@@ -236,6 +260,23 @@ impl Pump {
                 self.send(JupyterMessageContent::ClearOutput(ClearOutput { wait }))
             }
         }
+    }
+
+    /// Points `panic` into the running cell. The generated file on disk is
+    /// the running cell's: evcxr writes it just before running it.
+    fn locate(&self, panic: &mut Panic) {
+        let cell = match self
+            .parent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|request| &request.content)
+        {
+            Some(JupyterMessageContent::ExecuteRequest(execute)) => execute.code.clone(),
+            _ => String::new(),
+        };
+        let generated = std::fs::read_to_string(&self.generated).unwrap_or_default();
+        panic.locate_in_cell(&generated, &cell);
     }
 
     fn stream(&mut self, is_stderr: bool, text: &str, newline: bool) {

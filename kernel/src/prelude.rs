@@ -32,20 +32,25 @@ pub const DEFAULT_FORMAT: &str = "{:?}";
 /// cell, and reporting panics with the thread they happened on. Evaluated
 /// again whenever the code runner restarts.
 ///
-/// It also shows a cell's value on the first compile. evcxr first tries
-/// `(value).evcxr_display()`, and when the type has no such method compiles
-/// the cell a second time to print it with `format` (`{:?}` unless `:fmt`
-/// changed it). A blanket `evcxr_display` for every `Debug` type, in scope in
-/// every cell, makes the first try succeed; a type's own inherent
-/// `evcxr_display` still wins.
+/// It also shows a cell's value on the first compile, as evcxr_jupyter would.
+/// evcxr first tries `(value).evcxr_display()`, and when that does not
+/// compile, compiles the cell a second time to print it with `format` (`{:?}`
+/// unless `:fmt` changed it). A blanket `evcxr_display` for every `Debug`
+/// type, in scope in every cell, makes the first try succeed. It takes
+/// `&mut self` so that rustc's method lookup, which tries `value`, then
+/// `&value`, then `&mut value`, finds it last: a type's own inherent
+/// `evcxr_display(&self)` and a crate's trait method (evcxr_image's
+/// `ImageDisplay`, plotters') are found first instead of being ambiguous with
+/// it. Where `&mut value` cannot be taken (a variable declared without
+/// `mut`), the first try fails and evcxr's second compile shows it.
 pub fn runner_setup(format: &str) -> String {
     format!(
         r#"
 trait ConclabDisplayDebug {{
-    fn evcxr_display(&self);
+    fn evcxr_display(&mut self);
 }}
 impl<T: std::fmt::Debug + ?Sized> ConclabDisplayDebug for T {{
-    fn evcxr_display(&self) {{
+    fn evcxr_display(&mut self) {{
         use std::io::Write;
         let text = format!("{format}", self);
         let stdout = std::io::stdout();

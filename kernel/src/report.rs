@@ -3,6 +3,7 @@
 
 use evcxr::CompilationError;
 
+use crate::final_value::Inserted;
 use crate::output::Panic;
 
 /// A cell's failure, ready to send as an `error` output and in the reply.
@@ -26,14 +27,19 @@ impl CellError {
         }
     }
 
-    /// rustc's errors, each pointing into the cell's own lines.
-    pub fn compile(errors: &[CompilationError], cell: &str) -> CellError {
+    /// rustc's errors, each pointing into the cell's own lines; `inserted`
+    /// says where the kernel added a `&` to the code evcxr compiled.
+    pub fn compile(
+        errors: &[CompilationError],
+        cell: &str,
+        inserted: Option<Inserted>,
+    ) -> CellError {
         let mut traceback = Vec::new();
         for error in errors {
             if !traceback.is_empty() {
                 traceback.push(String::new());
             }
-            render_compilation_error(error, cell, &mut traceback);
+            render_compilation_error(error, cell, inserted, &mut traceback);
         }
         let evalue = errors
             .first()
@@ -73,7 +79,12 @@ impl CellError {
 /// 1 | let x: i32 = "s";
 ///   |              ^^^ expected `i32`, found `&str`
 /// ```
-fn render_compilation_error(error: &CompilationError, cell: &str, out: &mut Vec<String>) {
+fn render_compilation_error(
+    error: &CompilationError,
+    cell: &str,
+    inserted: Option<Inserted>,
+    out: &mut Vec<String>,
+) {
     if !error.is_from_user_code() {
         out.extend(error.rendered().lines().map(str::to_owned));
         return;
@@ -88,6 +99,13 @@ fn render_compilation_error(error: &CompilationError, cell: &str, out: &mut Vec<
         .spanned_messages()
         .iter()
         .filter_map(|m| m.span.map(|span| (span, m)))
+        .map(|(mut span, m)| {
+            if let Some(inserted) = inserted {
+                span.start_column = inserted.column_in_cell(span.start_line, span.start_column);
+                span.end_column = inserted.column_in_cell(span.end_line, span.end_column);
+            }
+            (span, m)
+        })
         .collect();
     let width = spans
         .iter()

@@ -18,6 +18,7 @@ use jupyter_protocol::{
 use tokio::sync::oneshot;
 
 use crate::check::{self, Attempts, CheckCommand};
+use crate::final_value;
 use crate::history::History;
 use crate::iopub::Iopub;
 use crate::output::Forwarder;
@@ -179,7 +180,13 @@ impl Session {
         let (mut context, outputs) =
             CommandContext::new().map_err(|e| anyhow::anyhow!("starting evcxr: {e}"))?;
         tracing::info!("evcxr started in {:?}", started.elapsed());
-        let forwarder = Forwarder::spawn(outputs.stdout, outputs.stderr, builds, iopub.clone());
+        let forwarder = Forwarder::spawn(
+            outputs.stdout,
+            outputs.stderr,
+            builds,
+            iopub.clone(),
+            session_dir.clone(),
+        );
         // Offline: the prelude crates are all on this machine already, and a
         // kernel start must not wait on (or fail for) the network.
         let setup = format!(
@@ -379,9 +386,13 @@ impl Session {
         let runner = Arc::clone(&self.runner);
         let allow_stdin = execute.allow_stdin;
         let context = &mut self.context;
+        let (code, inserted) = match final_value::borrow_final_place(&execute.code) {
+            Some((code, inserted)) => (code, Some(inserted)),
+            None => (execute.code.clone(), None),
+        };
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
             context.execute_with_callbacks(
-                &execute.code,
+                &code,
                 &mut EvalCallbacks {
                     input_reader: &|input| {
                         if !allow_stdin {
@@ -444,7 +455,7 @@ impl Session {
                 Ok(result)
             }
             Err(evcxr::Error::CompilationErrors(errors)) => {
-                Err(CellError::compile(&errors, &execute.code))
+                Err(CellError::compile(&errors, &execute.code, inserted))
             }
             Err(evcxr::Error::SubprocessTerminated(message)) => {
                 self.runner_needs_setup = true;
@@ -619,6 +630,7 @@ impl Session {
             && plain != "No documentation found"
         {
             reply.found = true;
+            let (plain, html) = crate::rustdoc::hide_doc_lines(&plain, &html);
             reply.data = Media {
                 content: vec![MediaType::Plain(plain), MediaType::Html(html)],
             };
@@ -747,9 +759,14 @@ fn media_from(outputs: &HashMap<String, String>) -> Media {
     serde_json::from_value(serde_json::Value::Object(data)).unwrap_or_default()
 }
 
-/// The path in a help request such as `Vec::new?` or `std::sync::Mutex ?`.
+/// The path in a help request such as `Vec::new?`, `std::sync::Mutex ?` or,
+/// as IPython also accepts, `?Vec::new`.
 fn help_topic(code: &str) -> Option<&str> {
-    let topic = code.trim().strip_suffix('?')?.trim_end();
+    let code = code.trim();
+    let topic = match code.strip_suffix('?') {
+        Some(topic) => topic.trim_end(),
+        None => code.strip_prefix('?')?.trim_start(),
+    };
     let is_path = !topic.is_empty()
         && topic
             .chars()

@@ -42,7 +42,7 @@ pub const DEFAULT_FORMAT: &str = "{:?}";
 /// `evcxr_display(&self)` and a crate's trait method (evcxr_image's
 /// `ImageDisplay`, plotters') are found first instead of being ambiguous with
 /// it. Where `&mut value` cannot be taken (a variable declared without
-/// `mut`), the first try fails and evcxr's second compile shows it.
+/// `mut`), [`crate::final_value`] has the kernel show `&value` instead.
 pub fn runner_setup(format: &str) -> String {
     format!(
         r#"

@@ -10,6 +10,7 @@
 
 pub mod cpu;
 pub mod perturb;
+#[cfg(feature = "png")]
 pub mod raster;
 pub mod show;
 pub mod span;

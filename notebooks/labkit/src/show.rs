@@ -43,13 +43,25 @@ pub fn svg(svg: &str) {
 pub fn svg_bundle(svg: &str) -> (Value, Value) {
     let mut data = json!({ "image/svg+xml": svg, "text/plain": "[SVG]" });
     let mut metadata = json!({});
-    if let Some(png) = crate::raster::svg_to_png(svg, 2.0) {
-        data["image/png"] = base64::engine::general_purpose::STANDARD
-            .encode(&png.bytes)
-            .into();
-        metadata["image/png"] = json!({ "width": png.width, "height": png.height });
+    if let Some((png, size)) = png_of(svg) {
+        data["image/png"] = png.into();
+        metadata["image/png"] = size;
     }
     (data, metadata)
+}
+
+/// The SVG drawn as PNG, in base64, and the size to show it at.
+#[cfg(feature = "png")]
+fn png_of(svg: &str) -> Option<(String, Value)> {
+    let png = crate::raster::svg_to_png(svg, 2.0)?;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&png.bytes);
+    Some((encoded, json!({ "width": png.width, "height": png.height })))
+}
+
+/// Built without the `png` feature (the worker program): no PNG.
+#[cfg(not(feature = "png"))]
+fn png_of(_svg: &str) -> Option<(String, Value)> {
+    None
 }
 
 /// Shows a PNG picture from its bytes.
@@ -75,6 +87,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(feature = "png")]
     fn an_svg_is_shown_with_a_png_of_it_at_its_size() {
         let svg = r#"<svg xmlns="http://www.w3.org/2000/svg" width="30" height="10"/>"#;
         let (data, metadata) = svg_bundle(svg);

@@ -166,6 +166,7 @@ fn locate() -> std::io::Result<PathBuf> {
             "--release",
             "--bin",
             "labkit-worker",
+            "--no-default-features",
             "--manifest-path",
         ])
         .arg(manifest.join("Cargo.toml"))

@@ -74,6 +74,7 @@ const STYLE: &str = "<style>
 .conclab-report svg .conclab-tl-span{fill:var(--jp-brand-color1,#1976d2)}
 .conclab-report svg .conclab-tl-span-text{fill:var(--jp-ui-inverse-font-color0,#fff)}
 .conclab-report svg .conclab-tl-lock{fill:var(--jp-warn-color1,#f57c00)}
+.conclab-report svg .conclab-tl-lock-text{fill:#000}
 .conclab-report svg .conclab-tl-wait{fill:none;stroke:var(--jp-error-color1,#d32f2f);stroke-dasharray:3 2}
 .conclab-report svg .conclab-tl-axis{stroke:var(--jp-border-color1,rgba(127,127,127,.6))}
 .conclab-report svg .conclab-tl-mark{stroke:var(--jp-error-color1,#d32f2f);stroke-width:2}
@@ -451,8 +452,8 @@ fn ms(value: f64) -> String {
 const NAMES: f64 = 150.0;
 /// Width of the time axis.
 const PLOT: f64 = 560.0;
-/// Height of a lane.
-const LANE: f64 = 20.0;
+/// Height of a lane: a row for spans and waits, a thinner one for locks.
+const LANE: f64 = 28.0;
 /// Room above the lanes for the marks' labels.
 const TOP: f64 = 30.0;
 
@@ -486,7 +487,7 @@ fn write_timeline(out: &mut String, timeline: &Timeline) {
             out,
             "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"currentColor\"{weight}>{}</text>",
             NAMES - 6.0,
-            y + 14.0,
+            y + 15.0,
             escape(&shorten(&lane.thread, 22))
         );
         for interval in &lane.intervals {
@@ -517,22 +518,16 @@ fn write_timeline(out: &mut String, timeline: &Timeline) {
                         "<rect class=\"conclab-tl-span\" x=\"{x0:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"12\" rx=\"2\" fill=\"#1976d2\"><title>{tip}</title></rect>",
                         y + 3.0
                     );
-                    bar_label(
-                        out,
-                        &interval.name,
-                        x0,
-                        w,
-                        y + 13.0,
-                        "conclab-tl-span-text",
-                        "#fff",
-                    );
+                    bar_label(out, &interval.name, (x0, w, y + 13.0), &ON_SPAN);
                 }
                 IntervalKind::Lock => {
-                    let _ = writeln!(
+                    let _ = write!(
                         out,
-                        "<rect class=\"conclab-tl-lock\" x=\"{x0:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"3\" fill=\"#f57c00\"><title>{tip}</title></rect>",
-                        y + 16.0
+                        "<rect class=\"conclab-tl-lock\" x=\"{x0:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"8\" fill=\"#f57c00\"><title>{tip}</title></rect>",
+                        y + 18.0
                     );
+                    let words = format!("holds {}", interval.name);
+                    bar_label(out, &words, (x0, w, y + 25.0), &ON_LOCK);
                 }
                 IntervalKind::Wait => {
                     let _ = write!(
@@ -545,15 +540,7 @@ fn write_timeline(out: &mut String, timeline: &Timeline) {
                         interval.name,
                         if interval.open { " …" } else { "" }
                     );
-                    bar_label(
-                        out,
-                        &words,
-                        x0,
-                        w,
-                        y + 13.0,
-                        "conclab-tl-mark-text",
-                        "#d32f2f",
-                    );
+                    bar_label(out, &words, (x0, w, y + 13.0), &ON_WAIT);
                 }
             }
         }
@@ -603,9 +590,9 @@ fn write_timeline(out: &mut String, timeline: &Timeline) {
     );
     let _ = write!(
         legend,
-        "<rect class=\"conclab-tl-lock\" x=\"{:.1}\" y=\"{:.1}\" width=\"14\" height=\"3\" fill=\"#f57c00\"/><text x=\"{:.1}\" y=\"{legend_y:.1}\" fill=\"currentColor\">holds a lock</text>",
+        "<rect class=\"conclab-tl-lock\" x=\"{:.1}\" y=\"{:.1}\" width=\"14\" height=\"6\" fill=\"#f57c00\"/><text x=\"{:.1}\" y=\"{legend_y:.1}\" fill=\"currentColor\">holds a lock</text>",
         NAMES + 110.0,
-        legend_y - 4.0,
+        legend_y - 6.0,
         NAMES + 128.0
     );
     let _ = write!(
@@ -634,15 +621,43 @@ fn write_timeline(out: &mut String, timeline: &Timeline) {
     out.push_str("\n</svg>\n");
 }
 
-/// A label inside a bar, when it fits (about 6 px a character).
-fn bar_label(out: &mut String, text: &str, x0: f64, width: f64, y: f64, class: &str, fill: &str) {
-    let fits = (width - 4.0) / 6.0;
+/// How a label inside a bar is drawn: its class, its colour where CSS is
+/// not applied, its font size.
+struct Ink {
+    class: &'static str,
+    fill: &'static str,
+    size: f64,
+}
+
+const ON_SPAN: Ink = Ink {
+    class: "conclab-tl-span-text",
+    fill: "#fff",
+    size: 10.0,
+};
+const ON_WAIT: Ink = Ink {
+    class: "conclab-tl-mark-text",
+    fill: "#d32f2f",
+    size: 10.0,
+};
+const ON_LOCK: Ink = Ink {
+    class: "conclab-tl-lock-text",
+    fill: "#000",
+    size: 7.5,
+};
+
+/// A label inside a bar at (x, width, baseline), when it fits (a character
+/// is about 0.6 of the font's size wide).
+fn bar_label(out: &mut String, text: &str, (x0, width, y): (f64, f64, f64), ink: &Ink) {
+    let fits = (width - 4.0) / (ink.size * 0.6);
     if fits >= 3.0 {
         let text = shorten(text, fits as usize);
         let _ = write!(
             out,
-            "<text class=\"{class}\" x=\"{:.1}\" y=\"{y:.1}\" font-size=\"10\" fill=\"{fill}\">{}</text>",
+            "<text class=\"{}\" x=\"{:.1}\" y=\"{y:.1}\" font-size=\"{}\" fill=\"{}\">{}</text>",
+            ink.class,
             x0 + 2.0,
+            ink.size,
+            ink.fill,
             escape(&text)
         );
     }

@@ -9,7 +9,7 @@
 
 import { spawn } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, rmSync, openSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, rmSync, openSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -77,6 +77,8 @@ async function startLab(home) {
             `--IdentityProvider.token=${token}`,
             `--LabApp.user_settings_dir=${path.join(home, 'settings')}`,
             `--LabApp.workspaces_dir=${path.join(home, 'workspaces')}`,
+            // Opening a notebook writes a checkpoint next to it; keep even that out of the repository.
+            `--FileCheckpoints.checkpoint_dir=${path.join(home, 'checkpoints')}`,
         ],
         {
             env: {
@@ -153,8 +155,9 @@ class Learner {
     }
 
     async open(file) {
+        // ?reset: a workspace of this notebook alone, so `notebook()` is the only panel.
         log(`opening ${file}`);
-        await this.page.goto(`${this.lab.url}/lab/tree/${file}?token=${this.lab.token}`);
+        await this.page.goto(`${this.lab.url}/lab/tree/${file}?reset&token=${this.lab.token}`);
         await this.notebook().locator('.jp-Cell').first().waitFor({ timeout: 120_000 });
         // The panel shows "No Kernel" until its session has started the kernel.
         const name = this.notebook().locator('.jp-Toolbar-kernelName');
@@ -233,11 +236,20 @@ class Learner {
     async runNewCell(source) {
         const cells = this.notebook().locator('.jp-Cell');
         const count = await cells.count();
-        await cells.last().locator('.jp-InputArea-prompt').click();
-        await this.page.keyboard.press('Escape');
-        await this.page.keyboard.press('b');
-        const cell = cells.nth(count);
-        await cell.waitFor({ timeout: 10_000 });
+        const last = cells.last();
+        // Shift+Enter on the last cell leaves an empty one below it: write there.
+        const lastIsEmpty =
+            (await last.evaluate((c) => c.classList.contains('jp-CodeCell'))) &&
+            (await last.locator('.cm-content').innerText()).trim() === '';
+        // By index: `last()` would follow the empty cell Shift+Enter adds.
+        let cell = cells.nth(count - 1);
+        if (!lastIsEmpty) {
+            await last.locator('.jp-InputArea-prompt').click();
+            await this.page.keyboard.press('Escape');
+            await this.page.keyboard.press('b');
+            cell = cells.nth(count);
+            await cell.waitFor({ timeout: 10_000 });
+        }
         await cell.locator('.cm-content').click();
         await this.page.keyboard.insertText(source);
         await this.page.keyboard.press('Shift+Enter');
@@ -311,6 +323,8 @@ async function main() {
             log(`console errors:\n${consoleErrors.join('\n')}`);
         }
         log(`JupyterLab's log ends:\n${tail(lab.logFile)}`);
+        copyFileSync(lab.logFile, path.join(SHOTS, 'lab.log'));
+        log(`its whole log: ${path.relative(ROOT, path.join(SHOTS, 'lab.log'))}`);
         throw error;
     } finally {
         await context.close().catch(() => {});
@@ -375,17 +389,22 @@ async function scenario(learner) {
     // A deadlock, the toolbar's interrupt, and the kernel usable again.
     const deadlock = await learner.runNewCell(
         [
+            '{',
             'let a = std::sync::Arc::new(std::sync::Mutex::new(0));',
             'let b = std::sync::Arc::new(std::sync::Mutex::new(0));',
             'let (a2, b2) = (a.clone(), b.clone());',
             'let _guard_a = a.lock().unwrap();',
             'let t = std::thread::spawn(move || { let _b = b2.lock().unwrap(); let _a = a2.lock().unwrap(); });',
             'std::thread::sleep(std::time::Duration::from_millis(100));',
+            'println!("both threads now wait for each other");',
             'let _guard_b = b.lock().unwrap();',
             't.join().unwrap();',
+            '}',
         ].join('\n'),
     );
-    await sleep(3000);
+    // Printed just before the cell's last lock: from then on it waits for ever.
+    await learner.waitForOutput(deadlock, '.jp-OutputArea-output', 'the deadlocking cell');
+    await sleep(1000);
     if ((await learner.kernelStatus()) !== 'busy') {
         throw new Failure(`the deadlocking cell is not running (kernel ${await learner.kernelStatus()}):\n${await deadlock.innerText()}`);
     }

@@ -789,7 +789,15 @@ fn streaming(evidence: &Evidence, name: &str, spans: &[Span]) -> Verdict {
     if first.t_ns < slowest.1.t_ns {
         return Verdict::Holds;
     }
-    fails(
+    let all: Vec<&Span> = spans.iter().collect();
+    let mut picture = drawn(
+        &all,
+        first.t_ns,
+        format!("the first result, after every {name} ended"),
+    );
+    picture.threads.insert(0, (first.pid, first.tid));
+    picture.to_ns = picture.to_ns.max(first.t_ns);
+    fails_at(
         format!(
             "the first result must arrive before the slowest task ends (collecting everything and then sorting is not as_completed): first delivery at {} ms, last task ended at {} ms",
             evidence.ms(first.t_ns),
@@ -801,6 +809,7 @@ fn streaming(evidence: &Evidence, name: &str, spans: &[Span]) -> Verdict {
             evidence.ms(first.t_ns),
             evidence.thread_full(first)
         ),
+        picture,
     )
 }
 
@@ -1555,6 +1564,45 @@ mod tests {
             run.message(&property),
             "download should reach 3 at once, but at most 1 were inside at once: the work never overlapped that much"
         );
+    }
+
+    /// The moment a failure marks, if any.
+    fn moment_of(verdict: Verdict) -> Moment {
+        match verdict {
+            Verdict::Fails {
+                moment: Some(moment),
+                ..
+            } => moment,
+            other => panic!("expected a failure with a moment, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_broken_limit_marks_the_moment_and_the_threads_inside() {
+        let mut run = Run::default();
+        run.span("worker-0", "inside", 0, 10.0, 20.0)
+            .span("worker-1", "inside", 1, 11.0, 20.0)
+            .span("worker-2", "inside", 2, 12.0, 20.0)
+            .span("worker-3", "inside", 3, 30.0, 40.0);
+        let property = Property {
+            limit: Some(2),
+            ..property(PropertyKind::MaxInside, Some("inside"))
+        };
+        let moment = moment_of(run.decide(&property));
+        assert_eq!(moment.at_ns, 12_000_000);
+        assert_eq!(moment.label, "3 in \"inside\" at once (limit 2)");
+        assert_eq!(moment.threads.len(), 3, "worker-3 was not inside then");
+        assert_eq!((moment.from_ns, moment.to_ns), (10_000_000, 20_000_000));
+    }
+
+    #[test]
+    fn collecting_before_delivering_marks_the_first_delivery() {
+        let mut run = as_completed_tasks();
+        run.deliver(1, 301.0).deliver(0, 302.0);
+        let property = property(PropertyKind::Streaming, Some("task"));
+        let moment = moment_of(run.decide(&property));
+        assert_eq!(moment.at_ns, 301_000_000);
+        assert_eq!(moment.label, "the first result, after every task ended");
     }
 
     #[test]

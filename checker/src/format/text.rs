@@ -329,6 +329,26 @@ mod tests {
     }
 
     #[test]
+    fn a_hang_is_told_once_and_the_checks_it_stopped_point_to_it() {
+        let mut report = sample_report();
+        report.submissions.truncate(1);
+        report.submissions[0].notebooks.truncate(1);
+        let checks = &mut report.submissions[0].notebooks[0].checks;
+        checks[1].id = "step07-semaphore-hidden/no_hang".into();
+        checks[1].message = "step07-semaphore-hidden hung: deadlock".into();
+        checks[1].details.clear();
+        checks[1].seed = None;
+        checks[1].evidence_in = Some("step07-semaphore-hidden".into());
+        insta::assert_snapshot!(render(&report), @r"
+        alice  4/10 points  1 failed
+          07-semaphores.ipynb  4/10 points
+            ✓ step07-semaphore-test
+            ✗ step07-semaphore-hidden/no_hang  step07-semaphore-hidden hung: deadlock
+                the evidence is under step07-semaphore-hidden
+        ");
+    }
+
+    #[test]
     fn control_characters_from_the_learner_are_spelled_out() {
         let mut report = sample_report();
         let check = &mut report.submissions[0].notebooks[0].checks[1];

@@ -10,10 +10,10 @@
 pub const GENERATED_FILE: &str = "src/lib.rs";
 
 /// Maps `location` (`file:line:column`, as a panic reports it) in the
-/// generated code `generated` to `cell line L:C` within `cell`, or `None`
-/// when it is not a place in the generated file or its line is not one of
-/// the cell's (generated code, or code of an earlier cell).
-pub fn cell_location(location: &str, generated: &str, cell: &str) -> Option<String> {
+/// generated code `generated` to the 1-based line and column within `cell`,
+/// or `None` when it is not a place in the generated file or its line is not
+/// one of the cell's (generated code, or code of another cell).
+pub fn cell_position(location: &str, generated: &str, cell: &str) -> Option<(usize, usize)> {
     let mut parts = location.rsplitn(3, ':');
     let column: usize = parts.next()?.parse().ok()?;
     let line: usize = parts.next()?.parse().ok()?;
@@ -30,7 +30,8 @@ pub fn cell_location(location: &str, generated: &str, cell: &str) -> Option<Stri
     let mut best: Option<(usize, usize, usize)> = None; // (score, cell index, cell column)
     for (index, cell_line) in cell.iter().enumerate() {
         let text = cell_line.trim();
-        if text.is_empty() {
+        // A line as short as `}` or `x` is found in too many places.
+        if text.len() < 3 && target.trim() != text {
             continue;
         }
         for (at, _) in target.match_indices(text) {
@@ -53,7 +54,7 @@ pub fn cell_location(location: &str, generated: &str, cell: &str) -> Option<Stri
             }
         }
     }
-    best.map(|(_, index, column)| format!("cell line {}:{column}", index + 1))
+    best.map(|(_, index, column)| (index + 1, column))
 }
 
 /// How many of the three lines before and after agree between the two texts.
@@ -83,16 +84,16 @@ mod tests {
     #[test]
     fn a_line_of_the_cell_is_found() {
         assert_eq!(
-            cell_location("src/lib.rs:7:5", GENERATED, CELL).as_deref(),
-            Some("cell line 3:5")
+            cell_position("src/lib.rs:7:5", GENERATED, CELL),
+            Some((3, 5))
         );
     }
 
     #[test]
     fn generated_code_around_the_value_is_skipped() {
         assert_eq!(
-            cell_location("src/lib.rs:9:2", GENERATED, CELL).as_deref(),
-            Some("cell line 5:1")
+            cell_position("src/lib.rs:9:2", GENERATED, CELL),
+            Some((5, 1))
         );
     }
 
@@ -101,18 +102,18 @@ mod tests {
         let cell = "let a = 1;\npanic!(\"x\");\nlet b = 2;\npanic!(\"x\");";
         let generated = "fn f() {\nlet a = 1;\npanic!(\"x\");\nlet b = 2;\npanic!(\"x\");\n}";
         assert_eq!(
-            cell_location("src/lib.rs:5:1", generated, cell).as_deref(),
-            Some("cell line 4:1")
+            cell_position("src/lib.rs:5:1", generated, cell),
+            Some((4, 1))
         );
     }
 
     #[test]
     fn other_places_are_not_mapped() {
-        assert_eq!(cell_location("src/lib.rs:2:1", GENERATED, CELL), None);
+        assert_eq!(cell_position("src/lib.rs:2:1", GENERATED, CELL), None);
         assert_eq!(
-            cell_location("/rustc/abc/library/core/src/option.rs:7:5", GENERATED, CELL),
+            cell_position("/rustc/abc/library/core/src/option.rs:7:5", GENERATED, CELL),
             None
         );
-        assert_eq!(cell_location("", GENERATED, CELL), None);
+        assert_eq!(cell_position("", GENERATED, CELL), None);
     }
 }

@@ -35,12 +35,26 @@ pub struct Panic {
 
 impl Panic {
     /// Says where the panic happened in the learner's terms: a place in
-    /// evcxr's generated code becomes the line within `cell`, or is left out
-    /// when it is not one of the cell's lines; places in crates stay.
-    fn locate_in_cell(&mut self, generated: &str, cell: &str) {
-        if let Some(location) = cell_lines::cell_location(&self.location, generated, cell) {
-            self.location = location;
-        } else if self.location.starts_with(cell_lines::GENERATED_FILE) {
+    /// evcxr's generated code (`generated`) becomes a line of the running
+    /// cell (`cell line 3:9`) or of an earlier one (`line 3:9 of cell [2]`:
+    /// evcxr copies earlier cells' functions into each cell's code), or is
+    /// left out when it is none of theirs; places in crates stay.
+    /// `cells` holds (execution count, code), oldest first; the last is the
+    /// running cell when `running`.
+    fn locate(&mut self, generated: &str, cells: &[(usize, String)], running: bool) {
+        let newest = cells.len().saturating_sub(1);
+        for (index, (count, code)) in cells.iter().enumerate().rev() {
+            if let Some((line, column)) = cell_lines::cell_position(&self.location, generated, code)
+            {
+                self.location = if running && index == newest {
+                    format!("cell line {line}:{column}")
+                } else {
+                    format!("line {line}:{column} of cell [{count}]")
+                };
+                return;
+            }
+        }
+        if self.location.starts_with(cell_lines::GENERATED_FILE) {
             self.location.clear();
         }
     }
@@ -70,6 +84,7 @@ pub struct CellEnd {
 /// The forwarding thread's handle.
 pub struct Forwarder {
     parent: Arc<Mutex<Option<JupyterMessage>>>,
+    cells: Arc<Mutex<Vec<(usize, String)>>>,
     finish: Sender<Sender<CellEnd>>,
 }
 
@@ -85,9 +100,11 @@ impl Forwarder {
         build_dir: PathBuf,
     ) -> Forwarder {
         let parent = Arc::new(Mutex::new(None));
+        let cells = Arc::new(Mutex::new(Vec::new()));
         let (finish, finish_requests) = crossbeam_channel::unbounded();
         let mut pump = Pump {
             parent: Arc::clone(&parent),
+            cells: Arc::clone(&cells),
             iopub,
             batch: None,
             end: CellEnd::default(),
@@ -99,11 +116,21 @@ impl Forwarder {
             .name("conclab-output".into())
             .spawn(move || pump.run(stdout, stderr, builds, finish_requests))
             .expect("cannot start the output thread");
-        Forwarder { parent, finish }
+        Forwarder {
+            parent,
+            cells,
+            finish,
+        }
     }
 
-    /// Output from now on belongs to `request`.
-    pub fn begin(&self, request: &JupyterMessage) {
+    /// Output from now on belongs to `request`, the cell numbered `count`.
+    pub fn begin(&self, request: &JupyterMessage, count: usize) {
+        if let JupyterMessageContent::ExecuteRequest(execute) = &request.content {
+            self.cells
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((count, execute.code.clone()));
+        }
         *self.parent.lock().unwrap_or_else(|p| p.into_inner()) = Some(request.clone());
     }
 
@@ -127,6 +154,8 @@ impl Forwarder {
 
 struct Pump {
     parent: Arc<Mutex<Option<JupyterMessage>>>,
+    /// Every cell run so far: (execution count, code), oldest first.
+    cells: Arc<Mutex<Vec<(usize, String)>>>,
     iopub: Iopub,
     /// Stream text not sent yet: (is_stderr, text).
     batch: Option<(bool, String)>,
@@ -262,21 +291,17 @@ impl Pump {
         }
     }
 
-    /// Points `panic` into the running cell. The generated file on disk is
-    /// the running cell's: evcxr writes it just before running it.
+    /// Points `panic` into the learner's cells. The generated file on disk
+    /// is the running cell's: evcxr writes it just before running it.
     fn locate(&self, panic: &mut Panic) {
-        let cell = match self
+        let running = self
             .parent
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|request| &request.content)
-        {
-            Some(JupyterMessageContent::ExecuteRequest(execute)) => execute.code.clone(),
-            _ => String::new(),
-        };
+            .is_some();
         let generated = std::fs::read_to_string(&self.generated).unwrap_or_default();
-        panic.locate_in_cell(&generated, &cell);
+        let cells = self.cells.lock().unwrap_or_else(|p| p.into_inner());
+        panic.locate(&generated, &cells, running);
     }
 
     fn stream(&mut self, is_stderr: bool, text: &str, newline: bool) {

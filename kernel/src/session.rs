@@ -380,7 +380,7 @@ impl Session {
             .variables_and_types()
             .map(|(name, _)| name.to_owned())
             .collect();
-        self.forwarder.begin(request);
+        self.forwarder.begin(request, self.execution_count);
         self.runner.set_running(true);
         let stdin = self.stdin.clone();
         let runner = Arc::clone(&self.runner);

@@ -181,3 +181,14 @@ empty[1]"""
     assert reply["status"] == "error"
     assert reply["ename"] == "Panic"
     assert re.fullmatch(r"thread 'main' panicked at cell line 8:\d+:", reply["traceback"][0]), reply
+
+
+def test_a_panic_in_a_function_of_an_earlier_cell_names_that_cell(kernel):
+    _, kc = kernel
+    reply, _ = run(kc, 'fn crunch(n: u32) -> u32 {\n    assert!(n < 10, "too big: {n}");\n    n\n}')
+    assert reply["status"] == "ok"
+    defined_in = reply["execution_count"]
+    reply, outputs = run(kc, "std::thread::spawn(|| crunch(12)).join().is_err()")
+    assert reply["status"] == "ok"
+    stderr = stream(outputs, "stderr")
+    assert f"thread '<unnamed>' panicked at line 2:5 of cell [{defined_in}]:\ntoo big: 12" in stderr, stderr

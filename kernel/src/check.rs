@@ -320,6 +320,26 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn the_report_is_shown_as_html_with_its_text_for_consoles() {
+        let feedback = Feedback {
+            report: "07-semaphores.ipynb  2/4 points\n".into(),
+            html: "<p class=\"conclab-summary\">2/4 points</p>".into(),
+            exit: Some(1),
+            errors: String::new(),
+        };
+        let data = serde_json::to_value(display(&feedback).data).unwrap();
+        assert_eq!(data["text/html"], json!(feedback.html));
+        assert_eq!(data["text/plain"], json!(feedback.report));
+        let text_only = Feedback {
+            html: String::new(),
+            ..feedback
+        };
+        let data = serde_json::to_value(display(&text_only).data).unwrap();
+        assert!(data.get("text/html").is_none(), "{data}");
+        assert_eq!(data["text/plain"], json!(text_only.report));
+    }
+
+    #[test]
     fn only_a_cell_that_is_a_check_line_is_a_check() {
         assert_eq!(CheckCommand::parse(":check"), Some(CheckCommand::default()));
         assert_eq!(

@@ -821,7 +821,11 @@ impl Scene<'_> {
             }
             None => details.push_str("; no trace events\n"),
         }
-        for thread in self.threads {
+        // The learner's threads (those the trace saw) first; the kernel's
+        // and the runtime's own threads after them.
+        let mut threads: Vec<&Thread> = self.threads.iter().collect();
+        threads.sort_by_key(|t| !self.replay.recent.contains_key(&t.key()));
+        for thread in threads {
             let key = thread.key();
             let _ = writeln!(
                 details,

@@ -36,9 +36,11 @@ pub struct Panic {
 impl Panic {
     /// Says where the panic happened in the learner's terms: a place in
     /// evcxr's generated code (`generated`) becomes a line of the running
-    /// cell (`cell line 3:9`) or of an earlier one (`line 3:9 of cell [2]`:
-    /// evcxr copies earlier cells' functions into each cell's code), or is
-    /// left out when it is none of theirs; places in crates stay.
+    /// cell (`cell:3:9`, as compile errors name it) or of an earlier one
+    /// (`cell [2]:3:9`: evcxr copies earlier cells' functions into each
+    /// cell's code), or is left out when it is none of theirs; places in
+    /// crates stay. The `:line:column` ending keeps the patterns notebooks
+    /// use to hide panic locations (`panicked at [^\n]*:\d+:\d+:`) working.
     /// `cells` holds (execution count, code), oldest first; the last is the
     /// running cell when `running`.
     fn locate(&mut self, generated: &str, cells: &[(usize, String)], running: bool) {
@@ -47,9 +49,9 @@ impl Panic {
             if let Some((line, column)) = cell_lines::cell_position(&self.location, generated, code)
             {
                 self.location = if running && index == newest {
-                    format!("cell line {line}:{column}")
+                    format!("cell:{line}:{column}")
                 } else {
-                    format!("line {line}:{column} of cell [{count}]")
+                    format!("cell [{count}]:{line}:{column}")
                 };
                 return;
             }

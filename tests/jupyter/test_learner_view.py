@@ -150,6 +150,7 @@ image::ImageBuffer::from_fn(8, 8, |x, y| image::Rgb([(x * 32) as u8, (y * 32) as
 
 
 def test_a_spawned_threads_panic_names_the_line_in_the_cell(kernel):
+    # `cell:LINE:COLUMN`, as compile errors name places in the cell.
     _, kc = kernel
     code = """let worker = std::thread::spawn(|| {
     let n = 41;
@@ -159,7 +160,7 @@ worker.join().is_err()"""
     reply, outputs = run(kc, code)
     assert reply["status"] == "ok"
     stderr = stream(outputs, "stderr")
-    assert "thread '<unnamed>' panicked at cell line 3:5:\nboom 42" in stderr, stderr
+    assert "thread '<unnamed>' panicked at cell:3:5:\nboom 42" in stderr, stderr
     assert "src/lib.rs" not in stderr
 
 
@@ -176,11 +177,11 @@ empty[1]"""
     reply, outputs = run(kc, code)
     stderr = stream(outputs, "stderr")
     # rustc places an index's panic at the index, in the cell's line 4.
-    assert re.search(r"thread 'reader' panicked at cell line 4:\d+:\nindex out of bounds", stderr), stderr
+    assert re.search(r"thread 'reader' panicked at cell:4:\d+:\nindex out of bounds", stderr), stderr
     # The cell's own thread: its error names the line too.
     assert reply["status"] == "error"
     assert reply["ename"] == "Panic"
-    assert re.fullmatch(r"thread 'main' panicked at cell line 8:\d+:", reply["traceback"][0]), reply
+    assert re.fullmatch(r"thread 'main' panicked at cell:8:\d+:", reply["traceback"][0]), reply
 
 
 def test_a_panic_in_a_function_of_an_earlier_cell_names_that_cell(kernel):
@@ -191,4 +192,4 @@ def test_a_panic_in_a_function_of_an_earlier_cell_names_that_cell(kernel):
     reply, outputs = run(kc, "std::thread::spawn(|| crunch(12)).join().is_err()")
     assert reply["status"] == "ok"
     stderr = stream(outputs, "stderr")
-    assert f"thread '<unnamed>' panicked at line 2:5 of cell [{defined_in}]:\ntoo big: 12" in stderr, stderr
+    assert f"thread '<unnamed>' panicked at cell [{defined_in}]:2:5:\ntoo big: 12" in stderr, stderr

@@ -9,7 +9,7 @@ const WIDTH: f64 = 720.0;
 /// Room for the thread names.
 const LEFT: f64 = 120.0;
 /// Room for the last tick's label.
-const RIGHT: f64 = 24.0;
+const RIGHT: f64 = 30.0;
 const LANE: f64 = 26.0;
 const TOP: f64 = 30.0;
 /// The gap between a bar and a label beside it, or a label and its bar's edges.
@@ -93,7 +93,8 @@ pub(super) fn svg(spans: &[SpanRecord], start_ns: u64, end_ns: u64) -> String {
 }
 
 /// The time axis: ticks one round step apart (1, 2 or 5 times a power of
-/// ten), so no two read the same, in ms, or µs for work under a millisecond.
+/// ten), so no two read the same, in the largest unit (s, ms, µs, ns) the
+/// time covered reaches.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Axis {
     /// The time covered, in ns.
@@ -102,11 +103,16 @@ struct Axis {
     step_ns: f64,
     /// ns per unit of the labels.
     unit_ns: f64,
+    /// The unit's name.
+    unit: &'static str,
 }
 
 impl Axis {
     fn for_span(total_ns: f64) -> Axis {
-        let unit_ns = if total_ns < 1e6 { 1e3 } else { 1e6 };
+        let (unit_ns, unit) = [(1e9, "s"), (1e6, "ms"), (1e3, "µs")]
+            .into_iter()
+            .find(|&(unit_ns, _)| total_ns >= unit_ns)
+            .unwrap_or((1.0, "ns"));
         // The smallest round step that needs no more than MOST_TICKS ticks.
         let power = 10f64.powf((total_ns / MOST_TICKS).log10().floor());
         let step_ns = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0]
@@ -118,12 +124,12 @@ impl Axis {
             total_ns,
             step_ns,
             unit_ns,
+            unit,
         }
     }
 
     /// Each tick's time (ns from the start) and label.
     fn ticks(&self) -> Vec<(f64, String)> {
-        let unit = if self.unit_ns == 1e3 { "µs" } else { "ms" };
         // As many decimals as the step has, so labels differ (0.5 ms, 1.0 ms).
         let step = self.step_ns / self.unit_ns;
         let decimals = (-step.log10().floor()).max(0.0) as usize;
@@ -134,7 +140,7 @@ impl Axis {
                 let at_ns = i as f64 * self.step_ns;
                 (
                     at_ns,
-                    format!("{:.*} {unit}", decimals, at_ns / self.unit_ns),
+                    format!("{:.*} {}", decimals, at_ns / self.unit_ns, self.unit),
                 )
             })
             .collect()
@@ -252,6 +258,15 @@ mod tests {
         assert_eq!(
             labels(Axis::for_span(450e3)),
             ["0 µs", "100 µs", "200 µs", "300 µs", "400 µs"]
+        );
+        // An empty recording lasts some ns.
+        assert_eq!(
+            labels(Axis::for_span(40.0)),
+            ["0 ns", "10 ns", "20 ns", "30 ns", "40 ns"]
+        );
+        assert_eq!(
+            labels(Axis::for_span(1.7e9)),
+            ["0.0 s", "0.5 s", "1.0 s", "1.5 s"]
         );
         for total_ns in [1.0, 7.0, 999.0, 1e3, 3.3e5, 1e6, 1.7e6, 9.99e6, 2.5e7, 4e9] {
             let ticks = labels(Axis::for_span(total_ns));

@@ -219,7 +219,7 @@ mod tests {
               "score": 0.0,
               "max_score": 6.0,
               "status": "failed",
-              "output": "never more than 3 inside at once: 4 were inside at 12.3 ms\n\ninside `inside` at 12.3 ms:\n  worker-0  since 10.1 ms\n  worker-1  since 11.0 ms\n  worker-2  since 11.9 ms\n  worker-3  since 12.3 ms  (acquired without a permit)\n\nreplay with CONCLAB_SEED=1234",
+              "output": "never more than 3 inside at once: 4 were inside at 12.3 ms\n\ninside `inside` at 12.3 ms:\n  worker-0  since 10.1 ms\n  worker-1  since 11.0 ms\n  worker-2  since 11.9 ms\n  worker-3  since 12.3 ms  (acquired without a permit)\n\nseed 1234: replay it by running labkit::perturb::set_seed(Some(1234)); in a cell, then the test cell",
               "output_format": "text",
               "tags": [
                 "property",

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::{points, seed_line};
+use super::points;
 use crate::report::{
     Check, CheckKind, IntervalKind, NotebookReport, Outcome, Report, SubmissionReport, Timeline,
 };
@@ -256,8 +256,7 @@ fn write_failure(out: &mut String, check: &Check) {
     if let Some(seed) = check.seed {
         let _ = writeln!(
             out,
-            "<p class=\"conclab-replay\">It failed under a perturbed schedule ({}). To replay it, run <code>labkit::perturb::set_seed(Some({seed}));</code> in a cell, then the test cell again; <code>labkit::perturb::set_seed(None);</code> turns it off.</p>",
-            escape(&seed_line(seed))
+            "<p class=\"conclab-replay\">It failed under a perturbed schedule, seed {seed}. To replay it, run <code>labkit::perturb::set_seed(Some({seed}));</code> in a cell, then the test cell again (<code>labkit::perturb::set_seed(None);</code> turns it off).</p>"
         );
     }
     if let Some(timeline) = &check.timeline {

@@ -166,7 +166,7 @@ mod tests {
           worker-2  since 11.9 ms
           worker-3  since 12.3 ms  (acquired without a permit)
 
-        replay with CONCLAB_SEED=1234</failure>
+        seed 1234: replay it by running labkit::perturb::set_seed(Some(1234)); in a cell, then the test cell</failure>
                 </testcase>
             </testsuite>
             <testsuite name="alice/08-hybrid.ipynb" tests="2" disabled="1" errors="1" failures="0" time="30.250" skipped="1">

@@ -64,7 +64,11 @@ fn is_hidden(check: &Check) -> bool {
 
 /// The line that tells how to replay a failing perturbed run.
 fn seed_line(seed: u64) -> String {
-    format!("replay with CONCLAB_SEED={seed}")
+    // The checker runs a perturbed test cell after set_seed, in one cell;
+    // the learner's kernel replays it the same way.
+    format!(
+        "seed {seed}: replay it by running labkit::perturb::set_seed(Some({seed})); in a cell, then the test cell"
+    )
 }
 
 /// The report every format's tests render: one learner with a pass, a

@@ -7,7 +7,7 @@
 //!     ✓ step07-semaphore-test
 //!     ✗ step07-semaphore-hidden/max_inside(inside)  never more than 3 inside at once: …
 //!         inside `inside` at 12.3 ms: …
-//!         replay with CONCLAB_SEED=1234
+//!         seed 1234: replay it by running labkit::perturb::set_seed(Some(1234)); in a cell, then the test cell
 //! ```
 
 use std::fmt::Write as _;
@@ -279,7 +279,7 @@ mod tests {
                   worker-1  since 11.0 ms
                   worker-2  since 11.9 ms
                   worker-3  since 12.3 ms  (acquired without a permit)
-                replay with CONCLAB_SEED=1234
+                seed 1234: replay it by running labkit::perturb::set_seed(Some(1234)); in a cell, then the test cell
           08-hybrid.ipynb  0/10 points
             - step08-hybrid-test  not run: step08-hybrid hung
             ! step08-hybrid-hidden  checker error: the kernel would not start: evcxr exited with status 101

@@ -45,6 +45,10 @@ def test_nbclient_runs_a_notebook_and_stores_its_outputs():
     # labkit from a cell: a timeline drawn mid-cell, and a worker process.
     assert [o.output_type for o in cells[5].outputs] == ["display_data", "execute_result"]
     assert "<svg" in cells[5].outputs[0].data["image/svg+xml"]
+    # Beside the SVG, a PNG of it, which JupyterLab shows in an untrusted notebook,
+    # drawn at twice the size and shown at the SVG's.
+    assert cells[5].outputs[0].data["image/png"].startswith("iVBORw0KGgo")
+    assert cells[5].outputs[0].metadata["image/png"]["width"] == 720
     assert cells[5].outputs[1].data["text/plain"] == "3"
     assert cells[6].outputs[-1].data["text/plain"] == "49"
     # What nbclient stores is a valid notebook.

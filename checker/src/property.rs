@@ -333,6 +333,12 @@ struct Busiest {
 /// left come before enters, so touching intervals do not count as overlap;
 /// a span that never left ends after enters, since it was still inside.
 fn busiest(spans: &[Span], by_thread: bool) -> Busiest {
+    busiest_until(spans, by_thread, usize::MAX)
+}
+
+/// [`busiest`], stopping at the first moment more than `limit` are inside:
+/// where a limit was first broken.
+fn busiest_until(spans: &[Span], by_thread: bool, limit: usize) -> Busiest {
     let mut points: Vec<(u64, u8, usize)> = Vec::with_capacity(spans.len() * 2);
     for (index, span) in spans.iter().enumerate() {
         points.push((span.enter.t_ns, 1, index));
@@ -365,6 +371,9 @@ fn busiest(spans: &[Span], by_thread: bool) -> Busiest {
                     inside: now,
                     value,
                 };
+                if value > limit {
+                    break;
+                }
             }
         } else if inside.remove(&index)
             && let Some(count) = threads.get_mut(&thread)
@@ -410,7 +419,20 @@ fn max_inside(evidence: &Evidence, name: &str, limit: u32, spans: &[Span]) -> Ve
     if moment.value <= limit as usize {
         return Verdict::Holds;
     }
-    let inside: Vec<&Span> = moment.inside.iter().map(|&i| &spans[i]).collect();
+    // The picture marks where the limit first broke, with the threads
+    // inside then and at the busiest moment.
+    let first = busiest_until(spans, false, limit as usize);
+    let mut indices = first.inside.clone();
+    indices.extend(moment.inside.iter().filter(|i| !first.inside.contains(i)));
+    let inside: Vec<&Span> = indices.iter().map(|&i| &spans[i]).collect();
+    let label = if first.value == moment.value {
+        format!("{} in \"{name}\" at once (limit {limit})", moment.value)
+    } else {
+        format!(
+            "limit {limit} broken: {} in \"{name}\" at once ({} at the most)",
+            first.value, moment.value
+        )
+    };
     fails_at(
         format!(
             "at most {limit} may be inside {name} at once, but {} were at {} ms",
@@ -418,11 +440,7 @@ fn max_inside(evidence: &Evidence, name: &str, limit: u32, spans: &[Span]) -> Ve
             evidence.ms(moment.at_ns)
         ),
         moment_evidence(evidence, name, spans, &moment),
-        drawn(
-            &inside,
-            moment.at_ns,
-            format!("{} in \"{name}\" at once (limit {limit})", moment.value),
-        ),
+        drawn(&inside, first.at_ns, label),
     )
 }
 
@@ -1593,6 +1611,15 @@ mod tests {
         assert_eq!(moment.label, "3 in \"inside\" at once (limit 2)");
         assert_eq!(moment.threads.len(), 3, "worker-3 was not inside then");
         assert_eq!((moment.from_ns, moment.to_ns), (10_000_000, 20_000_000));
+        // A fourth comes in later: the mark stays where the limit first broke.
+        run.span("worker-4", "inside", 4, 15.0, 18.0);
+        let moment = moment_of(run.decide(&property));
+        assert_eq!(moment.at_ns, 12_000_000);
+        assert_eq!(
+            moment.label,
+            "limit 2 broken: 3 in \"inside\" at once (4 at the most)"
+        );
+        assert_eq!(moment.threads.len(), 4);
     }
 
     #[test]

@@ -305,7 +305,7 @@ def test_a_broken_limit_is_drawn_with_the_moment_marked(lab_kernel, released):
     assert html.count('<svg class="conclab-timeline"') == 1, html
     # 4 downloads, one lane each, the moment the limit of 2 broke marked.
     svg = html[html.index('<svg class="conclab-timeline"'):html.index("</svg>")]
-    assert "at once (limit 2)" in svg, svg
+    assert "limit 2" in svg and "in &quot;download&quot; at once" in svg, svg
     assert svg.count('class="conclab-tl-span"') >= 4 + 1, "4 downloads and the legend"
     assert 'class="conclab-tl-mark"' in svg, svg
     assert_no_pids_outside_details(html)

@@ -10,7 +10,9 @@
 
 pub mod cpu;
 pub mod perturb;
+mod programs;
 #[cfg(feature = "png")]
+#[doc(hidden)] // labkit-draw's; cells ask it through show::svg.
 pub mod raster;
 pub mod show;
 pub mod span;

@@ -14,9 +14,8 @@
 //! [`crate::span()`]), and the worker records its pid in the trace.
 
 use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -145,39 +144,7 @@ fn run(task: &str, args: &Value) -> Result<Value, String> {
 /// this crate's workspace, which the first call in a process brings up to
 /// date (a no-op when it is; a one-time build otherwise).
 pub fn program() -> std::io::Result<PathBuf> {
-    static PROGRAM: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    PROGRAM
-        .get_or_init(|| locate().map_err(|e| format!("cannot build labkit-worker: {e}")))
-        .clone()
-        .map_err(std::io::Error::other)
-}
-
-fn locate() -> std::io::Result<PathBuf> {
-    if let Some(path) = std::env::var_os("LABKIT_WORKER") {
-        return Ok(PathBuf::from(path));
-    }
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let target = manifest.join("../../target");
-    let built = target.join("release/labkit-worker");
-    let status = Command::new("cargo")
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "--bin",
-            "labkit-worker",
-            "--no-default-features",
-            "--manifest-path",
-        ])
-        .arg(manifest.join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target)
-        .status()?;
-    if !status.success() || !built.is_file() {
-        return Err(std::io::Error::other(format!(
-            "cargo build exited with {status}"
-        )));
-    }
-    Ok(built)
+    crate::programs::locate("labkit-worker", "LABKIT_WORKER")
 }
 
 /// A `Command` that starts a worker, ready for `.stdin(piped)` and friends.

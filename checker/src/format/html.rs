@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::points;
+use super::{Counts, points};
 use crate::report::{
     Check, CheckKind, IntervalKind, NotebookReport, Outcome, Report, SubmissionReport, Timeline,
 };
@@ -81,34 +81,6 @@ const STYLE: &str = "<style>
 .conclab-report svg .conclab-tl-mark-text{fill:var(--jp-error-color1,#d32f2f);font-weight:600}
 </style>
 ";
-
-/// How many checks ended each way.
-#[derive(Default)]
-struct Counts {
-    passed: usize,
-    failed: usize,
-    not_run: usize,
-    errors: usize,
-}
-
-impl Counts {
-    fn of<'c>(checks: impl Iterator<Item = &'c Check>) -> Counts {
-        let mut counts = Counts::default();
-        for check in checks {
-            match check.outcome {
-                Outcome::Passed => counts.passed += 1,
-                Outcome::Failed | Outcome::BadInput => counts.failed += 1,
-                Outcome::NotRun => counts.not_run += 1,
-                Outcome::Error => counts.errors += 1,
-            }
-        }
-        counts
-    }
-
-    fn total(&self) -> usize {
-        self.passed + self.failed + self.not_run + self.errors
-    }
-}
 
 fn write_submission(out: &mut String, submission: &SubmissionReport) {
     let counts = Counts::of(submission.checks().map(|(_, c)| c));

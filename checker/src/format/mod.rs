@@ -11,7 +11,7 @@ pub mod json;
 pub mod junit;
 pub mod text;
 
-use crate::report::{Check, Report};
+use crate::report::{Check, Outcome, Report};
 
 /// The output formats of `grade` and `validate` (`--format`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -216,5 +216,34 @@ mod tests {
         for format in Format::value_variants() {
             assert!(render(&report, *format).ends_with('\n'), "{format:?}");
         }
+    }
+}
+
+/// How many checks ended each way; `failed` includes unreadable input,
+/// which is the learner's to fix too, while checker errors stay apart.
+#[derive(Default)]
+struct Counts {
+    passed: usize,
+    failed: usize,
+    not_run: usize,
+    errors: usize,
+}
+
+impl Counts {
+    fn of<'c>(checks: impl Iterator<Item = &'c Check>) -> Counts {
+        let mut counts = Counts::default();
+        for check in checks {
+            match check.outcome {
+                Outcome::Passed => counts.passed += 1,
+                Outcome::Failed | Outcome::BadInput => counts.failed += 1,
+                Outcome::NotRun => counts.not_run += 1,
+                Outcome::Error => counts.errors += 1,
+            }
+        }
+        counts
+    }
+
+    fn total(&self) -> usize {
+        self.passed + self.failed + self.not_run + self.errors
     }
 }

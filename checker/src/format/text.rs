@@ -12,7 +12,7 @@
 
 use std::fmt::Write as _;
 
-use super::{points, seed_line};
+use super::{Counts, points, seed_line};
 use crate::report::{Check, Outcome, Report, SubmissionReport};
 
 /// Indent of a notebook line under its submission.
@@ -43,30 +43,7 @@ pub fn render(report: &Report) -> String {
     out
 }
 
-/// How many checks ended each way; `failed` includes unreadable input,
-/// which is the learner's to fix too, while checker errors stay apart.
-#[derive(Default)]
-struct Counts {
-    passed: usize,
-    failed: usize,
-    not_run: usize,
-    errors: usize,
-}
-
 impl Counts {
-    fn of(submission: &SubmissionReport) -> Counts {
-        let mut counts = Counts::default();
-        for (_, check) in submission.checks() {
-            match check.outcome {
-                Outcome::Passed => counts.passed += 1,
-                Outcome::Failed | Outcome::BadInput => counts.failed += 1,
-                Outcome::NotRun => counts.not_run += 1,
-                Outcome::Error => counts.errors += 1,
-            }
-        }
-        counts
-    }
-
     /// `3 failed  1 not run`, or `all 12 passed`: what went wrong first,
     /// since that is what the reader is looking for.
     fn summary(&self) -> String {
@@ -107,7 +84,7 @@ fn score_text((score, max): (f64, f64)) -> Option<String> {
 fn write_submission(out: &mut String, submission: &SubmissionReport) {
     let mut header = vec![printable(&submission.submission)];
     header.extend(score_text(submission.score()));
-    header.push(Counts::of(submission).summary());
+    header.push(Counts::of(submission.checks().map(|(_, c)| c)).summary());
     out.push_str(&header.join("  "));
     out.push('\n');
     // A submission that is one notebook needs no second line naming it.
@@ -224,7 +201,7 @@ fn write_summary(out: &mut String, submissions: &[SubmissionReport]) {
         .iter()
         .map(|submission| {
             let (score, max) = submission.score();
-            let counts = Counts::of(submission);
+            let counts = Counts::of(submission.checks().map(|(_, c)| c));
             [
                 printable(&submission.submission),
                 points(score),

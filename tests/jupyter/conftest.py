@@ -15,6 +15,8 @@ from jupyter_client.manager import start_new_kernel
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 KERNEL_NAME = "conclab-test"
+# How long one ordinary cell may take.
+TIMEOUT = 60
 
 
 def kernel_binary() -> pathlib.Path:
@@ -44,6 +46,18 @@ def fresh_kernel(timeout=60, **kwargs):
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def run(kc, code, timeout=TIMEOUT, **kwargs):
+    """Executes `code` and returns (reply content, [(msg_type, content)] of its IOPub output)."""
+    outputs = []
+
+    def keep(msg):
+        if msg["msg_type"] not in ("status", "execute_input"):
+            outputs.append((msg["msg_type"], msg["content"]))
+
+    reply = kc.execute_interactive(code, timeout=timeout, output_hook=keep, **kwargs)
+    return reply["content"], outputs
 
 
 install_test_kernel()

@@ -13,7 +13,7 @@ import uuid
 import pytest
 from jupyter_client.session import Session
 
-from conftest import fresh_kernel
+from conftest import fresh_kernel, run
 
 TIMEOUT = 60
 
@@ -22,18 +22,6 @@ TIMEOUT = 60
 def kernel():
     with fresh_kernel(TIMEOUT) as km_kc:
         yield km_kc
-
-
-def run(kc, code, timeout=TIMEOUT, **kwargs):
-    """Executes `code` and returns (reply content, [(msg_type, content)] of its IOPub output)."""
-    outputs = []
-
-    def keep(msg):
-        if msg["msg_type"] not in ("status", "execute_input"):
-            outputs.append((msg["msg_type"], msg["content"]))
-
-    reply = kc.execute_interactive(code, timeout=timeout, output_hook=keep, **kwargs)
-    return reply["content"], outputs
 
 
 def stdout_of(outputs):

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from conftest import fresh_kernel
+from conftest import fresh_kernel, run
 
 TIMEOUT = 60
 # A cell that needs crates from the registry built for it.
@@ -24,18 +24,6 @@ def kernel():
         reply, _ = run(km_kc[1], "1", timeout=BUILD_TIMEOUT)
         assert reply["status"] == "ok"
         yield km_kc
-
-
-def run(kc, code, timeout=TIMEOUT, **kwargs):
-    """Executes `code` and returns (reply content, [(msg_type, content)] of its IOPub output)."""
-    outputs = []
-
-    def keep(msg):
-        if msg["msg_type"] not in ("status", "execute_input"):
-            outputs.append((msg["msg_type"], msg["content"]))
-
-    reply = kc.execute_interactive(code, timeout=timeout, output_hook=keep, **kwargs)
-    return reply["content"], outputs
 
 
 def stream(outputs, name):

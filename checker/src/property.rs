@@ -445,7 +445,7 @@ fn max_inside(evidence: &Evidence, name: &str, limit: u32, spans: &[Span]) -> Ve
 }
 
 /// The moment to draw around `spans`: the threads they ran on, from the
-/// first enter to the last end.
+/// first enter to the last end, widened to take in the moment itself.
 fn drawn(spans: &[&Span], at_ns: u64, label: String) -> Moment {
     let mut threads: Vec<(u32, u32)> = Vec::new();
     for span in spans {
@@ -457,8 +457,8 @@ fn drawn(spans: &[&Span], at_ns: u64, label: String) -> Moment {
         at_ns,
         label,
         threads,
-        from_ns: spans.iter().map(|s| s.enter.t_ns).min().unwrap_or(at_ns),
-        to_ns: spans.iter().map(|s| s.until_ns).max().unwrap_or(at_ns),
+        from_ns: spans.iter().map(|s| s.enter.t_ns).fold(at_ns, u64::min),
+        to_ns: spans.iter().map(|s| s.until_ns).fold(at_ns, u64::max),
     }
 }
 
@@ -764,7 +764,6 @@ fn completion_order(evidence: &Evidence, name: &str, spans: &[Span]) -> Verdict 
             format!("task {b} handed back after task {a}, though it finished first"),
         );
         moment.threads.insert(0, (late.pid, late.tid));
-        moment.to_ns = moment.to_ns.max(late.t_ns);
         moment
     });
     let mut text = String::from("in the order delivered:");
@@ -814,7 +813,6 @@ fn streaming(evidence: &Evidence, name: &str, spans: &[Span]) -> Verdict {
         format!("the first result, after every {name} ended"),
     );
     picture.threads.insert(0, (first.pid, first.tid));
-    picture.to_ns = picture.to_ns.max(first.t_ns);
     fails_at(
         format!(
             "the first result must arrive before the slowest task ends (collecting everything and then sorting is not as_completed): first delivery at {} ms, last task ended at {} ms",

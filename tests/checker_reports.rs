@@ -135,6 +135,17 @@ fn shards_merge_into_the_report_of_a_single_run_and_every_format_renders_it() {
         .flat_map(|s| s["notebooks"].as_array().unwrap())
         .map(|n| n["checks"].as_array().unwrap().len())
         .sum();
+    // A solution that merely compiled is no pass: only its tests and
+    // properties count, so no cell is listed for having run clean.
+    let ran_clean: Vec<&Value> = whole["submissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["notebooks"].as_array().unwrap())
+        .flat_map(|n| n["checks"].as_array().unwrap())
+        .filter(|c| c["kind"] == "run" && c["outcome"] == "passed")
+        .collect();
+    assert!(ran_clean.is_empty(), "{ran_clean:#?}");
 
     // JUnit: well-formed XML, one testcase per check, failures as <failure>.
     let mut junit = merge.clone();

@@ -34,9 +34,9 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// Whether setup cells that ran clean are left out of the report: only
-    /// validation vouches for them.
-    fn hides_clean_setup(self) -> bool {
+    /// Whether setup and solution cells that ran clean are left out of the
+    /// report: only validation vouches for them.
+    fn hides_clean_runs(self) -> bool {
         self != Mode::Validate
     }
 }
@@ -421,10 +421,10 @@ impl NotebookRun<'_> {
                 None,
                 run.time_s(),
             ),
-            // In grading, cells that ran clean are not news; in feedback a
-            // solution that merely ran is no pass of its exercise either.
-            None if self.settings.mode.hides_clean_setup() && step.role == Role::Setup => {}
-            None if self.settings.mode == Mode::Feedback && step.role == Role::Solution => {}
+            // Outside validation, cells that ran clean are not news, and a
+            // solution that merely compiled is no pass of its exercise:
+            // its tests and properties say whether it is right.
+            None if self.settings.mode.hides_clean_runs() => {}
             None => self.push(
                 step,
                 kind,
@@ -726,7 +726,7 @@ impl NotebookRun<'_> {
             Role::Test { .. } => CheckKind::Test,
             _ => CheckKind::Run,
         };
-        if step.role == Role::Setup && self.settings.mode.hides_clean_setup() {
+        if step.role == Role::Setup && self.settings.mode.hides_clean_runs() {
             return;
         }
         let first = self.checks.len();

@@ -42,7 +42,8 @@ pub const DEFAULT_FORMAT: &str = "{:?}";
 /// `evcxr_display(&self)` and a crate's trait method (evcxr_image's
 /// `ImageDisplay`, plotters') are found first instead of being ambiguous with
 /// it. Where `&mut value` cannot be taken (a variable declared without
-/// `mut`), [`crate::final_value`] has the kernel show `&value` instead.
+/// `mut`), [`crate::final_value`] has the kernel show the value through
+/// `ConclabPlace` and `conclab_probe`, defined here too.
 pub fn runner_setup(format: &str) -> String {
     format!(
         r#"
@@ -58,6 +59,32 @@ impl<T: std::fmt::Debug + ?Sized> ConclabDisplayDebug for T {{
         let _ = write!(out, "EVCXR_BEGIN_CONTENT text/plain\n{{text}}\nEVCXR_END_CONTENT\n");
         let _ = out.flush();
     }}
+}}
+// `(&ConclabPlace(&place)).conclab_value()` is a copy of the place if its
+// type is Copy, else `&place`: method lookup tries `ConclabCopied` on
+// `&ConclabPlace` before it borrows it again for `ConclabBorrowed`.
+struct ConclabPlace<'a, T: ?Sized>(&'a T);
+trait ConclabCopied<T> {{
+    fn conclab_value(&self) -> T;
+}}
+impl<T: Copy> ConclabCopied<T> for ConclabPlace<'_, T> {{
+    fn conclab_value(&self) -> T {{
+        *self.0
+    }}
+}}
+trait ConclabBorrowed<'a, T: ?Sized> {{
+    fn conclab_value(&self) -> &'a T;
+}}
+impl<'a, T: ?Sized> ConclabBorrowed<'a, T> for &ConclabPlace<'a, T> {{
+    fn conclab_value(&self) -> &'a T {{
+        self.0
+    }}
+}}
+// Only compiled, never called: a place of the value's type that may be
+// borrowed mutably, on which `evcxr_display` fails to compile only if it
+// takes a value that is not Copy.
+fn conclab_probe<T: ?Sized>(_: &T) -> &mut T {{
+    unreachable!("conclab_probe is only compiled")
 }}
 #[unsafe(no_mangle)]
 pub extern "C" fn {flush}() {{

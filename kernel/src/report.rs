@@ -28,14 +28,25 @@ impl CellError {
     }
 
     /// rustc's errors, each pointing into the cell's own lines; `inserted`
-    /// says where the kernel added a `&` to the code evcxr compiled.
+    /// says where the kernel added code around the cell's final place (see
+    /// [`crate::final_value`]). Errors in its probe repeat the learner's,
+    /// or say what the kernel already acted on: they are left out.
     pub fn compile(
         errors: &[CompilationError],
         cell: &str,
         inserted: Option<Inserted>,
     ) -> CellError {
+        let learners: Vec<&CompilationError> = errors
+            .iter()
+            .filter(|error| !inserted.is_some_and(|at| in_probe(error, &at)))
+            .collect();
+        let errors = if learners.is_empty() {
+            errors.iter().collect()
+        } else {
+            learners
+        };
         let mut traceback = Vec::new();
-        for error in errors {
+        for error in errors.iter().copied() {
             if !traceback.is_empty() {
                 traceback.push(String::new());
             }
@@ -68,6 +79,15 @@ impl CellError {
         traceback.extend(panic.message.lines().map(str::to_owned));
         CellError::new("Panic", panic.message.clone(), traceback)
     }
+}
+
+/// Whether `error` is reported in the probe the kernel put before the
+/// cell's final variable.
+pub fn in_probe(error: &CompilationError, at: &Inserted) -> bool {
+    error
+        .primary_spanned_message()
+        .and_then(|message| message.span)
+        .is_some_and(|span| at.in_probe(span.start_line, span.start_column))
 }
 
 /// Renders one error like rustc does, with line numbers of the cell:

@@ -24,7 +24,7 @@ use crate::iopub::Iopub;
 use crate::output::Forwarder;
 use crate::prelude;
 use crate::prepared::{PreparedCrates, labkit_dir};
-use crate::report::CellError;
+use crate::report::{self, CellError};
 use crate::runner_control::RunnerControl;
 use crate::stdin::StdinBridge;
 
@@ -386,25 +386,38 @@ impl Session {
         let runner = Arc::clone(&self.runner);
         let allow_stdin = execute.allow_stdin;
         let context = &mut self.context;
-        let (code, inserted) = match final_value::borrow_final_place(&execute.code) {
-            Some((code, inserted)) => (code, Some(inserted)),
-            None => (execute.code.clone(), None),
-        };
-        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            context.execute_with_callbacks(
-                &code,
-                &mut EvalCallbacks {
-                    input_reader: &|input| {
-                        if !allow_stdin {
-                            return String::new();
-                        }
-                        stdin.ask(request, &input.prompt, input.is_password, &|| {
-                            runner.is_interrupted()
-                        })
+        let mut evaluate = |code: &str| {
+            std::panic::catch_unwind(AssertUnwindSafe(|| {
+                context.execute_with_callbacks(
+                    code,
+                    &mut EvalCallbacks {
+                        input_reader: &|input| {
+                            if !allow_stdin {
+                                return String::new();
+                            }
+                            stdin.ask(request, &input.prompt, input.is_password, &|| {
+                                runner.is_interrupted()
+                            })
+                        },
                     },
-                },
-            )
-        }));
+                )
+            }))
+        };
+        let place = final_value::FinalPlace::find(&execute.code);
+        let (mut result, mut inserted) = match place.as_ref().map(|place| place.shown()) {
+            Some((code, inserted)) => (evaluate(&code), Some(inserted)),
+            None => (evaluate(&execute.code), None),
+        };
+        // The final variable's `evcxr_display` takes it by value: nothing
+        // ran, so run the cell again moving it into that method.
+        if let Ok(Err(evcxr::Error::CompilationErrors(errors))) = &result
+            && let Some(at) = inserted
+            && errors.iter().any(|error| moved_in_probe(error, &at))
+            && let Some((code, moved)) = place.as_ref().and_then(|place| place.moved())
+        {
+            result = evaluate(&code);
+            inserted = Some(moved);
+        }
         self.runner.set_running(false);
         let end = self.forwarder.finish();
         let interrupted = self.runner.take_interrupted();
@@ -719,6 +732,12 @@ fn failed_reply(request: &JupyterMessage, reason: &str) -> JupyterMessageContent
         }
         _ => JupyterMessageContent::HistoryReply(HistoryReply::new(Vec::new())),
     }
+}
+
+/// Whether `error` is the probe of [`final_value`] saying that the final
+/// variable's `evcxr_display` takes it by value.
+fn moved_in_probe(error: &evcxr::CompilationError, at: &final_value::Inserted) -> bool {
+    error.code() == Some("E0507") && report::in_probe(error, at)
 }
 
 /// Runs `conclab-kernel prepare` and waits for it: the one-time build of the

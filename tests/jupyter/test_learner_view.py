@@ -116,6 +116,79 @@ Badge(7)
     assert shown(outputs, "text/html") == ["<b>badge 8</b>"]
 
 
+def test_an_evcxr_display_taking_self_is_used_and_moves_a_variable(kernel):
+    # As `x.evcxr_display()` would: the value, or the variable, moves into
+    # the method; Debug is never used instead, nor needed.
+    _, kc = kernel
+    code = """
+#[derive(Debug)]
+struct Ticket(String);
+impl Ticket {
+    fn evcxr_display(self) {
+        println!("EVCXR_BEGIN_CONTENT text/html\\n<i>ticket {}</i>\\nEVCXR_END_CONTENT", self.0);
+    }
+}
+struct Stamp(u8);
+impl Stamp {
+    fn evcxr_display(self) {
+        println!("EVCXR_BEGIN_CONTENT text/html\\n<u>stamp {}</u>\\nEVCXR_END_CONTENT", self.0);
+    }
+}
+Ticket("a".into())
+"""
+    reply, outputs = run(kc, code)
+    assert reply["status"] == "ok", reply
+    assert shown(outputs, "text/html") == ["<i>ticket a</i>"]
+    run(kc, 'let ticket = Ticket("b".into());')
+    for code, html in [
+        ("ticket", "<i>ticket b</i>"),
+        ('let same = Ticket("c".into());\nsame', "<i>ticket c</i>"),
+        # A type without Debug.
+        ("let stamp = Stamp(4); stamp", "<u>stamp 4</u>"),
+    ]:
+        reply, outputs = run(kc, code)
+        assert reply["status"] == "ok", (code, reply)
+        assert shown(outputs, "text/html") == [html], code
+        assert shown(outputs, "text/plain") == [""], code
+    reply, _ = run(kc, "ticket")
+    assert reply["status"] == "error"
+    assert "cannot find value `ticket`" in reply["evalue"], reply
+
+
+def test_an_evcxr_display_taking_a_copy_type_by_value_keeps_the_variable(kernel):
+    _, kc = kernel
+    code = """
+#[derive(Debug, Clone, Copy)]
+struct Dot(u8);
+impl Dot {
+    fn evcxr_display(self) {
+        println!("EVCXR_BEGIN_CONTENT text/html\\n<b>dot {}</b>\\nEVCXR_END_CONTENT", self.0);
+    }
+}
+let dot = Dot(1);
+"""
+    reply, _ = run(kc, code)
+    assert reply["status"] == "ok", reply
+    # Copied into the method, as `dot.evcxr_display()` would: `dot` stays.
+    for code, html in [
+        ("dot", "<b>dot 1</b>"),
+        ("dot", "<b>dot 1</b>"),
+        ("let dots = [Dot(2)];\ndots[0]", "<b>dot 2</b>"),
+    ]:
+        reply, outputs = run(kc, code)
+        assert reply["status"] == "ok", (code, reply)
+        assert shown(outputs, "text/html") == [html], code
+
+
+def test_a_final_variables_compile_error_is_told_once_in_the_cells_columns(kernel):
+    _, kc = kernel
+    reply, _ = run(kc, "let near = 1; nearby")
+    assert reply["status"] == "error"
+    assert reply["traceback"][0] == "error[E0425]: cannot find value `nearby` in this scope", reply
+    assert " --> cell:1:15" in reply["traceback"], reply
+    assert sum("E0425" in line for line in reply["traceback"]) == 1, reply
+
+
 def test_a_crates_evcxr_display_shows_a_png(kernel):
     _, kc = kernel
     code = """

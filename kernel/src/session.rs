@@ -170,11 +170,16 @@ impl Session {
             builds,
         } = config;
         prepared.remove_abandoned_sessions();
-        if !prepared.is_ready() {
+        if !prepared.copy_template_to(&session_dir)? {
             set_stage(Stage::BuildingPrelude);
             build_prelude_crates()?;
+            if !prepared.copy_template_to(&session_dir)? {
+                bail!(
+                    "the prelude crates were built, but {} is not ready",
+                    prepared.template().display()
+                );
+            }
         }
-        prepared.copy_template_to(&session_dir)?;
         set_stage(Stage::Starting);
         let started = std::time::Instant::now();
         let (mut context, outputs) =

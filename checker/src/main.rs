@@ -128,6 +128,29 @@ struct OutputArgs {
     /// Write the report here instead of to stdout.
     #[arg(long, short)]
     output: Option<PathBuf>,
+    /// Also write the report in FORMAT to PATH (repeatable): one run, a
+    /// report for each reader (`--also html=report.html`).
+    #[arg(long, value_name = "FORMAT=PATH", value_parser = also_output)]
+    also: Vec<(Format, PathBuf)>,
+}
+
+/// Reads `--also FORMAT=PATH`.
+fn also_output(text: &str) -> Result<(Format, PathBuf), String> {
+    use clap::ValueEnum;
+    let (format, path) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not FORMAT=PATH (for example html=report.html)"))?;
+    let format = Format::from_str(format, false).map_err(|_| {
+        let known: Vec<String> = Format::value_variants()
+            .iter()
+            .filter_map(|f| Some(f.to_possible_value()?.get_name().to_owned()))
+            .collect();
+        format!("unknown format {format:?} (one of {})", known.join(", "))
+    })?;
+    if path.is_empty() {
+        return Err(format!("{text:?} names no file after the ="));
+    }
+    Ok((format, PathBuf::from(path)))
 }
 
 #[derive(Args)]
@@ -269,6 +292,12 @@ fn finish(report: Result<Report, Failure>, output: &OutputArgs) -> Exit {
         Ok(report) => report,
         Err(failure) => return failure.report(),
     };
+    for (format, path) in &output.also {
+        if let Err(error) = std::fs::write(path, format::render(&report, *format)) {
+            eprintln!("conclab-check: writing {}: {error}", path.display());
+            return Exit::Infrastructure;
+        }
+    }
     let text = format::render(&report, output.format);
     match &output.output {
         Some(path) => {
@@ -487,5 +516,27 @@ fn same_dir(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn also_names_a_format_and_a_file() {
+        assert_eq!(
+            also_output("html=out/report=1.html"),
+            Ok((Format::Html, PathBuf::from("out/report=1.html")))
+        );
+        for bad in ["html", "html=", "pdf=report.pdf"] {
+            assert!(also_output(bad).is_err(), "{bad}");
+        }
+        assert!(
+            also_output("pdf=x")
+                .unwrap_err()
+                .contains("text, html, json"),
+            "the formats are named"
+        );
     }
 }

@@ -200,9 +200,10 @@ pub fn checker_program() -> PathBuf {
 
 /// Runs `conclab-check feedback` on `copy` (only `exercise`'s tests, if
 /// given) with this kernel; `started` receives the checker's pid (its
-/// process group), so an interrupt can stop it. The checker writes its JSON
-/// report next to `copy` and renders it as text and as HTML: one renderer,
-/// the checker's, for the terminal and the notebook alike.
+/// process group), so an interrupt can stop it. One run of the checker
+/// prints its report as text and writes it as HTML next to `copy`
+/// (`--also html=PATH`): one renderer, the checker's, for the terminal and
+/// the notebook alike.
 pub fn run_checker(
     copy: &Path,
     exercise: Option<&str>,
@@ -211,15 +212,17 @@ pub fn run_checker(
     use std::os::unix::process::CommandExt;
     let program = checker_program();
     let kernel = std::env::current_exe().map_err(|e| format!("finding this kernel: {e}"))?;
-    let json = copy.with_extension("report.json");
-    let _ = std::fs::remove_file(&json);
+    let html_file = copy.with_extension("report.html");
+    let _ = std::fs::remove_file(&html_file);
+    let mut also = std::ffi::OsString::from("html=");
+    also.push(&html_file);
     let mut command = Command::new(&program);
     command
         .arg("feedback")
         .arg("--jobs=1")
-        .arg("--format=json")
-        .arg("--output")
-        .arg(&json)
+        .arg("--format=text")
+        .arg("--also")
+        .arg(also)
         .arg("--kernel")
         .arg(&kernel);
     if let Some(exercise) = exercise {
@@ -248,55 +251,25 @@ pub fn run_checker(
         let _ = stderr.read_to_string(&mut text);
         text
     });
-    let mut printed = String::new();
+    let mut report = String::new();
     let _ = child
         .stdout
         .take()
         .expect("piped")
-        .read_to_string(&mut printed);
+        .read_to_string(&mut report);
     let status = child
         .wait()
         .map_err(|e| format!("waiting for the checker: {e}"))?;
-    let mut errors = errors.join().unwrap_or_default();
-    let (mut report, mut html) = (String::new(), String::new());
-    if json.is_file() {
-        for (format, into) in [("text", &mut report), ("html", &mut html)] {
-            match render(&program, &json, format) {
-                Ok(text) => *into = text,
-                Err(why) => errors.push_str(&why),
-            }
-        }
-        let _ = std::fs::remove_file(&json);
-    }
-    if report.is_empty() {
-        report = printed;
-    }
+    let errors = errors.join().unwrap_or_default();
+    // No file when the checker gave no report (bad input, or stopped).
+    let html = std::fs::read_to_string(&html_file).unwrap_or_default();
+    let _ = std::fs::remove_file(&html_file);
     Ok(Feedback {
         report,
         html,
         exit: status.code(),
         errors,
     })
-}
-
-/// The checker's JSON report at `json` in `format` (`conclab-check merge`
-/// of one report renders it as it stands).
-fn render(program: &Path, json: &Path, format: &str) -> Result<String, String> {
-    let output = Command::new(program)
-        .arg("merge")
-        .arg(format!("--format={format}"))
-        .arg(json)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("rendering the report as {format}: {e}\n"))?;
-    // Exit 1 only says a check failed; the report is there all the same.
-    match output.status.code() {
-        Some(0 | 1) => Ok(String::from_utf8_lossy(&output.stdout).into_owned()),
-        _ => Err(format!(
-            "rendering the report as {format}: {}\n",
-            String::from_utf8_lossy(&output.stderr).trim()
-        )),
-    }
 }
 
 /// The report as Jupyter display data: HTML for JupyterLab, the text

@@ -204,6 +204,16 @@ impl Evidence<'_> {
         }
     }
 
+    /// A thread as a picture's mark names it: pids belong in the evidence,
+    /// so a thread of another process (its lane says which) is named so.
+    fn thread_named(&self, event: &Event) -> String {
+        if event.pid == self.runner_pid {
+            event.thread.clone()
+        } else {
+            "a thread of another process".to_owned()
+        }
+    }
+
     /// A thread as evidence names it: also its tid, unless the name already
     /// says it, so two threads of one name stay apart.
     fn thread_full(&self, event: &Event) -> String {
@@ -655,13 +665,51 @@ fn exactly_once(evidence: &Evidence, name: &str, spans: &[Span]) -> Verdict {
             text.push_str(&span_line(evidence, name, span));
         }
     }
-    fails(
-        format!(
+    Verdict::Fails {
+        message: format!(
             "every {name} id must be entered exactly once and left: {}",
             parts.join("; ")
         ),
-        text,
-    )
+        evidence: text,
+        moment: first_repeat_or_unfinished(name, &by_id, spans),
+    }
+}
+
+/// The moment to draw for [`exactly_once`]: the earliest second entry of an
+/// id, with every thread that ran that id (the second entry's first); else
+/// the first span that never left, from its entry.
+fn first_repeat_or_unfinished(
+    name: &str,
+    by_id: &BTreeMap<Option<u64>, Vec<&Span>>,
+    spans: &[Span],
+) -> Option<Moment> {
+    // Each group is in entry order, as `spans` found them.
+    let repeated = by_id
+        .values()
+        .filter(|group| group.len() > 1)
+        .min_by_key(|group| group[1].enter.t_ns);
+    if let Some(group) = repeated {
+        let second = group[1];
+        let mut shown = vec![second, group[0]];
+        shown.extend(&group[2..]);
+        return Some(drawn(
+            &shown,
+            second.enter.t_ns,
+            format!("{name} {} entered a second time", id_text(second.enter.id)),
+        ));
+    }
+    let never_left = spans
+        .iter()
+        .filter(|span| span.exit.is_none())
+        .min_by_key(|span| span.enter.t_ns)?;
+    Some(drawn(
+        &[never_left],
+        never_left.enter.t_ns,
+        format!(
+            "{name} {} entered here, never left",
+            id_text(never_left.enter.id)
+        ),
+    ))
 }
 
 fn owner_thread_only(evidence: &Evidence, name: &str, spans: &[Span]) -> Verdict {
@@ -686,14 +734,39 @@ fn owner_thread_only(evidence: &Evidence, name: &str, spans: &[Span]) -> Verdict
             span_line(evidence, name, group[0])
         );
     }
-    fails(
-        format!(
+    Verdict::Fails {
+        message: format!(
             "all {name} spans must run on one thread (the one that owns the state), but they ran on {} threads: {}",
             groups.len(),
             list_some(&counts)
         ),
-        text,
-    )
+        evidence: text,
+        moment: first_intrusion(evidence, name, &groups),
+    }
+}
+
+/// The moment to draw for [`owner_thread_only`]: the first span on a thread
+/// other than the owner (the one that ran the most), beside the owner's
+/// span entered last before it (or its first).
+fn first_intrusion(evidence: &Evidence, name: &str, groups: &[Vec<&Span>]) -> Option<Moment> {
+    let (owner, others) = groups.split_first()?;
+    let intruder = others.iter().flatten().min_by_key(|span| span.enter.t_ns)?;
+    let at_ns = intruder.enter.t_ns;
+    let beside = owner
+        .iter()
+        .rev()
+        .find(|span| span.enter.t_ns <= at_ns)
+        .or(owner.first())?;
+    Some(drawn(
+        &[beside, intruder],
+        at_ns,
+        format!(
+            "{name} {} runs on {}, not on {}",
+            id_text(intruder.enter.id),
+            evidence.thread_named(intruder.enter),
+            evidence.thread_named(beside.enter)
+        ),
+    ))
 }
 
 // ---------------------------------------------------------------------------
@@ -899,10 +972,16 @@ fn processes(property: &Property, evidence: &Evidence) -> Verdict {
             } else {
                 String::new()
             };
-            return fails(
-                format!("expected exactly {exactly} worker processes, saw {seen} start{hint}"),
-                text,
-            );
+            return Verdict::Fails {
+                message: format!(
+                    "expected exactly {exactly} worker processes, saw {seen} start{hint}"
+                ),
+                evidence: text,
+                // Too many: drawn where the count went past the limit.
+                moment: worker_starting(evidence, &workers, exactly as usize, |n| {
+                    format!("worker process {n} starts: exactly {exactly} expected")
+                }),
+            };
         }
         None if seen == 0 => {
             return fails(
@@ -919,14 +998,46 @@ fn processes(property: &Property, evidence: &Evidence) -> Verdict {
     // second task" tells a process per task from a pool.
     let total: usize = workers.keys().map(|&pid| ran(pid)).sum();
     if property.reused && total >= 2 && workers.keys().all(|&pid| ran(pid) <= 1) {
-        return fails(
-            format!(
+        return Verdict::Fails {
+            message: format!(
                 "each worker should be reused for several tasks, but no worker ran a second one: {total} tasks in {seen} processes, a process per task (start the pool once and send each worker several tasks)"
             ),
-            text,
-        );
+            evidence: text,
+            moment: worker_starting(evidence, &workers, 1, |_| {
+                "worker process 2 starts: worker process 1 is not reused".to_owned()
+            }),
+        };
     }
     Verdict::Holds
+}
+
+/// The moment the worker started after the first `before` (in start order)
+/// begins, to draw with every worker's main thread; `label` gets its
+/// number. None when no more than `before` started.
+fn worker_starting(
+    evidence: &Evidence,
+    workers: &BTreeMap<u32, &Event>,
+    before: usize,
+    label: impl FnOnce(usize) -> String,
+) -> Option<Moment> {
+    let mut starts: Vec<&Event> = workers.values().copied().collect();
+    starts.sort_by_key(|start| (start.t_ns, start.pid));
+    let start = *starts.get(before)?;
+    // Until that worker last did something: its first task in the picture.
+    let until = evidence
+        .events
+        .iter()
+        .filter(|event| event.pid == start.pid)
+        .map(|event| event.t_ns)
+        .max()
+        .unwrap_or(start.t_ns);
+    Some(Moment {
+        at_ns: start.t_ns,
+        label: label(before + 1),
+        threads: starts.iter().map(|s| (s.pid, s.tid)).collect(),
+        from_ns: starts[0].t_ns,
+        to_ns: until,
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -1238,6 +1349,11 @@ mod tests {
                     .entry((pid, thread.to_owned()))
                     .or_insert(pid * 10 + next),
             }
+        }
+
+        /// The (pid, tid) of the runner's `thread`.
+        fn key(&mut self, thread: &str) -> (u32, u32) {
+            (RUNNER, self.tid(RUNNER, thread))
         }
 
         /// The checker's samples saw the runner's `thread` alive from
@@ -1719,6 +1835,28 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_id_marks_its_second_entry_on_the_threads_that_ran_it() {
+        let property = property(PropertyKind::ExactlyOnce, Some("fetch"));
+        let mut run = three_fetches();
+        run.enter("worker-1", "fetch", 7, 65.0);
+        let moment = moment_of(run.decide(&property));
+        assert_eq!(moment.at_ns, 65_000_000, "where fetch 7 entered");
+        assert_eq!(moment.label, "fetch 7 entered here, never left");
+        assert_eq!(moment.threads, [run.key("worker-1")]);
+        // An id entered twice comes first, marked at its second entry.
+        run.span("worker-2", "fetch", 1, 70.0, 80.0);
+        let moment = moment_of(run.decide(&property));
+        assert_eq!(moment.at_ns, 70_000_000);
+        assert_eq!(moment.label, "fetch 1 entered a second time");
+        assert_eq!(
+            moment.threads,
+            [run.key("worker-2"), run.key("worker-1")],
+            "the second entry's thread first"
+        );
+        assert_eq!((moment.from_ns, moment.to_ns), (10_000_000, 80_000_000));
+    }
+
+    #[test]
     fn owner_thread_only_holds_on_one_thread() {
         let mut run = Run::default();
         for i in 0..5 {
@@ -1739,6 +1877,26 @@ mod tests {
         assert_eq!(
             run.message(&property),
             "all request spans must run on one thread (the one that owns the state), but they ran on 2 threads: 5 on account, 1 on client-3"
+        );
+    }
+
+    #[test]
+    fn a_span_on_a_second_thread_marks_the_owner_and_the_intruder() {
+        let mut run = Run::default();
+        for i in 0..5 {
+            run.span("account", "request", i, i as f64, i as f64 + 0.5);
+        }
+        run.span("client-3", "request", 9, 7.0, 7.5)
+            .span("client-4", "request", 10, 8.0, 8.5);
+        let property = property(PropertyKind::OwnerThreadOnly, Some("request"));
+        let moment = moment_of(run.decide(&property));
+        assert_eq!(moment.at_ns, 7_000_000, "the first span off the owner");
+        assert_eq!(moment.label, "request 9 runs on client-3, not on account");
+        assert_eq!(moment.threads, [run.key("account"), run.key("client-3")]);
+        assert_eq!(
+            (moment.from_ns, moment.to_ns),
+            (4_000_000, 7_500_000),
+            "from the owner's span before it"
         );
     }
 
@@ -1856,6 +2014,40 @@ mod tests {
             Run::default().message(&processes(3, false)),
             "expected exactly 3 worker processes, saw 0 start (the work must run in labkit-worker processes, started with labkit::worker::command())"
         );
+    }
+
+    #[test]
+    fn too_many_workers_mark_the_start_past_the_count_on_every_worker() {
+        let mut run = pool(12, 12);
+        let moment = moment_of(run.decide(&processes(3, true)));
+        assert_eq!(moment.at_ns, 3_000_000, "the fourth worker's start");
+        assert_eq!(moment.label, "worker process 4 starts: exactly 3 expected");
+        let workers: Vec<(u32, u32)> = (200..212).map(|pid| (pid, pid)).collect();
+        assert_eq!(moment.threads, workers, "every worker's main thread");
+        assert_eq!(
+            (moment.from_ns, moment.to_ns),
+            (0, 29_000_000),
+            "until the fourth worker ran its task"
+        );
+    }
+
+    #[test]
+    fn a_worker_not_reused_marks_the_second_start() {
+        let not_reused = Property {
+            exactly: None,
+            ..processes(0, true)
+        };
+        let moment = moment_of(pool(4, 4).decide(&not_reused));
+        assert_eq!(moment.at_ns, 1_000_000);
+        assert_eq!(
+            moment.label,
+            "worker process 2 starts: worker process 1 is not reused"
+        );
+        assert_eq!(
+            moment.threads,
+            [(200, 200), (201, 201), (202, 202), (203, 203)]
+        );
+        assert_eq!((moment.from_ns, moment.to_ns), (0, 19_000_000));
     }
 
     #[test]

@@ -448,7 +448,7 @@ impl ProcessPool {
         sub,
         "step01-process-pool-test",
         "failed",
-        "waits in wait() for labkit-worker pid ",
+        "waits in wait() for labkit-worker",
     );
     graded.expect_of(
         sub,
@@ -987,7 +987,7 @@ pub fn fetch_all(urls: &[String], threads: usize) -> Vec<String> {
         sub,
         "step03-cpu-compare-test",
         "failed",
-        "waits in wait() for labkit-worker pid ",
+        "waits in wait() for labkit-worker",
     );
     graded.expect_of(
         sub,

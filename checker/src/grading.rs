@@ -277,6 +277,7 @@ impl NotebookRun<'_> {
                     let diagnosis = hang::Diagnosis {
                         summary: "no thread made progress".into(),
                         details: String::new(),
+                        culprit: None,
                     };
                     (diagnosis, None)
                 });

@@ -36,8 +36,58 @@ pub struct Diagnosis {
     pub summary: String,
     /// Every thread, a few lines each: process, thread, state, what it waits
     /// on, CPU used while sampled, its last trace events and the locks it
-    /// holds.
+    /// holds. Pids, tids and futex addresses are here, never in `summary`.
     pub details: String,
+    /// Who hangs the cell when the trace shows no thread waiting (a spin, a
+    /// pipe, a wait for a child), to mark in the picture.
+    pub culprit: Option<Culprit>,
+}
+
+/// The threads /proc caught hanging a cell that the trace shows no thread
+/// waiting in: the picture marks their last traced event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Culprit {
+    /// As (pid, tid): the thread that hangs the cell first, then the others
+    /// it involves (the other end of its pipe, the child it waits for).
+    pub threads: Vec<(u32, u32)>,
+    /// The mark's words, e.g. `thread worker-3 spins from here, nothing
+    /// else moves`.
+    pub label: String,
+    /// Whether the first thread's process stopped with it (blocked on a pipe
+    /// or in wait()): then the process's last event stands in when the
+    /// thread traced nothing; else (a spinning thread's process may go on)
+    /// the trace's last event does.
+    pub process_stopped: bool,
+}
+
+impl Culprit {
+    /// Its moment in `events`, the run's trace: from the first event to the
+    /// last, marked at the first thread's last event.
+    fn moment(&self, events: &[Event]) -> Option<Moment> {
+        let &first = self.threads.first()?;
+        let last_ns = |of: &dyn Fn(&Event) -> bool| {
+            events
+                .iter()
+                .filter(|event| of(event))
+                .map(|event| event.t_ns)
+                .max()
+        };
+        let trace_last_ns = last_ns(&|_| true)?;
+        let at_ns = last_ns(&|event| (event.pid, event.tid) == first)
+            .or_else(|| {
+                self.process_stopped
+                    .then(|| last_ns(&|event| event.pid == first.0))
+                    .flatten()
+            })
+            .unwrap_or(trace_last_ns);
+        Some(Moment {
+            at_ns,
+            label: self.label.clone(),
+            threads: self.threads.clone(),
+            from_ns: events.iter().map(|event| event.t_ns).min()?,
+            to_ns: trace_last_ns,
+        })
+    }
 }
 
 /// System call numbers, which differ per architecture.
@@ -122,11 +172,15 @@ pub fn lock_cycle(threads: &[ThreadSample], events: &[Event]) -> bool {
     scene.deadlock().is_some()
 }
 
-/// The moment a hang set in, to draw: for a deadlock, when the last of its
-/// threads began to wait and the wait cycle closed; otherwise the trace's
-/// last event, after which the waiting threads never moved. None when the
-/// trace leaves no thread waiting (a spin, a pipe).
+/// The moment a hang set in, to draw: for a hang /proc found the
+/// [`Culprit`] of (a spin, a pipe), its last traced event; for a deadlock,
+/// when the last of its threads began to wait and the wait cycle closed;
+/// otherwise the trace's last event, after which the waiting threads never
+/// moved. None when there is nothing of the kind to mark.
 pub fn moment(events: &[Event], diagnosis: &Diagnosis) -> Option<Moment> {
+    if let Some(culprit) = &diagnosis.culprit {
+        return culprit.moment(events);
+    }
     let replay = Replay::new(events);
     let mut stuck: Vec<(u64, Key)> = replay
         .lock_waits
@@ -341,13 +395,20 @@ impl<'a> Replay<'a> {
     }
 }
 
-/// Display names: labkit's trace name of a thread, else its comm, with the
-/// pid or tid added where two threads would read the same.
-struct Names(HashMap<Key, String>);
+/// Display names, without pids or tids (those are for the details):
+/// labkit's trace name of a thread, else a name like labkit's; another
+/// process, and its first thread, after the process's command.
+struct Names {
+    threads: HashMap<Key, String>,
+    /// The learner's processes other than the code runner, by pid.
+    processes: HashMap<u32, String>,
+    runner: Option<u32>,
+}
 
 impl Names {
     /// `runner` is the code runner's pid: its first thread runs the cell.
     fn new(threads: &[Thread], replay: &Replay, runner: Option<u32>) -> Names {
+        let processes = process_names(threads, runner);
         let mut base: BTreeMap<Key, String> = BTreeMap::new();
         for thread in threads {
             let key = thread.key();
@@ -355,57 +416,130 @@ impl Names {
                 // labkit calls every process's first thread `main`; only
                 // the cell's is the learner's `main`.
                 Some(name) if name == "main" && runner.is_some_and(|r| r != key.0) => {
-                    untraced_name(&thread.now, runner)
+                    untraced_name(&thread.now, runner, &processes)
                 }
                 Some(name) => name.clone(),
-                None => untraced_name(&thread.now, runner),
+                None => untraced_name(&thread.now, runner, &processes),
             };
             base.insert(key, name);
         }
         if threads.is_empty() {
             base.extend(replay.names.iter().map(|(k, n)| (*k, n.clone())));
         }
-        let mut uses: HashMap<&str, Vec<Key>> = HashMap::new();
-        for (key, name) in &base {
-            uses.entry(name).or_default().push(*key);
-        }
-        let mut names = HashMap::new();
-        for (key, name) in &base {
-            let same = &uses[name.as_str()];
-            let shown = if same.len() == 1 {
-                name.clone()
-            } else if same.iter().filter(|k| k.0 == key.0).count() == 1 {
-                format!("{name} (pid {})", key.0)
-            } else {
-                format!("{name} (tid {})", key.1)
-            };
-            names.insert(*key, shown);
-        }
+        let mut threads = apart(base, &processes);
         // Threads of the trace that were not sampled keep their plain name.
         for (key, name) in &replay.names {
-            names.entry(*key).or_insert_with(|| name.clone());
+            threads.entry(*key).or_insert_with(|| name.clone());
         }
-        Names(names)
+        Names {
+            threads,
+            processes,
+            runner,
+        }
     }
 
     fn of(&self, key: Key) -> String {
-        self.0
+        self.threads
             .get(&key)
             .cloned()
             .unwrap_or_else(|| format!("thread {}", key.1))
     }
+
+    /// A process as summaries name it: `the cell's process` for the code
+    /// runner, one of the learner's by its name here, any other by its
+    /// `command`.
+    fn process(&self, pid: u32, command: &str) -> String {
+        if Some(pid) == self.runner {
+            return "the cell's process".to_owned();
+        }
+        self.processes
+            .get(&pid)
+            .cloned()
+            .unwrap_or_else(|| command.to_owned())
+    }
+}
+
+/// The learner's processes other than the code runner, named after their
+/// command (`sleep`), numbered in the order they started when several share
+/// it (`labkit-worker 2`).
+fn process_names(threads: &[Thread], runner: Option<u32>) -> HashMap<u32, String> {
+    let mut by_command: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for thread in threads.iter().filter(|t| Some(t.now.pid) != runner) {
+        let pids = by_command.entry(thread.now.process.as_str()).or_default();
+        if !pids.contains(&thread.now.pid) {
+            pids.push(thread.now.pid);
+        }
+    }
+    let mut names = HashMap::new();
+    for (command, mut pids) in by_command {
+        if let [pid] = pids[..] {
+            names.insert(pid, command.to_owned());
+            continue;
+        }
+        // Start times, not pids: pids wrap around.
+        pids.sort_by_cached_key(|&pid| {
+            let started = process_tree::process_stat(pid).map(|stat| stat.start_time);
+            (started.unwrap_or(u64::MAX), pid)
+        });
+        for (number, pid) in pids.into_iter().enumerate() {
+            names.insert(pid, format!("{command} {}", number + 1));
+        }
+    }
+    names
+}
+
+/// Tells threads of one name apart without ids: in several processes, those
+/// outside the code runner by their process (`worker-1 in labkit-worker
+/// 2`); within one process by number, in tid order (`worker-1 #2`), as the
+/// timeline does.
+fn apart(base: BTreeMap<Key, String>, processes: &HashMap<u32, String>) -> HashMap<Key, String> {
+    let mut pids_of: HashMap<&str, HashSet<u32>> = HashMap::new();
+    for (key, name) in &base {
+        pids_of.entry(name).or_default().insert(key.0);
+    }
+    let by_process: BTreeMap<Key, String> = base
+        .iter()
+        .map(|(key, name)| {
+            let shown = match processes.get(&key.0) {
+                Some(process) if pids_of[name.as_str()].len() > 1 => {
+                    format!("{name} in {process}")
+                }
+                _ => name.clone(),
+            };
+            (*key, shown)
+        })
+        .collect();
+    let mut uses: HashMap<String, usize> = HashMap::new();
+    by_process
+        .into_iter()
+        .map(|(key, name)| {
+            let count = uses.entry(name.clone()).or_default();
+            *count += 1;
+            match *count {
+                1 => (key, name),
+                n => (key, format!("{name} #{n}")),
+            }
+        })
+        .collect()
 }
 
 /// A name for a thread the trace never saw, as labkit would name it: the
 /// cell's own thread is `main`, another process's first thread is that
-/// process (`labkit-worker pid 42`), an unnamed thread is `thread-TID`
-/// (/proc shows it under its process's name).
-fn untraced_name(thread: &ThreadSample, runner: Option<u32>) -> String {
+/// process (`labkit-worker 2`, named in `processes`), an unnamed thread is
+/// `thread-TID` (/proc shows it under its process's name).
+fn untraced_name(
+    thread: &ThreadSample,
+    runner: Option<u32>,
+    processes: &HashMap<u32, String>,
+) -> String {
     if thread.tid == thread.pid {
         if Some(thread.pid) == runner {
             "main".to_owned()
         } else {
-            format!("{} pid {}", thread.process, thread.pid)
+            processes
+                .get(&thread.pid)
+                .cloned()
+                .unwrap_or_else(|| thread.process.clone())
         }
     } else if thread.name == thread.process {
         format!("thread-{}", thread.tid)
@@ -517,24 +651,27 @@ impl Scene<'_> {
         summary
     }
 
-    fn spinning_summary(&self) -> Option<String> {
+    fn spinning_summary(&self) -> Option<(String, Culprit)> {
         let mut spinning: Vec<&Thread> = self.threads.iter().filter(|t| t.spinning()).collect();
         spinning.sort_by(|a, b| b.cpu_percent.total_cmp(&a.cpu_percent));
         let thread = spinning.first()?;
+        let name = self.names.of(thread.key());
         let percent = thread.cpu_percent.min(100.0);
         let progress = self
             .replay
             .last_ns
             .is_some_and(|t| t >= self.window_start_ns);
-        let mut summary = if progress {
-            format!(
-                "thread {} spins ({percent:.0}% CPU) while the trace still grows: slow, or a livelock",
-                self.names.of(thread.key())
+        let (mut summary, label) = if progress {
+            (
+                format!(
+                    "thread {name} spins ({percent:.0}% CPU) while the trace still grows: slow, or a livelock"
+                ),
+                format!("thread {name} spins from here while the trace still grows"),
             )
         } else {
-            format!(
-                "thread {} spins ({percent:.0}% CPU, no progress)",
-                self.names.of(thread.key())
+            (
+                format!("thread {name} spins ({percent:.0}% CPU, no progress)"),
+                format!("thread {name} spins from here, nothing else moves"),
             )
         };
         match spinning.len() {
@@ -544,10 +681,15 @@ impl Scene<'_> {
                 let _ = write!(summary, "; {} other threads spin too", n - 1);
             }
         }
-        Some(summary)
+        let culprit = Culprit {
+            threads: spinning.iter().map(|t| t.key()).collect(),
+            label,
+            process_stopped: false,
+        };
+        Some((summary, culprit))
     }
 
-    fn pipe_summary(&self) -> Option<String> {
+    fn pipe_summary(&self) -> Option<(String, Culprit)> {
         let learner: HashSet<u32> = self.threads.iter().map(|t| t.now.pid).collect();
         // A peer among the learner's processes first; a pipe held by the
         // kernel (the runner's stdin and stdout) is the least likely culprit.
@@ -557,9 +699,18 @@ impl Scene<'_> {
             Some(_) => 2,
         })?;
         let name = self.names.of(wait.key);
+        let peer_name = wait
+            .peer
+            .as_ref()
+            .map(|peer| self.names.process(peer.pid, &peer.process));
+        let culprit = |other: Option<Key>, label: String| Culprit {
+            threads: [wait.key].into_iter().chain(other).collect(),
+            label,
+            process_stopped: true,
+        };
         // The peer blocked on a pipe back to this process: neither side
         // will move, whatever the peer would do once unblocked.
-        if let Some(peer) = &wait.peer
+        if let (Some(peer), Some(peer_name)) = (&wait.peer, &peer_name)
             && let Some(back) = self.pipes.iter().find(|back| {
                 back.key.0 == peer.pid && back.peer.as_ref().is_some_and(|p| p.pid == wait.key.0)
             })
@@ -574,26 +725,45 @@ impl Scene<'_> {
                 }
                 _ => ": a pipe deadlock",
             };
-            return Some(format!(
-                "{name} blocked {mine} {} pid {}, which is blocked {theirs} it{hint}",
-                peer.process, peer.pid
+            return Some((
+                format!("{name} blocked {mine} {peer_name}, which is blocked {theirs} it{hint}"),
+                culprit(
+                    Some(back.key),
+                    format!("{name} and {peer_name} block on pipes to each other here"),
+                ),
             ));
         }
-        Some(match (&wait.peer, wait.reading) {
-            (Some(peer), true) => format!(
-                "{name} blocked reading a pipe from {} pid {}",
-                peer.process, peer.pid
+        // The other end's first thread, when it is the learner's.
+        let peer_thread = wait
+            .peer
+            .as_ref()
+            .filter(|peer| learner.contains(&peer.pid))
+            .map(|peer| (peer.pid, peer.pid));
+        Some(match (&peer_name, wait.reading) {
+            (Some(peer), true) => (
+                format!("{name} blocked reading a pipe from {peer}"),
+                culprit(
+                    peer_thread,
+                    format!("{name} blocks reading a pipe from {peer} here"),
+                ),
             ),
-            (Some(peer), false) => format!(
-                "{name} blocked writing a pipe to {} pid {} (nobody reads it)",
-                peer.process, peer.pid
+            (Some(peer), false) => (
+                format!("{name} blocked writing a pipe to {peer} (nobody reads it)"),
+                culprit(
+                    peer_thread,
+                    format!("{name} blocks writing a pipe to {peer} here"),
+                ),
             ),
-            (None, true) => format!(
-                "{name} blocked reading a pipe whose only writer is its own process (close or drop the write end)"
+            (None, true) => (
+                format!(
+                    "{name} blocked reading a pipe whose only writer is its own process (close or drop the write end)"
+                ),
+                culprit(None, format!("{name} blocks reading a pipe here")),
             ),
-            (None, false) => {
-                format!("{name} blocked writing a full pipe that only its own process reads")
-            }
+            (None, false) => (
+                format!("{name} blocked writing a full pipe that only its own process reads"),
+                culprit(None, format!("{name} blocks writing a full pipe here")),
+            ),
         })
     }
 
@@ -601,7 +771,7 @@ impl Scene<'_> {
     /// waiting for that child, with what the child waits for. The classic
     /// case: the child reads its stdin until EOF, and the waiting process
     /// still holds the write end, so EOF never comes.
-    fn child_wait_summary(&self) -> Option<String> {
+    fn child_wait_summary(&self) -> Option<(String, Culprit)> {
         self.threads.iter().find_map(|waiter| {
             waiter.syscall_in(nr::WAIT_CHILD)?;
             let parent = waiter.now.pid;
@@ -612,18 +782,23 @@ impl Scene<'_> {
                     && t.blocked()
             })?;
             let waiter_name = self.names.of(waiter.key());
-            let process = &child.now.process;
-            let pid = child.now.pid;
+            let process = self.names.process(child.now.pid, &child.now.process);
             let blocked_on = self.pipes.iter().find(|w| w.key == child.key());
-            Some(match blocked_on {
+            let summary = match blocked_on {
                 Some(pipe) if pipe.reading && pipe.peer.as_ref().is_none_or(|p| p.pid == parent) => format!(
-                    "{waiter_name} waits in wait() for {process} pid {pid} to exit, but {process} is blocked reading its input, which stays open while the waiting process holds its write end: close the child's stdin (drop the ChildStdin) before wait()"
+                    "{waiter_name} waits in wait() for {process} to exit, but {process} is blocked reading its input, which stays open while the waiting process holds its write end: close the child's stdin (drop the ChildStdin) before wait()"
                 ),
                 _ => format!(
-                    "{waiter_name} waits in wait() for {process} pid {pid} to exit, which {}",
-                    self.activity(child)
+                    "{waiter_name} waits in wait() for {process} to exit, which {}",
+                    self.activity(child, false)
                 ),
-            })
+            };
+            let culprit = Culprit {
+                threads: vec![waiter.key(), child.key()],
+                label: format!("{waiter_name} waits for {process} to exit from here"),
+                process_stopped: true,
+            };
+            Some((summary, culprit))
         })
     }
 
@@ -713,7 +888,7 @@ impl Scene<'_> {
             let mut waits: Vec<String> = listed
                 .iter()
                 .take(LISTED_THREADS)
-                .map(|t| format!("{} {}", self.names.of(t.key()), self.activity(t)))
+                .map(|t| format!("{} {}", self.names.of(t.key()), self.activity(t, false)))
                 .collect();
             if listed.len() > LISTED_THREADS {
                 waits.push(format!("and {} more", listed.len() - LISTED_THREADS));
@@ -726,39 +901,57 @@ impl Scene<'_> {
         "no thread made progress".to_owned()
     }
 
-    /// What a thread is doing, as a verb phrase: `waits in futex 0x… (account[1], held by worker-2)`.
-    fn activity(&self, thread: &Thread) -> String {
+    /// What a thread is doing, as a verb phrase. With `ids` (for the
+    /// details) it gives what an instructor looks up, the futex address,
+    /// descriptor and pids: `waits in futex 0x… (account[1], held by
+    /// worker-2)`; without (for a summary) names only: `waits for
+    /// account[1], held by worker-2`.
+    fn activity(&self, thread: &Thread, ids: bool) -> String {
         let pid = thread.now.pid;
         if let Some(args) = thread.syscall_in(nr::FUTEX) {
-            let mut text = format!("waits in futex {:#x}", args[0]);
-            if let Some(object) = self.replay.objects.get(&(pid, args[0])) {
-                let holders: Vec<String> = self
-                    .replay
-                    .holders_of(pid, args[0])
-                    .into_iter()
-                    .map(|key| self.names.of(key))
-                    .collect();
-                if holders.is_empty() {
-                    let _ = write!(text, " ({object})");
-                } else {
-                    let _ = write!(text, " ({object}, held by {})", holders.join(" and "));
+            let object = self.replay.objects.get(&(pid, args[0]));
+            let holders: Vec<String> = self
+                .replay
+                .holders_of(pid, args[0])
+                .into_iter()
+                .map(|key| self.names.of(key))
+                .collect();
+            let held_by = holders.join(" and ");
+            return match (object, ids) {
+                (Some(object), true) if holders.is_empty() => {
+                    format!("waits in futex {:#x} ({object})", args[0])
                 }
-            }
-            return text;
+                (Some(object), true) => {
+                    format!(
+                        "waits in futex {:#x} ({object}, held by {held_by})",
+                        args[0]
+                    )
+                }
+                (None, true) => format!("waits in futex {:#x}", args[0]),
+                (Some(object), false) if holders.is_empty() => format!("waits on {object}"),
+                (Some(object), false) => format!("waits for {object}, held by {held_by}"),
+                (None, false) => "waits on a lock or channel labkit does not trace".to_owned(),
+            };
         }
         if let Some(wait) = self.pipes.iter().find(|w| w.key == thread.key()) {
             let fd = thread.now.syscall.map_or(0, |s| s.args[0]);
-            let (verb, role) = if wait.reading {
-                ("reads", "written by")
+            let (verb, role, way) = if wait.reading {
+                ("reads", "written by", "from")
             } else {
-                ("writes", "read by")
+                ("writes", "read by", "to")
             };
-            return match &wait.peer {
-                Some(peer) => format!(
-                    "{verb} pipe fd {fd}, {role} {} pid {}",
-                    peer.process, peer.pid
+            return match (&wait.peer, ids) {
+                (Some(peer), true) => format!(
+                    "{verb} pipe fd {fd}, {role} {} (pid {})",
+                    self.names.process(peer.pid, &peer.process),
+                    peer.pid
                 ),
-                None => format!("{verb} pipe fd {fd}, held by no other process"),
+                (Some(peer), false) => format!(
+                    "{verb} a pipe {way} {}",
+                    self.names.process(peer.pid, &peer.process)
+                ),
+                (None, true) => format!("{verb} pipe fd {fd}, held by no other process"),
+                (None, false) => format!("{verb} a pipe held by no other process"),
             };
         }
         if let Some(args) = thread
@@ -771,7 +964,16 @@ impl Scene<'_> {
                 "writes"
             };
             let target = process_tree::fd_target(pid, args[0]).unwrap_or_default();
-            return format!("{verb} fd {} ({target})", args[0]);
+            if ids {
+                return format!("{verb} fd {} ({target})", args[0]);
+            }
+            let what = match target.as_str() {
+                socket if socket.starts_with("socket:") => "a socket",
+                pipe if pipe.starts_with("pipe:") => "a pipe",
+                path if path.starts_with('/') => path,
+                _ => "a file",
+            };
+            return format!("{verb} {what}");
         }
         if thread.syscall_in(nr::SLEEP).is_some() {
             return "sleeps (thread::sleep)".to_owned();
@@ -779,7 +981,12 @@ impl Scene<'_> {
         if let Some(args) = thread.syscall_in(nr::WAIT_CHILD) {
             return match args[0] as i32 {
                 pid if pid > 0 && thread.syscall_in(&nr::WAIT_CHILD[..1]).is_some() => {
-                    format!("waits in wait() for child pid {pid} to exit")
+                    if ids {
+                        format!("waits in wait() for child pid {pid} to exit")
+                    } else {
+                        let child = self.names.process(pid as u32, "a child process");
+                        format!("waits in wait() for {child} to exit")
+                    }
                 }
                 _ => "waits in wait() for a child process to exit".to_owned(),
             };
@@ -835,7 +1042,7 @@ impl Scene<'_> {
                 thread.now.process,
                 thread.now.tid,
                 state_word(thread.now.state),
-                self.activity(thread),
+                self.activity(thread, true),
                 thread.cpu_ms,
                 thread.cpu_percent.min(100.0)
             );
@@ -1009,17 +1216,26 @@ fn classify(
         window_start_ns,
         now_ns: monotonic_ns(),
     };
-    let summary = scene
-        .deadlock()
-        .map(|cycle| scene.deadlock_summary(cycle))
-        .or_else(|| scene.spinning_summary())
-        .or_else(|| scene.child_wait_summary())
-        .or_else(|| scene.pipe_summary())
-        .or_else(|| scene.condvar_summary())
-        .unwrap_or_else(|| scene.fallback_summary());
+    // A deadlock and condition-variable waits show in the trace, which
+    // dates them; the others name the threads /proc caught, to mark.
+    let (summary, culprit) = match scene.deadlock() {
+        Some(cycle) => (scene.deadlock_summary(cycle), None),
+        None => scene
+            .spinning_summary()
+            .or_else(|| scene.child_wait_summary())
+            .or_else(|| scene.pipe_summary())
+            .map(|(summary, culprit)| (summary, Some(culprit)))
+            .unwrap_or_else(|| {
+                let summary = scene
+                    .condvar_summary()
+                    .unwrap_or_else(|| scene.fallback_summary());
+                (summary, None)
+            }),
+    };
     Diagnosis {
         summary,
         details: scene.details(interval),
+        culprit,
     }
 }
 
@@ -1150,6 +1366,19 @@ mod tests {
         })
     }
 
+    /// Pids, tids and addresses belong in the details, never the summary.
+    fn assert_no_ids(summary: &str, pids: &[u32]) {
+        for secret in ["pid", "tid", "futex", "0x"] {
+            assert!(!summary.contains(secret), "{secret:?} in {summary:?}");
+        }
+        for pid in pids {
+            assert!(
+                !summary.contains(&pid.to_string()),
+                "pid {pid} in {summary:?}"
+            );
+        }
+    }
+
     #[test]
     fn scenario_deadlock() {
         if !in_scenario("scenario_deadlock") {
@@ -1221,6 +1450,7 @@ mod tests {
         let spinner = thread::Builder::new()
             .name("worker-3".into())
             .spawn(move || {
+                labkit::in_span("start", 0, || ());
                 while !flag.load(Ordering::Relaxed) {
                     std::hint::spin_loop();
                 }
@@ -1243,6 +1473,19 @@ mod tests {
                 && diagnosis.summary.ends_with("% CPU, no progress)"),
             "{diagnosis:?}"
         );
+        // Marked where the spinner last did something it traced.
+        let events = scenario.events();
+        let start = events
+            .iter()
+            .find(|e| e.kind == "span_exit" && e.thread == "worker-3")
+            .expect("worker-3 traced its start");
+        let moment = moment(&events, &diagnosis).expect("a spin is drawn");
+        assert_eq!(moment.at_ns, start.t_ns);
+        assert_eq!(
+            moment.label,
+            "thread worker-3 spins from here, nothing else moves"
+        );
+        assert_eq!(moment.threads, [(start.pid, start.tid)]);
     }
 
     #[test]
@@ -1250,11 +1493,13 @@ mod tests {
         if !in_scenario("scenario_pipe") {
             return;
         }
-        let mut child = Command::new("sleep")
-            .arg("30")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = labkit::in_span("start", 0, || {
+            Command::new("sleep")
+                .arg("30")
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        });
         println!("scenario-sleep-pid {}", child.id());
         let mut output = String::new();
         let _ = child.stdout.take().unwrap().read_to_string(&mut output);
@@ -1277,14 +1522,32 @@ mod tests {
         assert!(
             diagnosis
                 .summary
-                .ends_with(&format!("blocked reading a pipe from sleep pid {sleep}")),
+                .ends_with(" blocked reading a pipe from sleep"),
             "{diagnosis:?}"
         );
+        assert_no_ids(&diagnosis.summary, &[scenario.pid(), sleep]);
         assert!(
-            diagnosis.details.contains(&format!("pid {sleep} (sleep)")),
-            "the child is listed too: {}",
+            diagnosis.details.contains(&format!("pid {sleep} (sleep)"))
+                && diagnosis
+                    .details
+                    .contains(&format!("written by sleep (pid {sleep})")),
+            "the child is listed too, with its pid: {}",
             diagnosis.details
         );
+        // Marked where the reader last did something it traced, with the
+        // writer's lane next.
+        let events = scenario.events();
+        let start = events
+            .iter()
+            .find(|e| e.kind == "span_exit")
+            .expect("the reader traced its start");
+        let moment = moment(&events, &diagnosis).expect("a pipe hang is drawn");
+        assert_eq!(moment.at_ns, start.t_ns);
+        assert_eq!(
+            moment.label,
+            format!("{} blocks reading a pipe from sleep here", start.thread)
+        );
+        assert_eq!(moment.threads, [(start.pid, start.tid), (sleep, sleep)]);
     }
 
     #[test]
@@ -1318,11 +1581,12 @@ mod tests {
         });
         let diagnosis = scenario.diagnose();
         assert!(
-            diagnosis.summary.contains(&format!(
-                " waits in wait() for cat pid {cat} to exit, but cat is blocked reading its input, which stays open while the waiting process holds its write end: close the child's stdin (drop the ChildStdin) before wait()"
-            )),
+            diagnosis.summary.contains(
+                " waits in wait() for cat to exit, but cat is blocked reading its input, which stays open while the waiting process holds its write end: close the child's stdin (drop the ChildStdin) before wait()"
+            ),
             "{diagnosis:?}"
         );
+        assert_no_ids(&diagnosis.summary, &[scenario.pid(), cat]);
         assert!(
             diagnosis
                 .details
@@ -1368,12 +1632,13 @@ mod tests {
         });
         let diagnosis = scenario.diagnose();
         assert!(
-            diagnosis.summary.contains(&format!(
-                "blocked writing a pipe to cat pid {cat}, which is blocked writing a pipe to it: \
+            diagnosis.summary.contains(
+                "blocked writing a pipe to cat, which is blocked writing a pipe to it: \
                  each waits for the other to read a full pipe"
-            )),
+            ),
             "{diagnosis:?}"
         );
+        assert_no_ids(&diagnosis.summary, &[scenario.pid(), cat]);
         assert!(
             !diagnosis.summary.contains("nobody reads it"),
             "{diagnosis:?}"
@@ -1570,6 +1835,100 @@ mod tests {
         assert_eq!(moment.threads, [(7, 11), (7, 12)]);
         assert_eq!(moment.label, "the wait cycle closes: no thread can go on");
         assert_eq!((moment.from_ns, moment.to_ns), (1000, 1004));
+    }
+
+    #[test]
+    fn a_culprit_is_marked_at_its_last_event_else_its_process_else_the_trace() {
+        let lines = [
+            event(0, 11, "worker-1", "span_exit", "parse", ""),
+            event(1, 7, "main", "span_exit", "send", ""),
+            // Another process's, after every event of process 7.
+            event(2, 8, "main", "span_exit", "task", "").replace(r#""pid":7"#, r#""pid":8"#),
+        ];
+        let trace = Trace::parse(&(lines.join("\n") + "\n"), "n");
+        let marked = |threads: Vec<Key>, process_stopped| {
+            let diagnosis = Diagnosis {
+                summary: String::new(),
+                details: String::new(),
+                culprit: Some(Culprit {
+                    threads,
+                    label: "main blocks writing a pipe to labkit-worker here".into(),
+                    process_stopped,
+                }),
+            };
+            moment(&trace.events, &diagnosis).expect("a culprit is drawn")
+        };
+        let moment = marked(vec![(7, 11), (8, 8)], true);
+        assert_eq!(moment.at_ns, 1000, "worker-1's last event");
+        assert_eq!(moment.threads, [(7, 11), (8, 8)]);
+        assert_eq!(
+            moment.label,
+            "main blocks writing a pipe to labkit-worker here"
+        );
+        assert_eq!((moment.from_ns, moment.to_ns), (1000, 1002));
+        // A thread that traced nothing: its process's last event, when the
+        // process stopped with it; else the trace's.
+        assert_eq!(marked(vec![(7, 12)], true).at_ns, 1001);
+        assert_eq!(marked(vec![(7, 12)], false).at_ns, 1002);
+    }
+
+    fn sampled(pid: u32, tid: u32, process: &str, name: &str) -> Thread {
+        Thread {
+            now: ThreadSample {
+                pid,
+                tid,
+                process: process.into(),
+                name: name.into(),
+                state: 'S',
+                wchan: String::new(),
+                syscall: None,
+                cpu_ticks: 0,
+            },
+            cpu_ms: 0.0,
+            cpu_percent: 0.0,
+            running_before: false,
+        }
+    }
+
+    #[test]
+    fn processes_and_threads_are_named_without_pids() {
+        // Above any pid_max: /proc knows none of them, so pids order them.
+        let (runner, one, two, sleep) = (10_000_001, 10_000_002, 10_000_003, 10_000_004);
+        let threads = [
+            sampled(runner, runner, "conclab-kernel", "conclab-kernel"),
+            sampled(runner, runner + 10, "conclab-kernel", "conclab-relay"),
+            sampled(runner, runner + 11, "conclab-kernel", "conclab-relay"),
+            sampled(runner, runner + 12, "conclab-kernel", "worker-1"),
+            sampled(two, two, "labkit-worker", "labkit-worker"),
+            sampled(two, two + 10, "labkit-worker", "worker-1"),
+            sampled(one, one, "labkit-worker", "labkit-worker"),
+            sampled(sleep, sleep, "sleep", "sleep"),
+        ];
+        let mut replay = Replay::default();
+        replay.names.insert((one, one), "main".into());
+        let names = Names::new(&threads, &replay, Some(runner));
+        let name = |key| names.of(key);
+        assert_eq!(name((runner, runner)), "main");
+        assert_eq!(
+            name((one, one)),
+            "labkit-worker 1",
+            "labkit's main of a worker"
+        );
+        assert_eq!(name((two, two)), "labkit-worker 2");
+        assert_eq!(name((sleep, sleep)), "sleep");
+        assert_eq!(name((runner, runner + 10)), "conclab-relay");
+        assert_eq!(name((runner, runner + 11)), "conclab-relay #2");
+        assert_eq!(name((runner, runner + 12)), "worker-1");
+        assert_eq!(name((two, two + 10)), "worker-1 in labkit-worker 2");
+        assert_eq!(
+            names.process(runner, "conclab-kernel"),
+            "the cell's process"
+        );
+        assert_eq!(names.process(one, "labkit-worker"), "labkit-worker 1");
+        assert_eq!(names.process(42, "cat"), "cat", "not the learner's");
+        for thread in &threads {
+            assert!(!name(thread.key()).contains("1000000"), "{thread:?}");
+        }
     }
 
     #[test]

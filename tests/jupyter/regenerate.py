@@ -13,6 +13,9 @@ from lab_notebooks import NOTEBOOKS, execute
 
 def main(args):
     paths = [pathlib.Path(a).resolve() for a in args] or NOTEBOOKS
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        sys.exit("regenerate-notebooks: no such notebook: " + ", ".join(map(str, missing)))
     for path in paths:
         print(f"running {path.name} ...", flush=True)
         fresh = execute(path)

@@ -979,7 +979,7 @@ fn processes(property: &Property, evidence: &Evidence) -> Verdict {
                 evidence: text,
                 // Too many: drawn where the count went past the limit.
                 moment: worker_starting(evidence, &workers, exactly as usize, |n| {
-                    format!("worker process {n} starts: exactly {exactly} expected")
+                    format!("labkit-worker {n} starts: exactly {exactly} expected")
                 }),
             };
         }
@@ -1004,7 +1004,7 @@ fn processes(property: &Property, evidence: &Evidence) -> Verdict {
             ),
             evidence: text,
             moment: worker_starting(evidence, &workers, 1, |_| {
-                "worker process 2 starts: worker process 1 is not reused".to_owned()
+                "labkit-worker 2 starts: labkit-worker 1 is not reused".to_owned()
             }),
         };
     }
@@ -2021,7 +2021,7 @@ mod tests {
         let mut run = pool(12, 12);
         let moment = moment_of(run.decide(&processes(3, true)));
         assert_eq!(moment.at_ns, 3_000_000, "the fourth worker's start");
-        assert_eq!(moment.label, "worker process 4 starts: exactly 3 expected");
+        assert_eq!(moment.label, "labkit-worker 4 starts: exactly 3 expected");
         let workers: Vec<(u32, u32)> = (200..212).map(|pid| (pid, pid)).collect();
         assert_eq!(moment.threads, workers, "every worker's main thread");
         assert_eq!(
@@ -2041,7 +2041,7 @@ mod tests {
         assert_eq!(moment.at_ns, 1_000_000);
         assert_eq!(
             moment.label,
-            "worker process 2 starts: worker process 1 is not reused"
+            "labkit-worker 2 starts: labkit-worker 1 is not reused"
         );
         assert_eq!(
             moment.threads,

@@ -115,7 +115,7 @@ impl Timeline {
 pub struct Lane {
     /// The thread as labkit names it (`main`, `worker-1`, `thread-TID`);
     /// a thread of another process is named after that process
-    /// (`worker process 2`).
+    /// (`labkit-worker 2`).
     pub thread: String,
     /// Whether the failure is about this thread (drawn first, emphasised).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -258,8 +258,9 @@ fn lock_name(name: &str) -> String {
 }
 
 /// Lane names: labkit's thread names in the cell's process; a thread of
-/// another process is named after that process, numbered as they appear
-/// (`worker process 1`), since pids belong in the folded evidence.
+/// another process (only labkit-workers trace) is named after that process,
+/// numbered in order of appearance (`labkit-worker 1`) as hang summaries
+/// number them by start, since pids belong in the folded evidence.
 fn lane_names(events: &[Event], runner_pid: u32) -> HashMap<Key, String> {
     let mut processes: Vec<u32> = Vec::new();
     let mut names: HashMap<Key, String> = HashMap::new();
@@ -278,7 +279,7 @@ fn lane_names(events: &[Event], runner_pid: u32) -> HashMap<Key, String> {
                     processes.len()
                 }
             };
-            let process = format!("worker process {number}");
+            let process = format!("labkit-worker {number}");
             if event.tid == event.pid {
                 process
             } else {
@@ -417,6 +418,6 @@ mod tests {
         let mut worker = event(1.0, 300, "worker_start", "labkit-worker", json!({}));
         worker.pid = 300;
         let names = lane_names(&[worker], 100);
-        assert_eq!(names[&(300, 300)], "worker process 1");
+        assert_eq!(names[&(300, 300)], "labkit-worker 1");
     }
 }

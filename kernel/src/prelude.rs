@@ -24,6 +24,19 @@ pub const WARM_UP: &str = r#"{
     let _ = labkit::VERSION;
 }"#;
 
+/// Code whose completion, asked for while the kernel starts, makes evcxr's
+/// rust-analyzer infer types through every prelude crate. evcxr infers the
+/// type of each top-level `let` with rust-analyzer, and the first inference
+/// pays for resolving std and the prelude crates (seconds); a warm-up cell in
+/// braces has no top-level `let`, so it does not pay it. Completing after
+/// these lets does, without running anything or keeping a variable.
+pub const WARM_ANALYSIS: &str = r#"use rayon::prelude::*;
+let squares: Vec<u64> = (0..4u64).into_par_iter().map(|n| n * n).collect();
+let (sender, receiver) = crossbeam::channel::bounded::<u64>(1);
+let document = serde_json::json!({"warm": true});
+let (value, timeline) = labkit::timeline::record(|| 1);
+squares."#;
+
 /// evcxr's default format for a cell's value.
 pub const DEFAULT_FORMAT: &str = "{:?}";
 

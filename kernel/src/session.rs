@@ -121,7 +121,23 @@ fn run(config: SessionConfig, stage: Arc<Mutex<Stage>>, queue: mpsc::Receiver<Jo
             None
         }
     };
-    while let Ok(job) = queue.recv() {
+    loop {
+        let waiting = match &session {
+            Some(session) if !session.analysis_warm => queue.recv_timeout(IDLE_BEFORE_WARM_UP),
+            _ => queue
+                .recv()
+                .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+        };
+        let job = match waiting {
+            Ok(job) => job,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Some(session) = &mut session {
+                    session.warm_analysis();
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         let content = match &mut session {
             Some(session) => session.handle(&job),
             None => {
@@ -141,8 +157,16 @@ fn run(config: SessionConfig, stage: Arc<Mutex<Stage>>, queue: mpsc::Receiver<Jo
     }
 }
 
+/// How long the kernel must have had nothing to do before it warms up
+/// rust-analyzer (see [`prelude::WARM_ANALYSIS`]): long enough that a client
+/// sending cells one after another (the checker, Run All) is not made to wait
+/// for it, short enough to be done while a learner reads.
+const IDLE_BEFORE_WARM_UP: std::time::Duration = std::time::Duration::from_secs(1);
+
 struct Session {
     context: CommandContext,
+    /// Whether rust-analyzer has inferred types through the prelude crates.
+    analysis_warm: bool,
     forwarder: Forwarder,
     iopub: Iopub,
     stdin: StdinBridge,
@@ -212,6 +236,7 @@ impl Session {
         runner.set_process(context.process_handle());
         Ok(Session {
             context,
+            analysis_warm: false,
             forwarder,
             iopub,
             stdin,
@@ -223,6 +248,19 @@ impl Session {
             attempts: Attempts::default(),
             session_dir,
         })
+    }
+
+    /// Has rust-analyzer infer types through the prelude crates, as the
+    /// first top-level `let` would otherwise do while the learner waits.
+    fn warm_analysis(&mut self) {
+        let started = std::time::Instant::now();
+        // Only the analysis is wanted, not the completions.
+        let code = prelude::WARM_ANALYSIS;
+        if let Err(error) = self.context.completions(code, code.len()) {
+            tracing::warn!("warming up rust-analyzer: {error}");
+        }
+        self.analysis_warm = true;
+        tracing::info!("rust-analyzer warmed up in {:?}", started.elapsed());
     }
 
     fn handle(&mut self, job: &Job) -> JupyterMessageContent {

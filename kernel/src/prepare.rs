@@ -42,6 +42,9 @@ fn build(dir: &Path) -> anyhow::Result<()> {
             eprintln!("{line}");
         }
     });
+    context
+        .set_opt_level(prelude::CELL_OPT_LEVEL)
+        .map_err(|e| anyhow::anyhow!("setting :opt {}: {e}", prelude::CELL_OPT_LEVEL))?;
     let code = format!(
         "{}{}",
         prelude::dependencies(&labkit_dir()),

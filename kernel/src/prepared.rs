@@ -82,6 +82,13 @@ impl PreparedCrates {
                 let _ = fs::remove_dir_all(entry.path());
             }
         }
+        // Read by cargo in every build below the cache root: the template's
+        // and each session's copy of it.
+        let config = self.root.join(".cargo");
+        fs::create_dir_all(&config).with_context(|| format!("creating {}", config.display()))?;
+        let config = config.join("config.toml");
+        fs::write(&config, crate::prelude::CARGO_CONFIG)
+            .with_context(|| format!("writing {}", config.display()))?;
         let building = self.root.join(format!("{BUILDING}{}", std::process::id()));
         fs::create_dir_all(&building)
             .with_context(|| format!("creating {}", building.display()))?;
@@ -199,7 +206,8 @@ fn remove_abandoned_sessions(root: &Path) -> bool {
 }
 
 /// Names this checkout's cache: `kernel-<where labkit is>-<what it is>`.
-/// A different labkit source, rustc or kernel version gets a fresh template
+/// A different labkit source, rustc, kernel version, prelude or build
+/// profile gets a fresh template
 /// instead of a stale one; the first part tells which caches belong to the
 /// same checkout.
 fn cache_name() -> String {
@@ -210,10 +218,13 @@ fn cache_name() -> String {
         .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
         .unwrap_or_default();
     let identity = format!(
-        "{}\n{}\n{:016x}",
+        "{}\n{}\n{:016x}\n{}{}{}",
         env!("CARGO_PKG_VERSION"),
         rustc,
-        source_hash(&labkit)
+        source_hash(&labkit),
+        crate::prelude::dependencies(&labkit),
+        crate::prelude::CARGO_CONFIG,
+        crate::prelude::CELL_OPT_LEVEL,
     );
     format!(
         "{}{:016x}",

@@ -158,7 +158,7 @@ fn run(config: SessionConfig, stage: Arc<Mutex<Stage>>, queue: mpsc::Receiver<Jo
 }
 
 /// How long the kernel must have had nothing to do before it warms up
-/// rust-analyzer (see [`prelude::WARM_ANALYSIS`]): long enough that a client
+/// rust-analyzer (see [`prelude::WARM_VARIABLES`]): long enough that a client
 /// sending cells one after another (the checker, Run All) is not made to wait
 /// for it, short enough to be done while a learner reads.
 const IDLE_BEFORE_WARM_UP: std::time::Duration = std::time::Duration::from_secs(1);
@@ -209,6 +209,9 @@ impl Session {
         let (mut context, outputs) =
             CommandContext::new().map_err(|e| anyhow::anyhow!("starting evcxr: {e}"))?;
         tracing::info!("evcxr started in {:?}", started.elapsed());
+        context
+            .set_opt_level(prelude::CELL_OPT_LEVEL)
+            .map_err(|e| anyhow::anyhow!("setting :opt {}: {e}", prelude::CELL_OPT_LEVEL))?;
         let forwarder = Forwarder::spawn(
             outputs.stdout,
             outputs.stderr,
@@ -254,11 +257,14 @@ impl Session {
     /// first top-level `let` would otherwise do while the learner waits.
     fn warm_analysis(&mut self) {
         let started = std::time::Instant::now();
-        // Only the analysis is wanted, not the completions.
-        let code = prelude::WARM_ANALYSIS;
-        if let Err(error) = self.context.completions(code, code.len()) {
-            tracing::warn!("warming up rust-analyzer: {error}");
+        self.forwarder.detach();
+        for code in prelude::WARM_VARIABLES {
+            if let Err(error) = self.context.execute(code) {
+                tracing::warn!("warming up rust-analyzer: {error}");
+                break;
+            }
         }
+        self.forwarder.finish();
         self.analysis_warm = true;
         tracing::info!("rust-analyzer warmed up in {:?}", started.elapsed());
     }

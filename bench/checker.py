@@ -15,6 +15,7 @@ Peak memory is the most resident memory of the whole process tree at once,
 sampled every 100 ms.
 
 Usage: .venv/bin/python bench/checker.py [--copies 20] [--baseline-copies 1]
+       .venv/bin/python bench/checker.py --profile [NOTEBOOK]  (where one notebook's time goes)
 (build first: cargo build --workspace; evcxr_jupyter from
 `cargo install evcxr_jupyter --locked`).
 """
@@ -23,6 +24,7 @@ import argparse
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -127,12 +129,40 @@ def nbconvert(notebooks, work, env):
     return seconds, total_peak, errors
 
 
+PHASE = re.compile(r'conclab_check::timing: phase="([^"]*)" cell="([^"]*)" seconds=([0-9.e-]+)')
+
+
+def profile(notebook):
+    """Grades one reference notebook as its own submission and prints where
+    the time went, from the checker's timing log (conclab_check::timing)."""
+    env = {**os.environ, "CONCLAB_LOG": "conclab_check::timing=info"}
+    took, _, code, _, stderr = timed(
+        [CHECK, "grade", "--source", str(notebook), str(notebook), "--format", "json"], env=env)
+    if code not in (0, 1):
+        sys.exit(f"conclab-check failed ({code}): {stderr[-2000:]}")
+    phases = [(m[1], m[2], float(m[3])) for m in PHASE.finditer(stderr)]
+    print(f"\nwhere the time of grading {notebook.name} goes ({took:.1f} s in all):")
+    print(f"{'phase':16}{'cell':40}{'s':>8}")
+    for phase, cell, seconds in phases:
+        if phase != "notebook":
+            print(f"{phase:16}{cell:40}{seconds:>8.2f}")
+    totals = {}
+    for phase, _, seconds in phases:
+        totals[phase] = totals.get(phase, 0.0) + seconds
+    print("\n" + "  ".join(f"{phase} {seconds:.2f} s" for phase, seconds in totals.items()))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--copies", type=int, default=20)
     parser.add_argument("--baseline-copies", type=int, default=1)
+    parser.add_argument("--profile", nargs="?", const="07-semaphores.ipynb", metavar="NOTEBOOK",
+                        help="only print where the time of grading one lab notebook goes")
     args = parser.parse_args()
     subprocess.run([KERNEL, "prepare"], check=True, stdout=subprocess.DEVNULL)
+    if args.profile:
+        profile(ROOT / "notebooks" / args.profile)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
         source = tmp / "source"

@@ -365,3 +365,64 @@ fn unreadable_inputs_exit_2_and_name_the_file() {
         .code(2)
         .stderr(predicate::str::contains("not a conclab-check JSON report"));
 }
+
+#[test]
+fn a_spare_checks_the_notebook_its_standard_input_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = write(
+        dir.path(),
+        "bob.ipynb",
+        &submission(NOTEBOOK, &[("step07-semaphore", UNLIMITED)]),
+    );
+    // The kernel starts before the request comes: how `:check` finds one ready.
+    let request = conclab_wire::CheckRequest {
+        notebook: wrong.clone(),
+        exercise: Some("step07-semaphore".into()),
+    };
+    let output = check()
+        .args(["feedback", "--spare", "--format", "json"])
+        .write_stdin(request.to_line())
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "the unlimited semaphore fails"
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let notebook = &report["submissions"][0]["notebooks"][0];
+    assert_eq!(notebook["notebook"], "bob.ipynb");
+    let checks = notebook["checks"].as_array().unwrap();
+    assert!(
+        checks
+            .iter()
+            .all(|c| c["id"].as_str().unwrap().starts_with("step07-semaphore")),
+        "only the exercise named in the request: {checks:#?}"
+    );
+    assert!(
+        checks.iter().any(|c| c["outcome"] == "failed"),
+        "{checks:#?}"
+    );
+
+    // A request that is not one is bad input; no request at all, nothing to do.
+    check()
+        .args(["feedback", "--spare"])
+        .write_stdin("{\"notebook\": 3}\n")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is not {\"notebook\": PATH"));
+    check()
+        .args(["feedback", "--spare"])
+        .write_stdin("")
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(
+            "standard input closed before naming a notebook",
+        ));
+    // --spare takes its notebook from standard input only.
+    check()
+        .args(["feedback", "--spare"])
+        .arg(&wrong)
+        .assert()
+        .code(2);
+}

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -17,6 +17,7 @@ use crate::property::{self, Evidence, Lifetimes, Verdict};
 use crate::report::{Check, CheckKind, NotebookReport, Outcome, Timeline};
 use crate::settings::{Property, PropertyKind};
 use crate::timeline;
+use crate::timing;
 use crate::trace::{Event, TraceFollower};
 
 /// What the run is for.
@@ -54,7 +55,7 @@ pub struct Settings {
 
 /// Runs `steps` of the notebook `name` in a fresh kernel.
 pub async fn run_notebook(name: &str, steps: &[Step], settings: &Settings) -> NotebookReport {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let mut checks = Vec::new();
     match start_kernel(settings).await {
         Ok(kernel) => {
@@ -87,6 +88,7 @@ pub async fn run_notebook(name: &str, steps: &[Step], settings: &Settings) -> No
             timeline: None,
         }),
     }
+    timing::phase("notebook", "", started.elapsed());
     NotebookReport {
         notebook: name.to_owned(),
         checks,
@@ -94,10 +96,26 @@ pub async fn run_notebook(name: &str, steps: &[Step], settings: &Settings) -> No
     }
 }
 
+/// A kernel started before its notebook was known (`feedback --spare`):
+/// the next notebook run takes it instead of starting one.
+static SPARE: std::sync::Mutex<Option<Kernel>> = std::sync::Mutex::new(None);
+
+/// Keeps `kernel` for the next notebook run.
+pub fn keep_spare(kernel: Kernel) {
+    *SPARE.lock().unwrap_or_else(|p| p.into_inner()) = Some(kernel);
+}
+
 /// Starts a kernel, trying once more if the first start fails: a start
 /// can fail for reasons that pass (a machine short of memory for a moment),
 /// and a learner's notebook must not be reported ungradable for one.
-async fn start_kernel(settings: &Settings) -> anyhow::Result<Kernel> {
+pub async fn start_kernel(settings: &Settings) -> anyhow::Result<Kernel> {
+    let spare = SPARE.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(mut kernel) = spare {
+        if kernel.is_alive() {
+            return Ok(kernel);
+        }
+        tracing::warn!("the spare kernel died while it waited; starting another");
+    }
     match Kernel::start(&settings.kernel, &settings.limits).await {
         Ok(kernel) => Ok(kernel),
         Err(first) => {
@@ -185,21 +203,26 @@ impl NotebookRun<'_> {
                 Some(&mut self.follower),
             )
             .await;
+        run.log_phases(&step.label);
         if self.stopped(step, &run).await {
             return;
         }
         match step.role {
             Role::Setup | Role::Solution => self.judge_plain_cell(step, &run),
             Role::Test { points } => {
+                let judging = Instant::now();
                 let mut judged = self
                     .judge_test(step, &run, &threads_before, rejected_before)
                     .await;
+                timing::phase("verdicts", &step.label, judging.elapsed());
                 let mut seed = None;
                 let perturbed = judged.passed && step.settings.perturbed_runs > 0;
                 if judged.passed {
                     for _ in 0..step.settings.perturbed_runs {
                         let trial_seed = fastrand::u64(1..u64::from(u32::MAX));
+                        let rerun = Instant::now();
                         let (again, stopped) = self.perturbed_run(step, code, trial_seed).await;
+                        timing::phase("perturbed run", &step.label, rerun.elapsed());
                         if stopped {
                             return;
                         }
@@ -266,6 +289,7 @@ impl NotebookRun<'_> {
                 let pids = self.kernel.learner_pids();
                 let (origin_ns, runner_pid) =
                     (run.started_ns, self.kernel.runner_pid().unwrap_or(0));
+                let diagnosing = Instant::now();
                 let (diagnosis, picture) = tokio::task::spawn_blocking(move || {
                     let diagnosis = hang::diagnose(&pids, &events, Duration::from_millis(300));
                     let picture = hang::moment(&events, &diagnosis)
@@ -281,6 +305,7 @@ impl NotebookRun<'_> {
                     };
                     (diagnosis, None)
                 });
+                timing::phase("hang diagnosis", &step.label, diagnosing.elapsed());
                 self.kernel.kill();
                 let stuck = match run.ending {
                     Ending::Hung => "hung".to_owned(),

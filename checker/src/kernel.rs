@@ -113,6 +113,9 @@ pub struct CellRun {
     /// How often each of the runner's threads was seen runnable (state R)
     /// in the samples taken every 50 ms while the cell ran.
     pub activity: Activity,
+    /// Seconds the code runner waited for the kernel to send it the cell:
+    /// evcxr analysing and compiling it.
+    pub compile_s: f64,
 }
 
 /// Per-thread samples of the code runner while a cell ran.
@@ -195,6 +198,14 @@ impl Activity {
 }
 
 impl CellRun {
+    /// Logs the cell's compile and run times (see [`crate::timing`]).
+    pub fn log_phases(&self, cell: &str) {
+        let compile = Duration::from_secs_f64(self.compile_s);
+        crate::timing::phase("compile", cell, compile);
+        let total = Duration::from_secs_f64(self.time_s());
+        crate::timing::phase("run", cell, total.saturating_sub(compile));
+    }
+
     /// Wall time in seconds.
     pub fn time_s(&self) -> f64 {
         self.ended_ns.saturating_sub(self.started_ns) as f64 / 1e9
@@ -228,6 +239,7 @@ impl Kernel {
     /// it answers kernel_info. An error here is the checker's problem, not
     /// the learner's.
     pub async fn start(program: &Path, limits: &Limits) -> anyhow::Result<Kernel> {
+        let started = Instant::now();
         let dir = tempfile::Builder::new()
             .prefix("conclab-check-")
             .tempdir()
@@ -264,6 +276,7 @@ impl Kernel {
             .current_dir(&workdir)
             .env("CONCLAB_TRACE", &trace)
             .env("CONCLAB_TRACE_NONCE", &nonce)
+            .env(conclab_wire::IDLE_WORK_VAR, "0")
             .env_remove("CONCLAB_SEED")
             .env(
                 "CONCLAB_LIMIT_MEMORY_MB",
@@ -322,7 +335,10 @@ impl Kernel {
             _dir: dir,
         };
         kernel.handshake().await?;
+        crate::timing::phase("kernel started", "", started.elapsed());
+        let warming = Instant::now();
         kernel.warm_up(limits).await?;
+        crate::timing::phase("evcxr ready", "", warming.elapsed());
         Ok(kernel)
     }
 
@@ -408,7 +424,25 @@ impl Kernel {
         code: &str,
         timeout: Duration,
         limits: &Limits,
+        follower: Option<&mut TraceFollower>,
+    ) -> CellRun {
+        let mut compiling = Duration::ZERO;
+        let mut run = self
+            .run_cell(code, timeout, limits, follower, &mut compiling)
+            .await;
+        run.compile_s = compiling.as_secs_f64();
+        run
+    }
+
+    /// [`Kernel::execute`], adding to `compiling` the time the code runner
+    /// waited for the kernel.
+    async fn run_cell(
+        &mut self,
+        code: &str,
+        timeout: Duration,
+        limits: &Limits,
         mut follower: Option<&mut TraceFollower>,
+        compiling: &mut Duration,
     ) -> CellRun {
         let mut request = ExecuteRequest::new(code.to_owned());
         request.stop_on_error = false;
@@ -442,7 +476,6 @@ impl Kernel {
         // the clock does not count, up to COMPILE_ALLOWANCE.
         let mut deadline = start + timeout;
         let mut last_tick = Instant::now();
-        let mut compiling = Duration::ZERO;
         while ending.is_none() || !idle {
             let remaining = deadline.saturating_duration_since(Instant::now());
             tokio::select! {
@@ -487,8 +520,8 @@ impl Kernel {
                     last_tick = Instant::now();
                     if let Some(runner) = runner_before {
                         let idle = activity.sample(runner);
-                        if compiling < COMPILE_ALLOWANCE && idle {
-                            compiling += since_last;
+                        if *compiling < COMPILE_ALLOWANCE && idle {
+                            *compiling += since_last;
                             deadline += since_last;
                         }
                     }
@@ -576,6 +609,7 @@ impl Kernel {
             runner_cpu_s: cpu_after.saturating_sub(cpu_before) as f64
                 / process_tree::clock_ticks_per_second() as f64,
             activity,
+            compile_s: 0.0,
         }
     }
 
@@ -598,6 +632,11 @@ impl Kernel {
         }
         let rss: u64 = pids.iter().map(|&pid| process_tree::rss_bytes(pid)).sum();
         (rss > limits.memory_mb << 20).then_some(Ending::MemoryExceeded(rss >> 20))
+    }
+
+    /// Whether the kernel process is still running.
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// The code runner: the kernel's child running the same program.

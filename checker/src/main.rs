@@ -21,6 +21,7 @@ mod report;
 mod settings;
 mod stall;
 mod timeline;
+mod timing;
 mod trace;
 mod validate;
 
@@ -31,6 +32,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use conclab_wire::CheckRequest;
 
 use crate::batch::{ResultStore, Shard, Source};
 use crate::format::Format;
@@ -92,12 +94,18 @@ enum Command {
     /// test outputs are not compared (a released notebook stores none).
     Feedback {
         /// The learner's notebooks, or folders of them.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "spare")]
         notebooks: Vec<PathBuf>,
         /// Run only this exercise's tests (its solution's grade_id); every
         /// other cell still runs.
         #[arg(long, value_name = "GRADE_ID")]
         exercise: Option<String>,
+        /// Start the kernel at once, then wait for the notebook to check: one
+        /// JSON line on standard input, `{"notebook": PATH, "exercise":
+        /// GRADE_ID or null}`. How the kernel keeps a checker ready, so that
+        /// `:check` does not wait for a kernel to start.
+        #[arg(long, conflicts_with_all = ["notebooks", "exercise"])]
+        spare: bool,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -257,9 +265,13 @@ fn main() -> ExitCode {
             finish(against_themselves(&paths, purpose, &run), &run.output)
         }
         Command::Feedback {
+            spare: true, run, ..
+        } => finish(spare_feedback(&run), &run.output),
+        Command::Feedback {
             notebooks,
             exercise,
             run,
+            ..
         } => finish(
             against_themselves(&notebooks, Purpose::Feedback { exercise }, &run),
             &run.output,
@@ -284,6 +296,41 @@ fn against_themselves(
         run.jobs(),
     )
     .map_err(Failure::from)
+}
+
+/// `feedback --spare`: starts a kernel, then checks the notebook the
+/// request on standard input names with it.
+fn spare_feedback(run: &RunArgs) -> Result<Report, Failure> {
+    let runtime = runtime()?;
+    let settings = run.settings(Mode::Feedback);
+    // A kernel that failed to start is started again once the notebook is
+    // known, as for any notebook, and reported then if it fails again.
+    match runtime.block_on(grading::start_kernel(&settings)) {
+        Ok(kernel) => grading::keep_spare(kernel),
+        Err(error) => tracing::warn!("the spare kernel did not start: {error:#}"),
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the notebook to check from standard input")
+        .map_err(Failure::Infrastructure)?;
+    if line.is_empty() {
+        // Whoever started this spare no longer needs it.
+        return Err(Failure::Infrastructure(anyhow::anyhow!(
+            "standard input closed before naming a notebook to check"
+        )));
+    }
+    let request = CheckRequest::from_line(&line)
+        .map_err(|error| {
+            Failure::Usage(format!(
+                "the request {:?} on standard input is not {{\"notebook\": PATH, \"exercise\": GRADE_ID or null}}: {error}",
+                line.trim()
+            ))
+        })?;
+    let purpose = Purpose::Feedback {
+        exercise: request.exercise,
+    };
+    validate::validate(&runtime, &[request.notebook], &purpose, &settings, 1).map_err(Failure::from)
 }
 
 /// Writes the report and turns it into the exit code.

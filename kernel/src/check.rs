@@ -9,15 +9,17 @@
 //! saved or not.
 
 use std::collections::HashMap;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+
+use conclab_wire::CheckRequest;
 
 use jupyter_protocol::DisplayData;
 use serde_json::Value;
 
 /// The environment variable Jupyter Server sets to the notebook's path.
-const SESSION_NAME: &str = "JPY_SESSION_NAME";
+pub const SESSION_NAME: &str = "JPY_SESSION_NAME";
 
 /// A `:check` line: `:check`, `:check EXERCISE` or `:check NOTEBOOK.ipynb`.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -198,25 +200,70 @@ pub fn checker_program() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("conclab-check"))
 }
 
-/// Runs `conclab-check feedback` on `copy` (only `exercise`'s tests, if
-/// given) with this kernel; `started` receives the checker's pid (its
-/// process group), so an interrupt can stop it. One run of the checker
-/// prints its report as text and writes it as HTML next to `copy`
-/// (`--also html=PATH`): one renderer, the checker's, for the terminal and
-/// the notebook alike.
-pub fn run_checker(
-    copy: &Path,
-    exercise: Option<&str>,
-    started: impl FnOnce(u32),
-) -> Result<Feedback, String> {
-    use std::os::unix::process::CommandExt;
-    let program = checker_program();
+/// A `conclab-check feedback --spare` started ahead of time: its kernel
+/// starts while the learner works, so `:check` does not wait for it.
+pub struct SpareChecker {
+    /// None once handed over.
+    child: Option<Child>,
+}
+
+impl SpareChecker {
+    /// Starts one, for copies of notebooks written into `dir`.
+    pub fn start(dir: &Path) -> Result<SpareChecker, String> {
+        let mut command = checker_command(dir)?;
+        command.arg("--spare").stdin(Stdio::piped());
+        let child = spawn(command)?;
+        tracing::info!("started a spare checker, pid {}", child.id());
+        Ok(SpareChecker { child: Some(child) })
+    }
+
+    /// Hands it `request`; None if it died meanwhile (or cannot be told).
+    fn hand(mut self, request: &CheckRequest) -> Option<Child> {
+        let child = self.child.as_mut()?;
+        if !matches!(child.try_wait(), Ok(None)) {
+            return None;
+        }
+        // Its stdin closes when `stdin` drops: it reads one line.
+        let mut stdin = child.stdin.take()?;
+        match stdin.write_all(request.to_line().as_bytes()) {
+            Ok(()) => self.child.take(),
+            Err(error) => {
+                tracing::warn!("the spare checker cannot be told what to check: {error}");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for SpareChecker {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            stop(child);
+        }
+    }
+}
+
+/// Stops a checker and the kernel it runs (its process group).
+fn stop(child: &mut Child) {
+    if matches!(child.try_wait(), Ok(None)) {
+        // SAFETY: a plain system call; the group is the checker's own.
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+        let _ = child.wait();
+    }
+}
+
+/// Where the checker writes its HTML report on a copy in `dir`.
+fn html_report(dir: &Path) -> PathBuf {
+    dir.join("report.html")
+}
+
+/// `conclab-check feedback` with what every `:check` passes, for a copy of
+/// a notebook in `dir`: the report as text on stdout and as HTML in a file.
+fn checker_command(dir: &Path) -> Result<Command, String> {
     let kernel = std::env::current_exe().map_err(|e| format!("finding this kernel: {e}"))?;
-    let html_file = copy.with_extension("report.html");
-    let _ = std::fs::remove_file(&html_file);
     let mut also = std::ffi::OsString::from("html=");
-    also.push(&html_file);
-    let mut command = Command::new(&program);
+    also.push(html_report(dir));
+    let mut command = Command::new(checker_program());
     command
         .arg("feedback")
         .arg("--jobs=1")
@@ -224,26 +271,64 @@ pub fn run_checker(
         .arg("--also")
         .arg(also)
         .arg("--kernel")
-        .arg(&kernel);
-    if let Some(exercise) = exercise {
-        command.arg("--exercise").arg(exercise);
-    }
-    let mut child = command
-        .arg(copy)
+        .arg(&kernel)
         // The checker's kernels make build folders of their own.
         .env_remove("EVCXR_TMPDIR")
-        .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own group: an interrupt stops the checker and the kernel it runs.
-        .process_group(0)
-        .spawn()
-        .map_err(|e| {
-            format!(
-                "cannot start {} ({e}); it is installed with the kernel: cargo install --path checker",
-                program.display()
-            )
-        })?;
+        .stderr(Stdio::piped());
+    Ok(command)
+}
+
+/// Starts `command` in a process group of its own, so that an interrupt
+/// stops the checker and the kernel it runs, and dying with this kernel.
+fn spawn(mut command: Command) -> Result<Child, String> {
+    use std::os::unix::process::CommandExt;
+    command.process_group(0);
+    // SAFETY: prctl is async-signal-safe; it runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    command.spawn().map_err(|e| {
+        format!(
+            "cannot start {} ({e}); it is installed with the kernel: cargo install --path checker",
+            checker_program().display()
+        )
+    })
+}
+
+/// Runs `conclab-check feedback` on `copy` (only `exercise`'s tests, if
+/// given) with this kernel, through `spare` if it is still there;
+/// `started` receives the checker's pid (its process group), so an
+/// interrupt can stop it. One run of the checker prints its report as text
+/// and writes it as HTML next to `copy` (`--also html=PATH`): one renderer,
+/// the checker's, for the terminal and the notebook alike.
+pub fn run_checker(
+    copy: &Path,
+    exercise: Option<&str>,
+    spare: Option<SpareChecker>,
+    started: impl FnOnce(u32),
+) -> Result<Feedback, String> {
+    let dir = copy.parent().unwrap_or(Path::new("."));
+    let html_file = html_report(dir);
+    let _ = std::fs::remove_file(&html_file);
+    let request = CheckRequest {
+        notebook: copy.to_owned(),
+        exercise: exercise.map(str::to_owned),
+    };
+    let mut child = match spare.and_then(|spare| spare.hand(&request)) {
+        Some(child) => child,
+        None => {
+            let mut command = checker_command(dir)?;
+            if let Some(exercise) = exercise {
+                command.arg("--exercise").arg(exercise);
+            }
+            command.arg(copy).stdin(Stdio::null());
+            spawn(command)?
+        }
+    };
     started(child.id());
     let mut stderr = child.stderr.take().expect("piped");
     let errors = std::thread::spawn(move || {

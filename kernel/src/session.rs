@@ -123,7 +123,7 @@ fn run(config: SessionConfig, stage: Arc<Mutex<Stage>>, queue: mpsc::Receiver<Jo
     };
     loop {
         let waiting = match &session {
-            Some(session) if !session.analysis_warm => queue.recv_timeout(IDLE_BEFORE_WARM_UP),
+            Some(session) if session.has_idle_work() => queue.recv_timeout(IDLE_BEFORE_WORK),
             _ => queue
                 .recv()
                 .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
@@ -132,7 +132,7 @@ fn run(config: SessionConfig, stage: Arc<Mutex<Stage>>, queue: mpsc::Receiver<Jo
             Ok(job) => job,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if let Some(session) = &mut session {
-                    session.warm_analysis();
+                    session.idle();
                 }
                 continue;
             }
@@ -157,16 +157,23 @@ fn run(config: SessionConfig, stage: Arc<Mutex<Stage>>, queue: mpsc::Receiver<Jo
     }
 }
 
-/// How long the kernel must have had nothing to do before it warms up
-/// rust-analyzer (see [`prelude::WARM_VARIABLES`]): long enough that a client
-/// sending cells one after another (the checker, Run All) is not made to wait
-/// for it, short enough to be done while a learner reads.
-const IDLE_BEFORE_WARM_UP: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long the kernel must have had nothing to do before it works on its
+/// own (warming up rust-analyzer, see [`prelude::WARM_VARIABLES`]; starting
+/// a spare checker): long enough that a client sending cells one after
+/// another (Run All) is not made to wait for it, short enough to be done
+/// while a learner reads.
+const IDLE_BEFORE_WORK: std::time::Duration = std::time::Duration::from_secs(1);
 
 struct Session {
     context: CommandContext,
     /// Whether rust-analyzer has inferred types through the prelude crates.
     analysis_warm: bool,
+    /// Whether this kernel works while idle (see [`conclab_wire::IDLE_WORK_VAR`]).
+    idle_work: bool,
+    /// A checker whose kernel is started, ready for the next `:check`.
+    spare_checker: Option<check::SpareChecker>,
+    /// A spare checker could not be started: `:check` starts its own.
+    spare_failed: bool,
     forwarder: Forwarder,
     iopub: Iopub,
     stdin: StdinBridge,
@@ -240,6 +247,9 @@ impl Session {
         Ok(Session {
             context,
             analysis_warm: false,
+            idle_work: std::env::var_os(conclab_wire::IDLE_WORK_VAR).is_none_or(|v| v != "0"),
+            spare_checker: None,
+            spare_failed: false,
             forwarder,
             iopub,
             stdin,
@@ -251,6 +261,35 @@ impl Session {
             attempts: Attempts::default(),
             session_dir,
         })
+    }
+
+    /// Whether there is something to do once idle.
+    fn has_idle_work(&self) -> bool {
+        self.idle_work && (!self.analysis_warm || self.wants_spare_checker())
+    }
+
+    /// A notebook that Jupyter Server named can be checked: keep a checker
+    /// ready for it (or for another one a `:check` names), unless the last
+    /// one could not start.
+    fn wants_spare_checker(&self) -> bool {
+        self.spare_checker.is_none()
+            && !self.spare_failed
+            && std::env::var_os(check::SESSION_NAME).is_some()
+    }
+
+    /// One piece of idle work: the first that is not done.
+    fn idle(&mut self) {
+        if !self.analysis_warm {
+            self.warm_analysis();
+        } else if self.wants_spare_checker() {
+            match check::SpareChecker::start(&self.session_dir.join("check")) {
+                Ok(spare) => self.spare_checker = Some(spare),
+                Err(error) => {
+                    tracing::warn!("no spare checker: {error}");
+                    self.spare_failed = true;
+                }
+            }
+        }
     }
 
     /// Has rust-analyzer infer types through the prelude crates, as the
@@ -574,7 +613,8 @@ impl Session {
             ),
         );
         let runner = Arc::clone(&self.runner);
-        let feedback = check::run_checker(&copy, command.exercise.as_deref(), |group| {
+        let spare = self.spare_checker.take();
+        let feedback = check::run_checker(&copy, command.exercise.as_deref(), spare, |group| {
             runner.set_check(Some(group))
         });
         self.runner.set_check(None);

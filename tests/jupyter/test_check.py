@@ -382,6 +382,49 @@ async def run_over_websocket(ws, code, metadata=None, timeout=180):
     return reply, stdout
 
 
+def spare_checkers(kernel_pid):
+    """The pids of the `conclab-check feedback --spare` the kernel keeps ready."""
+    spares = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+            with open(f"/proc/{entry}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+        if parent == kernel_pid and b"--spare" in args:
+            spares.append(int(entry))
+    return spares
+
+
+def wait_for(what, done, timeout=120):
+    deadline = time.monotonic() + timeout
+    while not (result := done()):
+        assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
+        time.sleep(0.2)
+    return result
+
+
+def test_a_checker_is_kept_ready_while_the_learner_reads_and_dies_with_the_kernel(released):
+    env = {**os.environ, "JPY_SESSION_NAME": str(released)}
+    with fresh_kernel(TIMEOUT, env=env, cwd=str(released.parent)) as (km, kc):
+        kernel = km.provisioner.process.pid
+        run(kc, "1")
+        first = wait_for("a spare checker", lambda: spare_checkers(kernel))
+        assert len(first) == 1, first
+        reply, text = check(kc, ":check step07-semaphore")
+        assert reply["status"] == "ok", text
+        assert "step07-semaphore-test" in text, text
+        assert first[0] not in spare_checkers(kernel), "the spare did the check"
+        # Ready again for the next :check.
+        second = wait_for("another spare checker", lambda: spare_checkers(kernel))
+    # The kernel is gone: so are its spare checker and the kernel it ran.
+    wait_for("the spare checker to exit", lambda: not os.path.exists(f"/proc/{second[0]}"), timeout=10)
+
+
 def test_check_in_a_notebook_that_jupyter_server_opened(jupyter_server):
     base, token, root = jupyter_server
     folder = root / "week 7"

@@ -11,6 +11,10 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use zeromq::ZmqMessage;
 
+mod check_request;
+
+pub use check_request::CheckRequest;
+
 const DELIMITER: &[u8] = b"<IDS|MSG>";
 
 /// The name of the code runner's thread that relays the cell's output to
@@ -18,6 +22,12 @@ const DELIMITER: &[u8] = b"<IDS|MSG>";
 /// threads print nothing, which the checker must not take for the
 /// learner's code waiting.
 pub const RELAY_THREAD: &str = "conclab-relay";
+
+/// Set to `0` in a kernel's environment, it does no work of its own while
+/// idle (warming up rust-analyzer, keeping a checker ready for `:check`):
+/// the checker sets it for the kernels it drives, which have no learner to
+/// wait for and must not start checkers of their own.
+pub const IDLE_WORK_VAR: &str = "CONCLAB_IDLE_WORK";
 
 /// Why an incoming message was dropped.
 #[derive(Debug, thiserror::Error)]

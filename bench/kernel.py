@@ -113,6 +113,14 @@ def measure(name, deps, runs):
     figures["start to kernel_info (s)"] = statistics.median(starts)
     figures["first rayon cell, sent at once (s)"] = statistics.median(rayon_now)
     figures["start to first rayon result (s)"] = statistics.median(s + r for s, r in zip(starts, rayon_now))
+    # The same with a cell using every lab crate (evcxr_jupyter adds them all).
+    lab_now = []
+    for _ in range(runs):
+        km, kc, _ = start(name)
+        lab_now.append(execute(kc, deps["lab"] + LET_LAB_CELL))
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    figures["first let cell with the lab crates, sent at once (s)"] = statistics.median(lab_now)
 
     # 2. The rayon cell after the kernel settled (a learner reading first),
     # then trivial cells, an interrupt, and memory.

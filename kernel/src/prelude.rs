@@ -60,7 +60,7 @@ pub const WARM_VARIABLES: [&str; 2] = [
     crossbeam::channel::unbounded::<u64>(),
     std::sync::Arc::new(std::sync::Mutex::new(serde_json::json!({"warm": true}))),
 );"#,
-    "drop(conclab_warm_up);",
+    "std::mem::drop(conclab_warm_up);",
 ];
 
 /// evcxr's default format for a cell's value.

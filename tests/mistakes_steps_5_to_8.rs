@@ -221,18 +221,16 @@ pub fn count_with_atomic(threads: usize, per_thread: u64) -> u64 {{
         "failed",
         "of CPU for 4 000 000 increments: each thread must add 1, per_thread times, each time with fetch_add. Adding up the total at once does not count",
     );
-    // A load then a store: lost updates where threads meet, or, with the
-    // loop merged by the compiler into one addition per thread, too little
-    // CPU. Either way the message names the load and the store.
+    // A load then a store: lost updates where threads meet (in the small
+    // runs or in the 4 × 1 000 000 one), or, with the loop merged by the
+    // compiler into one addition per thread (at `:opt 2`), too little CPU.
+    // Whichever assert catches it, the message names the load and the store.
     let check = graded.of("load_then_store", hidden);
     assert_eq!(check["outcome"], "failed", "{check:#}");
     let message = check["message"].as_str().unwrap();
     assert!(
-        message.contains(
-            "an increment must be one indivisible step (fetch_add), not a load then a store"
-        ) || message.contains(
-            "nor does a load then a store, which the compiler merges into one addition per thread"
-        ),
+        message.contains("not a load then a store")
+            || message.contains("nor does a load then a store"),
         "{check:#}"
     );
     // Right totals, counted, but by the calling thread alone.

@@ -751,8 +751,16 @@ pub fn analyse(urls: &[String], fetch_limit: usize) -> Report {
     graded.expect(
         "step08-hybrid-hidden/no_leaks",
         "failed",
-        "1 thread(s) still running after the cell ended: aggregator (tid ",
+        "1 thread(s) still running after the cell ended: aggregator (join every thread you spawn",
     );
+    // Its tid is in the folded evidence, not the message.
+    graded.expect(
+        "step08-hybrid-hidden/no_leaks",
+        "failed",
+        "aggregator: tid ",
+    );
+    let message = graded.check("step08-hybrid-hidden/no_leaks")["message"].to_string();
+    assert!(!message.contains("tid"), "{message}");
     graded.expect(
         "step08-hybrid-hidden/no_leaks",
         "failed",

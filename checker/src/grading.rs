@@ -19,6 +19,7 @@ use crate::settings::{Property, PropertyKind};
 use crate::timeline;
 use crate::timing;
 use crate::trace::{Event, TraceFollower};
+use labkit::trace::UnnamedThreads;
 
 /// What the run is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -543,7 +544,11 @@ impl NotebookRun<'_> {
                 None => match property.kind {
                     PropertyKind::NoHang => PropertyResult::Holds,
                     PropertyKind::NoLeaks => self.leaks(threads_before).await,
-                    PropertyKind::SleepsNotSpins => spinning(run),
+                    PropertyKind::SleepsNotSpins => spinning(
+                        run,
+                        evidence.runner_pid,
+                        self.follower.trace.unnamed.clone(),
+                    ),
                     // The test's own assertions decide the rest.
                     _ if test_ok => PropertyResult::Holds,
                     _ => PropertyResult::NotRun(format!("the test failed first: {message}")),
@@ -664,24 +669,31 @@ impl NotebookRun<'_> {
             parts.push(format!(
                 "{} thread(s) still running after the cell ended: {} (join every thread you spawn, or let its channel close so it can end)",
                 threads.len(),
-                threads.join(", ")
+                shown(&threads)
             ));
         }
         if !processes.is_empty() {
             parts.push(format!(
                 "{} child process(es) left behind: {} (wait() for every child you start)",
                 processes.len(),
-                processes.join(", ")
+                shown(&processes)
             ));
         }
+        // Tids and pids are for the folded evidence, not the message.
+        let evidence = threads
+            .iter()
+            .chain(&processes)
+            .map(|left| format!("{}: {}", left.shown, left.ids))
+            .collect::<Vec<_>>()
+            .join("\n");
         PropertyResult::Fails {
             message: parts.join("; "),
-            evidence: String::new(),
+            evidence,
             timeline: None,
         }
     }
 
-    fn left_behind(&self, threads_before: &HashSet<u32>) -> (Vec<String>, Vec<String>) {
+    fn left_behind(&self, threads_before: &HashSet<u32>) -> (Vec<LeftBehind>, Vec<LeftBehind>) {
         let Some(runner) = self.kernel.runner_pid() else {
             return (Vec::new(), Vec::new());
         };
@@ -710,9 +722,23 @@ impl NotebookRun<'_> {
                 true
             });
         }
+        // Named as the trace named them: an unnamed thread the cell traced
+        // keeps its number, one it never traced takes the next.
+        let mut unnamed = self.follower.trace.unnamed.clone();
         let threads = new
             .into_iter()
-            .map(|t| format!("{} (tid {})", t.name, t.tid))
+            .map(|t| {
+                let traced = if Some(&t.name) == runner_name.as_ref() {
+                    labkit::trace::unnamed_thread_name(t.tid.into())
+                } else {
+                    t.name.clone()
+                };
+                LeftBehind {
+                    shown: unnamed.show(runner.into(), t.tid.into(), &traced),
+                    ids: format!("tid {}, state {}", t.tid, t.state),
+                    still: None,
+                }
+            })
             .collect();
         // Descendants, and those in the runner's cgroup that left the tree.
         let processes = self
@@ -725,10 +751,15 @@ impl NotebookRun<'_> {
                 let (name, state) = sample
                     .first()
                     .map_or(("?".to_owned(), '?'), |t| (t.process.clone(), t.state));
-                if state == 'Z' {
-                    format!("{name} pid {pid} (exited but never waited for: a zombie)")
+                let still = if state == 'Z' {
+                    "exited but never waited for: a zombie"
                 } else {
-                    format!("{name} pid {pid} (still running)")
+                    "still running"
+                };
+                LeftBehind {
+                    shown: name,
+                    ids: format!("pid {pid}, state {state}"),
+                    still: Some(still),
                 }
             })
             .collect();
@@ -838,41 +869,74 @@ impl NotebookRun<'_> {
     }
 }
 
+/// A thread or process a cell left behind.
+struct LeftBehind {
+    /// Its name in the message: a thread's name, a process's command.
+    shown: String,
+    /// Its tid or pid and state, for the evidence.
+    ids: String,
+    /// For a process: why it counts (a zombie, or still running).
+    still: Option<&'static str>,
+}
+
+/// The message's list of what was left behind.
+fn shown(left: &[LeftBehind]) -> String {
+    left.iter()
+        .map(|left| match left.still {
+            Some(still) => format!("{} ({still})", left.shown),
+            None => left.shown.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Blocked threads must sleep. Every 50 ms the runner's threads were
 /// sampled: a thread that spins is runnable (R) in most samples *and* burns
 /// CPU. Being runnable alone proves nothing on a busy machine, where a
 /// thread that was just woken waits for a CPU in state R; a thread that
 /// waits by sleeping uses next to no CPU, however long it is runnable.
-fn spinning(run: &CellRun) -> PropertyResult {
-    let spinners: Vec<String> = run
+///
+/// Threads are named as the trace named them (`unnamed`, of the code runner
+/// `runner`): tids go to the evidence.
+fn spinning(run: &CellRun, runner: u32, mut unnamed: UnnamedThreads) -> PropertyResult {
+    let spinners: Vec<(u32, String)> = run
         .activity
         .threads
-        .values()
-        .filter(|t| spins(t))
-        .map(|t| {
-            format!(
-                "{} was running in {} of the {} samples it was alive in, and used {:.2} s of CPU in {:.2} s",
-                t.name,
+        .iter()
+        .filter(|(_, t)| spins(t))
+        .map(|(&tid, t)| {
+            let name = unnamed.show(runner.into(), tid.into(), &t.name);
+            (tid, format!(
+                "{name} was running in {} of the {} samples it was alive in, and used {:.2} s of CPU in {:.2} s",
                 t.runnable,
                 t.seen,
                 t.cpu_s(),
                 t.alive_s()
-            )
+            ))
         })
         .collect();
     if spinners.is_empty() {
         return PropertyResult::Holds;
     }
+    let mut evidence: Vec<String> = spinners
+        .iter()
+        .map(|(tid, spinner)| format!("tid {tid}: {spinner}"))
+        .collect();
+    evidence.push(format!(
+        "the cell's code also used {:.2} s of CPU in {:.2} s of wall time",
+        run.runner_cpu_s,
+        run.time_s()
+    ));
     PropertyResult::Fails {
         message: format!(
             "a blocked thread should sleep, not spin: {}; wait on a Condvar (in a while loop) instead of looping",
-            spinners.join(", ")
+            spinners
+                .iter()
+                .map(|(_, spinner)| spinner.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
-        evidence: format!(
-            "the cell's code also used {:.2} s of CPU in {:.2} s of wall time",
-            run.runner_cpu_s,
-            run.time_s()
-        ),
+        evidence: evidence.join("\n"),
         timeline: None,
     }
 }

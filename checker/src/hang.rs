@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
+use labkit::trace::{UnnamedThreads, unnamed_thread_name};
 use serde_json::Value;
 
 use crate::process_tree::{self, PipePeer, ThreadSample};
@@ -286,7 +287,7 @@ struct CondWait {
 /// What the trace says about each thread at its end.
 #[derive(Default)]
 struct Replay<'a> {
-    /// labkit's thread names (`main`, `worker-1`, `thread-TID`).
+    /// The trace's thread names (`main`, `worker-1`, `unnamed thread 1`).
     names: HashMap<Key, String>,
     /// Lock and condition-variable names by (pid, address).
     objects: HashMap<(u32, u64), String>,
@@ -409,6 +410,12 @@ impl Names {
     /// `runner` is the code runner's pid: its first thread runs the cell.
     fn new(threads: &[Thread], replay: &Replay, runner: Option<u32>) -> Names {
         let processes = process_names(threads, runner);
+        // Threads the trace named `unnamed thread N` keep their numbers;
+        // unnamed threads it never saw take the next ones.
+        let mut unnamed = UnnamedThreads::default();
+        for (&(pid, tid), name) in &replay.names {
+            unnamed.note_shown(pid.into(), tid.into(), name);
+        }
         let mut base: BTreeMap<Key, String> = BTreeMap::new();
         for thread in threads {
             let key = thread.key();
@@ -416,10 +423,10 @@ impl Names {
                 // labkit calls every process's first thread `main`; only
                 // the cell's is the learner's `main`.
                 Some(name) if name == "main" && runner.is_some_and(|r| r != key.0) => {
-                    untraced_name(&thread.now, runner, &processes)
+                    untraced_name(&thread.now, runner, &processes, &mut unnamed)
                 }
                 Some(name) => name.clone(),
-                None => untraced_name(&thread.now, runner, &processes),
+                None => untraced_name(&thread.now, runner, &processes, &mut unnamed),
             };
             base.insert(key, name);
         }
@@ -442,7 +449,8 @@ impl Names {
         self.threads
             .get(&key)
             .cloned()
-            .unwrap_or_else(|| format!("thread {}", key.1))
+            // Every thread of a summary was sampled or traced, so named.
+            .unwrap_or_else(|| "a thread".to_owned())
     }
 
     /// A process as summaries name it: `the cell's process` for the code
@@ -523,14 +531,15 @@ fn apart(base: BTreeMap<Key, String>, processes: &HashMap<u32, String>) -> HashM
         .collect()
 }
 
-/// A name for a thread the trace never saw, as labkit would name it: the
+/// A name for a thread the trace never saw, as the trace would show it: the
 /// cell's own thread is `main`, another process's first thread is that
-/// process (`labkit-worker 2`, named in `processes`), an unnamed thread is
-/// `thread-TID` (/proc shows it under its process's name).
+/// process (`labkit-worker 2`, named in `processes`), an unnamed thread
+/// (/proc shows it under its process's name) is `unnamed thread N`.
 fn untraced_name(
     thread: &ThreadSample,
     runner: Option<u32>,
     processes: &HashMap<u32, String>,
+    unnamed: &mut UnnamedThreads,
 ) -> String {
     if thread.tid == thread.pid {
         if Some(thread.pid) == runner {
@@ -542,7 +551,8 @@ fn untraced_name(
                 .unwrap_or_else(|| thread.process.clone())
         }
     } else if thread.name == thread.process {
-        format!("thread-{}", thread.tid)
+        let (pid, tid) = (u64::from(thread.pid), u64::from(thread.tid));
+        unnamed.show(pid, tid, &unnamed_thread_name(tid))
     } else {
         thread.name.clone()
     }
@@ -1742,6 +1752,81 @@ mod tests {
     }
 
     #[test]
+    fn scenario_condvar_unnamed() {
+        if !in_scenario("scenario_condvar_unnamed") {
+            return;
+        }
+        let queue = Arc::new((
+            Mutex::named("queue", Vec::<u64>::new()),
+            Condvar::named("not_empty"),
+        ));
+        // A thread spawned without a name shows its parent's name in /proc:
+        // libtest's, here. Give this one the process's, as a cell's has.
+        let comm =
+            std::ffi::CString::new(std::fs::read_to_string("/proc/self/comm").unwrap().trim())
+                .unwrap();
+        // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes,
+        // which /proc's comm is.
+        unsafe { libc::prctl(libc::PR_SET_NAME, comm.as_ptr()) };
+        // An unnamed thread the trace never sees, blocked on a channel.
+        let (_keep, never) = mpsc::channel::<()>();
+        let idle = thread::spawn(move || never.recv());
+        let consumer = thread::spawn(move || {
+            let (items, not_empty) = &*queue;
+            let mut items = items.lock().unwrap();
+            while items.is_empty() {
+                items = not_empty.wait(items).unwrap();
+            }
+        });
+        consumer.join().unwrap();
+        let _ = idle.join();
+    }
+
+    #[test]
+    fn unnamed_threads_are_numbered_in_the_summary_and_their_tids_kept_for_the_details() {
+        if in_any_scenario() {
+            return;
+        }
+        let scenario = Scenario::start("scenario_condvar_unnamed");
+        let mut waiter = None;
+        wait_until("the consumer to wait", || {
+            waiter = scenario
+                .events()
+                .iter()
+                .find(|e| e.kind == "cond_wait")
+                .map(|e| e.tid);
+            waiter.is_some_and(|tid| all_in_syscall(scenario.pid(), &[tid], nr::FUTEX))
+        });
+        let waiter = waiter.unwrap();
+        let diagnosis = scenario.diagnose();
+        assert_eq!(
+            diagnosis.summary,
+            "unnamed thread 1 waits on condition variable not_empty that nobody notifies",
+            "{}",
+            diagnosis.details
+        );
+        let tids: Vec<u32> = process_tree::sample(&[scenario.pid()])
+            .iter()
+            .map(|t| t.tid)
+            .collect();
+        assert_no_ids(&diagnosis.summary, &tids);
+        assert!(
+            diagnosis
+                .details
+                .lines()
+                .any(|line| line.starts_with("- unnamed thread 1:")
+                    && line.contains(&format!("tid {waiter},"))),
+            "the details keep the tid: {}",
+            diagnosis.details
+        );
+        assert!(
+            diagnosis.details.contains("unnamed thread 2"),
+            "the untraced thread takes the next number: {}",
+            diagnosis.details
+        );
+    }
+
+    #[test]
     fn a_sleeping_process_is_slow_rather_than_stuck() {
         if in_any_scenario() {
             return;
@@ -1904,8 +1989,25 @@ mod tests {
             sampled(one, one, "labkit-worker", "labkit-worker"),
             sampled(sleep, sleep, "sleep", "sleep"),
         ];
+        let mut threads = threads.to_vec();
+        // Two unnamed threads of the cell: one traced, one not.
+        threads.push(sampled(
+            runner,
+            runner + 13,
+            "conclab-kernel",
+            "conclab-kernel",
+        ));
+        threads.push(sampled(
+            runner,
+            runner + 14,
+            "conclab-kernel",
+            "conclab-kernel",
+        ));
         let mut replay = Replay::default();
         replay.names.insert((one, one), "main".into());
+        replay
+            .names
+            .insert((runner, runner + 14), "unnamed thread 1".into());
         let names = Names::new(&threads, &replay, Some(runner));
         let name = |key| names.of(key);
         assert_eq!(name((runner, runner)), "main");
@@ -1920,6 +2022,8 @@ mod tests {
         assert_eq!(name((runner, runner + 11)), "conclab-relay #2");
         assert_eq!(name((runner, runner + 12)), "worker-1");
         assert_eq!(name((two, two + 10)), "worker-1 in labkit-worker 2");
+        assert_eq!(name((runner, runner + 14)), "unnamed thread 1");
+        assert_eq!(name((runner, runner + 13)), "unnamed thread 2");
         assert_eq!(
             names.process(runner, "conclab-kernel"),
             "the cell's process"

@@ -130,7 +130,8 @@ pub struct Activity {
 /// One thread of the code runner over the samples it was alive in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThreadActivity {
-    /// Its name, as labkit's trace names it (`main`, `thread-TID`, …).
+    /// Its name, as labkit's trace names it (`main`, `worker-1`, and
+    /// [`labkit::trace::unnamed_thread_name`] for a thread without one).
     pub name: String,
     /// Samples it was alive in.
     pub seen: usize,
@@ -172,7 +173,7 @@ impl Activity {
             let name = if thread.tid == runner {
                 "main".to_owned()
             } else if Some(&thread.name) == main_name.as_ref() {
-                format!("thread-{}", thread.tid)
+                labkit::trace::unnamed_thread_name(thread.tid.into())
             } else {
                 thread.name
             };

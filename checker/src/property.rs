@@ -194,13 +194,16 @@ impl Evidence<'_> {
         format!("{:.1}", t_ns.saturating_sub(self.origin_ns) as f64 / 1e6)
     }
 
-    /// A thread as messages name it: its name, and its pid when it is not the
-    /// cell's own process.
+    /// A thread as messages name it: its name, and, when it is not the
+    /// cell's own process, its process as the timeline's lanes name it
+    /// (`main in labkit-worker 2`): pids belong in the evidence.
     fn thread(&self, event: &Event) -> String {
         if event.pid == self.runner_pid {
             event.thread.clone()
         } else {
-            format!("{} (pid {})", event.thread, event.pid)
+            crate::timeline::lane_names(self.events, self.runner_pid)
+                .remove(&(event.pid, event.tid))
+                .unwrap_or_else(|| "a thread of another process".to_owned())
         }
     }
 
@@ -214,15 +217,14 @@ impl Evidence<'_> {
         }
     }
 
-    /// A thread as evidence names it: also its tid, unless the name already
-    /// says it, so two threads of one name stay apart.
+    /// A thread as evidence names it: also its tid, so two threads of one
+    /// name stay apart.
     fn thread_full(&self, event: &Event) -> String {
         let mut details = Vec::new();
         if event.pid != self.runner_pid {
             details.push(format!("pid {}", event.pid));
         }
-        let says_tid = event.thread == format!("thread-{}", event.tid)
-            || (event.thread == "main" && event.tid == event.pid);
+        let says_tid = event.thread == "main" && event.tid == event.pid;
         if !says_tid {
             details.push(format!("tid {}", event.tid));
         }

@@ -97,7 +97,8 @@ pub fn draw(events: &[Event], origin_ns: u64, runner_pid: u32, moment: &Moment) 
                 thread: names
                     .get(key)
                     .cloned()
-                    .unwrap_or_else(|| format!("thread-{}", key.1)),
+                    // Every key comes from an event, which names its thread.
+                    .unwrap_or_else(|| "a thread".to_owned()),
                 involved: moment.threads.contains(key),
                 intervals,
             }
@@ -261,7 +262,7 @@ fn lock_name(name: &str) -> String {
 /// another process (only labkit-workers trace) is named after that process,
 /// numbered in order of appearance (`labkit-worker 1`) as hang summaries
 /// number them by start, since pids belong in the folded evidence.
-fn lane_names(events: &[Event], runner_pid: u32) -> HashMap<Key, String> {
+pub fn lane_names(events: &[Event], runner_pid: u32) -> HashMap<Key, String> {
     let mut processes: Vec<u32> = Vec::new();
     let mut names: HashMap<Key, String> = HashMap::new();
     for event in events {
@@ -311,7 +312,7 @@ mod tests {
     fn event(t_ms: f64, tid: u32, kind: &str, name: &str, extra: Value) -> Event {
         let mut value = json!({
             "seq": 0, "t_ns": (t_ms * 1e6) as u64, "pid": 100, "tid": tid,
-            "thread": if tid == 100 { "main".to_owned() } else { format!("thread-{tid}") },
+            "thread": if tid == 100 { "main".to_owned() } else { format!("worker-{tid}") },
             "kind": kind, "name": name, "id": null,
         });
         value
@@ -352,7 +353,7 @@ mod tests {
         let lanes: Vec<&str> = timeline.lanes.iter().map(|l| l.thread.as_str()).collect();
         assert_eq!(
             lanes,
-            ["thread-102", "thread-101"],
+            ["worker-102", "worker-101"],
             "the involved thread first"
         );
         assert!(timeline.lanes[0].involved && !timeline.lanes[1].involved);
@@ -394,7 +395,7 @@ mod tests {
         };
         let timeline = draw(&events, 0, 100, &moment);
         assert_eq!(timeline.lanes.len(), Timeline::MAX_LANES);
-        assert_eq!(timeline.lanes[0].thread, "thread-239");
+        assert_eq!(timeline.lanes[0].thread, "worker-239");
         assert_eq!(timeline.lanes_left_out, 40 - Timeline::MAX_LANES);
         let drawn: usize = timeline.lanes.iter().map(|l| l.intervals.len()).sum();
         assert_eq!(drawn, Timeline::MAX_INTERVALS);

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use labkit::trace::FORMAT_VERSION;
+use labkit::trace::{FORMAT_VERSION, UnnamedThreads};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -19,7 +19,8 @@ pub struct Event {
     pub pid: u32,
     /// Kernel thread id.
     pub tid: u32,
-    /// The thread's name (`main`, `worker-1`, `thread-TID`).
+    /// The thread's name (`main`, `worker-1`), and for a thread spawned
+    /// without one `unnamed thread N` (see [`Trace::unnamed`]).
     pub thread: String,
     /// What happened: `span_enter`, `lock_acquired`, `worker_start`, …
     pub kind: String,
@@ -80,6 +81,10 @@ pub struct Trace {
     /// unknown version. Forgery by code that does not know the nonce shows
     /// up here.
     pub rejected: Vec<String>,
+    /// The numbers given to threads spawned without a name, which labkit
+    /// traces as `thread-TID`: a tid means nothing to a learner, so events
+    /// name them `unnamed thread N` (the tid stays in [`Event::tid`]).
+    pub unnamed: UnnamedThreads,
 }
 
 /// Follows a trace file as it grows, keeping only recent events, so a long
@@ -135,6 +140,17 @@ impl TraceFollower {
     pub fn forget_before(&mut self, t_ns: u64) {
         let keep = self.trace.events.partition_point(|e| e.t_ns < t_ns);
         self.trace.events.drain(..keep);
+        // The next cell numbers its unnamed threads from 1, after those
+        // still in the trace.
+        let kept: std::collections::HashSet<(u64, u64)> = self
+            .trace
+            .events
+            .iter()
+            .map(|e| (u64::from(e.pid), u64::from(e.tid)))
+            .collect();
+        self.trace
+            .unnamed
+            .retain(|pid, tid| kept.contains(&(pid, tid)));
     }
 }
 
@@ -176,7 +192,7 @@ impl Trace {
             if version.as_ref().and_then(Value::as_u64) == Some(FORMAT_VERSION)
                 && its_nonce.as_ref().and_then(Value::as_str) == Some(nonce)
             {
-                self.events.push(event);
+                self.take(event);
                 return;
             }
         }
@@ -210,10 +226,18 @@ impl Trace {
             Ok(mut event) => {
                 event.fields.remove("v");
                 event.fields.remove("nonce");
-                self.events.push(event);
+                self.take(event);
             }
             Err(error) => self.rejected.push(format!("{error}: {}", shorten(line))),
         }
+    }
+
+    /// Keeps a genuine event, naming its thread for the reader.
+    fn take(&mut self, mut event: Event) {
+        event.thread = self
+            .unnamed
+            .show(u64::from(event.pid), u64::from(event.tid), &event.thread);
+        self.events.push(event);
     }
 
     fn sort(&mut self) {
@@ -306,6 +330,53 @@ mod tests {
         assert_eq!(follower.trace.events.len(), 2);
         follower.forget_before(15);
         assert_eq!(follower.trace.events.len(), 1);
+    }
+
+    #[test]
+    fn unnamed_threads_are_numbered_per_cell_and_keep_their_tid() {
+        let event = |seq: u64, t: u64, tid: u32, thread: &str| {
+            format!(
+                r#"{{"v":2,"nonce":"n","seq":{seq},"t_ns":{t},"pid":7,"tid":{tid},"thread":"{thread}","kind":"mark","name":"m","id":null}}"#
+            ) + "\n"
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trace.jsonl");
+        let mut text = event(0, 10, 612, "thread-612") + &event(1, 11, 7, "main");
+        text += &event(2, 12, 615, "thread-615");
+        text += &event(3, 13, 616, "worker-1");
+        std::fs::write(&path, &text).unwrap();
+        let mut follower = TraceFollower::new(&path, "n");
+        follower.update().unwrap();
+        let shown: Vec<(u32, &str)> = follower
+            .trace
+            .events
+            .iter()
+            .map(|e| (e.tid, e.thread.as_str()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (612, "unnamed thread 1"),
+                (7, "main"),
+                (615, "unnamed thread 2"),
+                (616, "worker-1")
+            ]
+        );
+        // The next cell: thread 615 lives on and keeps its name; a new one
+        // takes the next number, and the first is forgotten.
+        follower.forget_before(12);
+        text += &event(4, 20, 620, "thread-620");
+        std::fs::write(&path, &text).unwrap();
+        follower.update().unwrap();
+        let last = follower.trace.events.last().unwrap();
+        assert_eq!((last.tid, last.thread.as_str()), (620, "unnamed thread 3"));
+        // A cell after which no thread lives on: numbers start again.
+        follower.forget_before(25);
+        text += &event(5, 30, 630, "thread-630");
+        std::fs::write(&path, &text).unwrap();
+        follower.update().unwrap();
+        let last = follower.trace.events.last().unwrap();
+        assert_eq!((last.tid, last.thread.as_str()), (630, "unnamed thread 1"));
     }
 
     #[test]

@@ -115,7 +115,7 @@ pub fn thread_id() -> u64 {
 }
 
 /// The calling thread's name: its std name, "main" for a process's first
-/// thread, else "thread-TID".
+/// thread, else [`unnamed_thread_name`].
 pub fn thread_name() -> String {
     if let Some(name) = std::thread::current().name() {
         return name.to_owned();
@@ -124,11 +124,121 @@ pub fn thread_name() -> String {
     if tid == u64::from(std::process::id()) {
         "main".to_owned()
     } else {
-        format!("thread-{tid}")
+        unnamed_thread_name(tid)
+    }
+}
+
+/// The name the trace gives a thread spawned without one: `thread-TID`.
+/// It keeps such threads apart, but a tid means nothing to a learner, so
+/// pictures and reports show them as [`UnnamedThreads`] number them.
+pub fn unnamed_thread_name(tid: u64) -> String {
+    format!("thread-{tid}")
+}
+
+/// Whether `name`, of the thread `tid`, is the [`unnamed_thread_name`].
+pub fn is_unnamed(name: &str, tid: u64) -> bool {
+    name.strip_prefix("thread-")
+        .is_some_and(|rest| rest.parse() == Ok(tid))
+}
+
+/// Names for threads spawned without a name, as pictures and reports show
+/// them: `unnamed thread 1`, `unnamed thread 2`, … in order of first
+/// appearance, counted apart in each process.
+#[derive(Debug, Default, Clone)]
+pub struct UnnamedThreads {
+    /// The number given to each (pid, tid).
+    numbers: std::collections::HashMap<(u64, u64), usize>,
+    /// The last number given in each process.
+    last: std::collections::HashMap<u64, usize>,
+}
+
+impl UnnamedThreads {
+    /// The name to show for thread `tid` of process `pid`, traced as `name`:
+    /// `name` itself unless it is the [`unnamed_thread_name`].
+    pub fn show(&mut self, pid: u64, tid: u64, name: &str) -> String {
+        if !is_unnamed(name, tid) {
+            return name.to_owned();
+        }
+        let number = self.number(pid, tid);
+        format!("unnamed thread {number}")
+    }
+
+    /// The number of thread `tid` of process `pid`, given at its first call.
+    pub fn number(&mut self, pid: u64, tid: u64) -> usize {
+        let last = self.last.entry(pid).or_default();
+        *self.numbers.entry((pid, tid)).or_insert_with(|| {
+            *last += 1;
+            *last
+        })
+    }
+
+    /// Takes note of a name this type gave before (`shown`, for thread `tid`
+    /// of process `pid`), so that no other thread is given it again.
+    pub fn note_shown(&mut self, pid: u64, tid: u64, shown: &str) {
+        let Some(number) = shown
+            .strip_prefix("unnamed thread ")
+            .and_then(|n| n.parse().ok())
+        else {
+            return;
+        };
+        self.numbers.insert((pid, tid), number);
+        let last = self.last.entry(pid).or_default();
+        *last = (*last).max(number);
+    }
+
+    /// Forgets every thread but those `keep` says to keep; later threads are
+    /// numbered after the kept ones, so no two share a name.
+    pub fn retain(&mut self, mut keep: impl FnMut(u64, u64) -> bool) {
+        self.numbers.retain(|&(pid, tid), _| keep(pid, tid));
+        self.last.clear();
+        for (&(pid, _), &number) in &self.numbers {
+            let last = self.last.entry(pid).or_default();
+            *last = (*last).max(number);
+        }
     }
 }
 
 /// Marks a point of the learner's own choosing in the trace.
 pub fn mark(name: &str, fields: Value) {
     record("mark", name, None, fields);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unnamed_threads_are_numbered_by_first_appearance_in_each_process() {
+        let mut names = UnnamedThreads::default();
+        assert_eq!(names.show(10, 12, "thread-12"), "unnamed thread 1");
+        assert_eq!(names.show(10, 10, "main"), "main");
+        assert_eq!(names.show(10, 15, "worker-1"), "worker-1");
+        assert_eq!(names.show(10, 11, "thread-11"), "unnamed thread 2");
+        assert_eq!(names.show(10, 12, "thread-12"), "unnamed thread 1");
+        assert_eq!(names.show(20, 21, "thread-21"), "unnamed thread 1");
+        // A learner's thread named like an unnamed one, but not its own tid.
+        assert_eq!(names.show(10, 13, "thread-12"), "thread-12");
+    }
+
+    #[test]
+    fn threads_after_a_retain_never_take_a_kept_number() {
+        let mut names = UnnamedThreads::default();
+        for tid in 1..=3 {
+            names.number(10, tid);
+        }
+        names.retain(|_, tid| tid == 3);
+        assert_eq!(names.number(10, 3), 3);
+        assert_eq!(names.number(10, 4), 4);
+        names.retain(|_, _| false);
+        assert_eq!(names.number(10, 5), 1);
+    }
+
+    #[test]
+    fn a_name_shown_before_is_not_given_again() {
+        let mut names = UnnamedThreads::default();
+        names.note_shown(10, 12, "unnamed thread 2");
+        names.note_shown(10, 13, "worker-1");
+        assert_eq!(names.show(10, 12, "thread-12"), "unnamed thread 2");
+        assert_eq!(names.show(10, 14, "thread-14"), "unnamed thread 3");
+    }
 }

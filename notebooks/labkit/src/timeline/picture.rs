@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use super::SpanRecord;
+use crate::trace::UnnamedThreads;
 
 const WIDTH: f64 = 720.0;
 /// Room for the thread names.
@@ -44,15 +45,18 @@ pub(super) fn svg(spans: &[SpanRecord], start_ns: u64, end_ns: u64) -> String {
             TOP - 12.0,
         );
     }
+    // A tid means nothing to a learner: unnamed threads are numbered.
+    let mut unnamed = UnnamedThreads::default();
     for (lane, thread) in threads.iter().enumerate() {
         let y = TOP + LANE * lane as f64;
+        let on_lane: Vec<&SpanRecord> = spans.iter().filter(|s| s.thread == *thread).collect();
+        let label = unnamed.show(0, on_lane[0].tid, thread);
         let _ = write!(
             svg,
             r##"<text x="4" y="{:.1}" fill="#222">{}</text>"##,
             y + 16.0,
-            escape(thread)
+            escape(&label)
         );
-        let on_lane: Vec<&SpanRecord> = spans.iter().filter(|s| s.thread == *thread).collect();
         let bars: Vec<(f64, f64)> = on_lane
             .iter()
             .map(|s| {
@@ -345,5 +349,28 @@ mod tests {
                 "bar {id} has a label: {svg}"
             );
         }
+    }
+
+    #[test]
+    fn unnamed_threads_are_numbered_not_named_by_tid() {
+        let span = |thread: &str, tid, id| SpanRecord {
+            thread: thread.into(),
+            tid,
+            name: "fetch".into(),
+            id,
+            start_ns: id * 1_000_000,
+            end_ns: (id + 1) * 1_000_000,
+        };
+        let spans = [
+            span("thread-4711", 4711, 0),
+            span("main", 4700, 1),
+            span("thread-4702", 4702, 2),
+            span("thread-4711", 4711, 3),
+        ];
+        let svg = svg(&spans, 0, 4_000_000);
+        assert!(svg.contains(">unnamed thread 1<"), "{svg}");
+        assert!(svg.contains(">main<"), "{svg}");
+        assert!(svg.contains(">unnamed thread 2<"), "{svg}");
+        assert!(!svg.contains("4711") && !svg.contains("4702"), "{svg}");
     }
 }

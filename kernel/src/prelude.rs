@@ -2,16 +2,38 @@
 
 use std::path::Path;
 
-/// The crates every cell can use without a `:dep` line.
-pub fn dependencies(labkit: &Path) -> String {
-    format!(
-        r#":dep rayon = "1"
-:dep crossbeam = "0.8"
-:dep serde = {{ version = "1", features = ["derive"] }}
-:dep serde_json = "1"
-:dep labkit = {{ path = {labkit:?} }}
-"#
-    )
+/// The crates every cell can use without a `:dep` line: each name with its
+/// configuration, as `:dep NAME = CONFIG` takes it.
+pub fn dependencies(labkit: &Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("rayon", r#""1""#.to_owned()),
+        ("crossbeam", r#""0.8""#.to_owned()),
+        ("serde", r#"{ version = "1", features = ["derive"] }"#.to_owned()),
+        ("serde_json", r#""1""#.to_owned()),
+        ("labkit", format!("{{ path = {labkit:?} }}")),
+    ]
+}
+
+/// Starts evcxr with the prelude crates in its first crate graph, offline (they
+/// are all on this machine already, and a start must not wait on the
+/// network), and cells at [`CELL_OPT_LEVEL`].
+///
+/// Given as `:dep` lines after the start, the crates would have rust-analyzer
+/// load the standard library a second time, with them: about a second of
+/// every kernel's start (`vendor/evcxr` adds the constructor for this).
+pub fn start_evcxr(
+    labkit: &Path,
+) -> anyhow::Result<(evcxr::CommandContext, evcxr::EvalContextOutputs)> {
+    let (context, outputs) = evcxr::EvalContext::with_initial_state(|state| {
+        state.set_offline_mode(true);
+        state.set_opt_level(CELL_OPT_LEVEL)?;
+        for (name, config) in dependencies(labkit) {
+            state.add_dep(name, &config)?;
+        }
+        Ok(())
+    })
+    .map_err(|e| anyhow::anyhow!("starting evcxr with the prelude crates: {e}"))?;
+    Ok((evcxr::CommandContext::with_eval_context(context), outputs))
 }
 
 /// The optimisation level a cell's own code is compiled at (evcxr's `:opt`).

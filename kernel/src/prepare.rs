@@ -34,8 +34,7 @@ pub fn run(prepared: &PreparedCrates) -> anyhow::Result<()> {
 fn build(dir: &Path) -> anyhow::Result<()> {
     // SAFETY: `prepare` runs on the main thread before any other thread exists.
     unsafe { std::env::set_var("EVCXR_TMPDIR", dir) };
-    let (mut context, outputs) =
-        evcxr::CommandContext::new().map_err(|e| anyhow::anyhow!("starting evcxr: {e}"))?;
+    let (mut context, outputs) = prelude::start_evcxr(&labkit_dir())?;
     // Show what the warm-up prints, if anything, rather than losing it.
     std::thread::spawn(move || {
         for line in outputs.stderr.iter() {
@@ -43,15 +42,7 @@ fn build(dir: &Path) -> anyhow::Result<()> {
         }
     });
     context
-        .set_opt_level(prelude::CELL_OPT_LEVEL)
-        .map_err(|e| anyhow::anyhow!("setting :opt {}: {e}", prelude::CELL_OPT_LEVEL))?;
-    let code = format!(
-        "{}{}",
-        prelude::dependencies(&labkit_dir()),
-        prelude::WARM_UP
-    );
-    context
-        .execute(&code)
+        .execute(prelude::WARM_UP)
         .map_err(|e| anyhow::anyhow!("compiling the prelude crates: {e}"))?;
     // Its code runner must be gone before the directory is moved.
     drop(context);

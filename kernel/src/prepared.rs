@@ -218,7 +218,7 @@ fn cache_name() -> String {
         .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
         .unwrap_or_default();
     let identity = format!(
-        "{}\n{}\n{:016x}\n{}{}{}",
+        "{}\n{}\n{:016x}\n{:?}{}{}",
         env!("CARGO_PKG_VERSION"),
         rustc,
         source_hash(&labkit),

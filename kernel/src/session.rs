@@ -213,12 +213,8 @@ impl Session {
         }
         set_stage(Stage::Starting);
         let started = std::time::Instant::now();
-        let (mut context, outputs) =
-            CommandContext::new().map_err(|e| anyhow::anyhow!("starting evcxr: {e}"))?;
+        let (mut context, outputs) = prelude::start_evcxr(&labkit_dir())?;
         tracing::info!("evcxr started in {:?}", started.elapsed());
-        context
-            .set_opt_level(prelude::CELL_OPT_LEVEL)
-            .map_err(|e| anyhow::anyhow!("setting :opt {}: {e}", prelude::CELL_OPT_LEVEL))?;
         let forwarder = Forwarder::spawn(
             outputs.stdout,
             outputs.stderr,
@@ -226,11 +222,8 @@ impl Session {
             iopub.clone(),
             session_dir.clone(),
         );
-        // Offline: the prelude crates are all on this machine already, and a
-        // kernel start must not wait on (or fail for) the network.
         let setup = format!(
-            ":offline 1\n{}{}\n{}",
-            prelude::dependencies(&labkit_dir()),
+            "{}\n{}",
             prelude::runner_setup(prelude::DEFAULT_FORMAT),
             prelude::WARM_UP
         );

@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""`:check` as a learner runs it, against the same check started cold, in one run.
+
+For each step notebook, the learner's copy (`conclab-check release`) with the
+reference solutions typed into its solution cells: a kernel started as Jupyter
+Server starts it (told its notebook in JPY_SESSION_NAME) runs every cell, as
+JupyterLab sends them (with each cell's id and metadata), then reads (stays
+idle) until its spare checker is ready; `:check` is timed from the
+execute_request to the reply. Then the same on the source notebook, whose
+check also runs the hidden tests and the perturbed runs. The baseline is the
+learner's check from a terminal, `conclab-check feedback NOTEBOOK`, which
+starts its own kernel: what `:check` would cost without the spare.
+
+Goal (issue 12): the learner's report within 3 s of running the cell, quiet
+machine.
+
+Usage: .venv/bin/python bench/check.py [NOTEBOOK ...]   (build first: cargo build --workspace)
+"""
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "jupyter"))
+
+import nbformat  # noqa: E402
+
+from conftest import ROOT, fresh_kernel, kernel_binary, run  # noqa: E402
+
+CHECK = str(ROOT / "target" / "debug" / "conclab-check")
+STEPS = sorted((ROOT / "notebooks").glob("0[1-8]-*.ipynb"))
+GOAL_S = 3.0
+
+
+def tree_cpu_ticks(root):
+    """utime + stime of `root` and every descendant, in clock ticks."""
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        try:
+            fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+            for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+                stack += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def spare_ready(kernel_pid):
+    """Whether the kernel has a spare checker and its whole tree is idle."""
+    children = []
+    for task in pathlib.Path(f"/proc/{kernel_pid}/task").iterdir():
+        children += [int(c) for c in (task / "children").read_text().split()]
+    spares = [c for c in children if b"--spare" in pathlib.Path(f"/proc/{c}/cmdline").read_bytes()]
+    return bool(spares)
+
+
+def wait_idle(kernel_pid, quiet_for=1.5, timeout=120):
+    """Waits until the kernel has a spare checker and its tree used no CPU for `quiet_for` s."""
+    deadline = time.monotonic() + timeout
+    last, quiet_since = tree_cpu_ticks(kernel_pid), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = tree_cpu_ticks(kernel_pid)
+        if now != last:
+            last, quiet_since = now, time.monotonic()
+        elif time.monotonic() - quiet_since >= quiet_for and spare_ready(kernel_pid):
+            return
+    raise SystemExit(f"the kernel {kernel_pid} never settled with a spare checker")
+
+
+def run_in_cell(kc, cell, code):
+    """Runs `code` as JupyterLab runs a cell: with the cell's id and metadata."""
+    metadata = {**cell.metadata, "cellId": cell.id, "deletedCells": [], "recordTiming": False}
+    content = {"code": code, "silent": False, "store_history": True, "user_expressions": {},
+               "allow_stdin": False, "stop_on_error": True}
+    msg = kc.session.msg("execute_request", content, metadata=metadata)
+    kc.shell_channel.send(msg)
+    while True:
+        reply = kc.get_shell_msg(timeout=300)
+        if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
+            return reply["content"]
+
+
+def grade_id(cell):
+    return cell.metadata.get("nbgrader", {}).get("grade_id")
+
+
+def check_in_kernel(notebook, solutions):
+    """:check on `notebook` after running its cells, solution cells as `solutions` (by grade_id) has them."""
+    env = {**os.environ, "JPY_SESSION_NAME": str(notebook)}
+    cells = nbformat.read(notebook, as_version=4).cells
+    with fresh_kernel(120, env=env, cwd=str(notebook.parent)) as (km, kc):
+        for cell in cells:
+            if cell.cell_type == "code":
+                reply = run_in_cell(kc, cell, solutions.get(grade_id(cell), cell.source))
+                if reply["status"] != "ok":
+                    raise SystemExit(f"{notebook.name}: a cell failed: {reply}")
+        wait_idle(km.provisioner.process.pid)
+        started = time.perf_counter()
+        reply, outputs = run(kc, ":check", timeout=300)
+        elapsed = time.perf_counter() - started
+    text = "".join(c.get("text", "") + c.get("data", {}).get("text/plain", "") for _, c in outputs)
+    if reply["status"] != "ok" or re.search(r"\b\d+ failed\b", text):
+        raise SystemExit(f"{notebook.name}: the reference solutions did not pass :check: {text}")
+    return elapsed
+
+
+def check_cold(notebook):
+    started = time.perf_counter()
+    done = subprocess.run([CHECK, "feedback", str(notebook)], capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{notebook.name}: conclab-check feedback exited {done.returncode}: {done.stdout}{done.stderr}")
+    return elapsed
+
+
+def main():
+    sources = [pathlib.Path(a).resolve() for a in sys.argv[1:]] or STEPS
+    if not kernel_binary().exists():
+        raise SystemExit("build first: cargo build --workspace")
+    print(f"{'notebook':32}{'learner s':>10}{'source s':>10}{'cold s':>9}{'ratio':>7}{'goal':>6}")
+    totals = [0.0, 0.0, 0.0]
+    with tempfile.TemporaryDirectory(prefix="conclab-bench-check-") as folder:
+        for source in sources:
+            subprocess.run([CHECK, "release", str(source), "--output", folder], check=True,
+                           stdout=subprocess.DEVNULL)
+            learner = pathlib.Path(folder) / source.name
+            reference = {grade_id(c): c.source for c in nbformat.read(source, as_version=4).cells
+                         if c.metadata.get("nbgrader", {}).get("solution")}
+            # The same copy saved with the solutions, for the terminal's check.
+            filled = nbformat.read(learner, as_version=4)
+            for cell in filled.cells:
+                cell.source = reference.get(grade_id(cell), cell.source)
+            saved = pathlib.Path(folder) / "saved" / source.name
+            saved.parent.mkdir(exist_ok=True)
+            nbformat.write(filled, saved)
+            figures = [check_in_kernel(learner, reference), check_in_kernel(source, {}), check_cold(saved)]
+            totals = [t + f for t, f in zip(totals, figures)]
+            met = "met" if figures[0] <= GOAL_S else "no"
+            print(f"{source.name:32}{figures[0]:>10.2f}{figures[1]:>10.2f}{figures[2]:>9.2f}"
+                  f"{figures[0] / figures[2]:>7.2f}{met:>6}", flush=True)
+    print(f"{'all':32}{totals[0]:>10.2f}{totals[1]:>10.2f}{totals[2]:>9.2f}{totals[0] / totals[2]:>7.2f}")
+    print("learner: :check on the learner's copy with the reference solutions, spare checker ready;")
+    print("source: the same on the source notebook (hidden tests, perturbed runs); cold: the")
+    print("learner's check by conclab-check feedback, starting its own kernel; ratio: learner / cold")
+
+
+if __name__ == "__main__":
+    main()

@@ -666,7 +666,7 @@ fn step06_a_sender_kept_alive_in_the_main_thread() {
     let message = hang["message"].as_str().unwrap();
     assert!(
         message.starts_with(
-            "step06-pipeline-test hung: all threads are blocked, none on a labkit lock or condition variable: most often a receiver waiting on a channel that never closes, because a Sender (or a clone of one) is still alive somewhere, or a sender blocked on a full bounded channel that nobody reads any more; blocked: thread-"
+            "step06-pipeline-test hung: all threads are blocked, none on a labkit lock or condition variable: most often a receiver waiting on a channel that never closes, because a Sender (or a clone of one) is still alive somewhere, or a sender blocked on a full bounded channel that nobody reads any more; blocked: unnamed thread "
         ),
         "{message}"
     );

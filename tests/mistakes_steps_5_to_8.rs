@@ -1140,7 +1140,7 @@ impl Drop for Permit<'_> {
             "release_without_notify",
             &id,
             "failed",
-            "step07-semaphore-hidden hung: thread-",
+            "step07-semaphore-hidden hung: unnamed thread ",
         );
         graded.expect_of(
             "release_without_notify",
@@ -1193,7 +1193,7 @@ impl Drop for Permit<'_> {
             "release_method",
             &id,
             "failed",
-            "step07-semaphore-hidden hung: thread-",
+            "step07-semaphore-hidden hung: unnamed thread ",
         );
         graded.expect_of(
             "release_method",

@@ -8,7 +8,10 @@ pub fn dependencies(labkit: &Path) -> Vec<(&'static str, String)> {
     vec![
         ("rayon", r#""1""#.to_owned()),
         ("crossbeam", r#""0.8""#.to_owned()),
-        ("serde", r#"{ version = "1", features = ["derive"] }"#.to_owned()),
+        (
+            "serde",
+            r#"{ version = "1", features = ["derive"] }"#.to_owned(),
+        ),
         ("serde_json", r#""1""#.to_owned()),
         ("labkit", format!("{{ path = {labkit:?} }}")),
     ]

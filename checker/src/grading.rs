@@ -19,6 +19,7 @@ use crate::settings::{Property, PropertyKind};
 use crate::timeline;
 use crate::timing;
 use crate::trace::{Event, TraceFollower};
+use conclab_wire::IdleWork;
 use labkit::trace::UnnamedThreads;
 
 /// What the run is for.
@@ -58,7 +59,7 @@ pub struct Settings {
 pub async fn run_notebook(name: &str, steps: &[Step], settings: &Settings) -> NotebookReport {
     let started = Instant::now();
     let mut checks = Vec::new();
-    match start_kernel(settings).await {
+    match start_kernel(settings, IdleWork::Nothing).await {
         Ok(kernel) => {
             let mut run = NotebookRun {
                 follower: TraceFollower::new(&kernel.trace, &kernel.nonce),
@@ -106,10 +107,12 @@ pub fn keep_spare(kernel: Kernel) {
     *SPARE.lock().unwrap_or_else(|p| p.into_inner()) = Some(kernel);
 }
 
-/// Starts a kernel, trying once more if the first start fails: a start
-/// can fail for reasons that pass (a machine short of memory for a moment),
-/// and a learner's notebook must not be reported ungradable for one.
-pub async fn start_kernel(settings: &Settings) -> anyhow::Result<Kernel> {
+/// Starts a kernel that does `idle` work while it waits for cells, trying
+/// once more if the first start fails: a start can fail for reasons that
+/// pass (a machine short of memory for a moment), and a learner's notebook
+/// must not be reported ungradable for one. A spare kept by [`keep_spare`]
+/// is taken instead, if it lives.
+pub async fn start_kernel(settings: &Settings, idle: IdleWork) -> anyhow::Result<Kernel> {
     let spare = SPARE.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(mut kernel) = spare {
         if kernel.is_alive() {
@@ -117,11 +120,11 @@ pub async fn start_kernel(settings: &Settings) -> anyhow::Result<Kernel> {
         }
         tracing::warn!("the spare kernel died while it waited; starting another");
     }
-    match Kernel::start(&settings.kernel, &settings.limits).await {
+    match Kernel::start(&settings.kernel, &settings.limits, idle).await {
         Ok(kernel) => Ok(kernel),
         Err(first) => {
             tracing::warn!("the kernel failed to start, trying once more: {first:#}");
-            Kernel::start(&settings.kernel, &settings.limits)
+            Kernel::start(&settings.kernel, &settings.limits, idle)
                 .await
                 .map_err(|again| {
                     anyhow::anyhow!("{again:#} (a second try; the first failed too: {first:#})")

@@ -14,7 +14,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use conclab_wire::{Channel, Signer};
+use conclab_wire::{Channel, IdleWork, Signer};
 use jupyter_protocol::{
     ConnectionInfo, ExecuteRequest, JupyterMessage, JupyterMessageContent, KernelInfoRequest,
     ReplyStatus, ShutdownRequest, Transport,
@@ -236,10 +236,10 @@ pub struct Kernel {
 }
 
 impl Kernel {
-    /// Starts `program run -f …` in a fresh working folder and waits until
-    /// it answers kernel_info. An error here is the checker's problem, not
-    /// the learner's.
-    pub async fn start(program: &Path, limits: &Limits) -> anyhow::Result<Kernel> {
+    /// Starts `program run -f …` in a fresh working folder, doing `idle` work
+    /// while it waits for cells, and waits until it answers kernel_info. An
+    /// error here is the checker's problem, not the learner's.
+    pub async fn start(program: &Path, limits: &Limits, idle: IdleWork) -> anyhow::Result<Kernel> {
         let started = Instant::now();
         let dir = tempfile::Builder::new()
             .prefix("conclab-check-")
@@ -277,7 +277,7 @@ impl Kernel {
             .current_dir(&workdir)
             .env("CONCLAB_TRACE", &trace)
             .env("CONCLAB_TRACE_NONCE", &nonce)
-            .env(conclab_wire::IDLE_WORK_VAR, "0")
+            .env(conclab_wire::IDLE_WORK_VAR, idle.value())
             .env_remove("CONCLAB_SEED")
             .env(
                 "CONCLAB_LIMIT_MEMORY_MB",

@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use conclab_wire::CheckRequest;
+use conclab_wire::{CheckRequest, IdleWork};
 
 use crate::batch::{ResultStore, Shard, Source};
 use crate::format::Format;
@@ -305,7 +305,9 @@ fn spare_feedback(run: &RunArgs) -> Result<Report, Failure> {
     let settings = run.settings(Mode::Feedback);
     // A kernel that failed to start is started again once the notebook is
     // known, as for any notebook, and reported then if it fails again.
-    match runtime.block_on(grading::start_kernel(&settings)) {
+    // Idle until the request comes, its kernel warms up rust-analyzer as the
+    // learner's did, so that a first `let` costs no more here.
+    match runtime.block_on(grading::start_kernel(&settings, IdleWork::WarmUp)) {
         Ok(kernel) => grading::keep_spare(kernel),
         Err(error) => tracing::warn!("the spare kernel did not start: {error:#}"),
     }

@@ -8,6 +8,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex, mpsc};
 
 use anyhow::{Context, bail};
+use conclab_wire::IdleWork;
 use evcxr::{CommandContext, EvalCallbacks};
 use jupyter_protocol::{
     ClearOutput, CompleteReply, CompleteRequest, ErrorOutput, ExecuteInput, ExecuteReply,
@@ -168,8 +169,8 @@ struct Session {
     context: CommandContext,
     /// Whether rust-analyzer has inferred types through the prelude crates.
     analysis_warm: bool,
-    /// Whether this kernel works while idle (see [`conclab_wire::IDLE_WORK_VAR`]).
-    idle_work: bool,
+    /// What this kernel does while idle.
+    idle_work: IdleWork,
     /// A checker whose kernel is started, ready for the next `:check`.
     spare_checker: Option<check::SpareChecker>,
     /// A spare checker could not be started: `:check` starts its own.
@@ -240,7 +241,7 @@ impl Session {
         Ok(Session {
             context,
             analysis_warm: false,
-            idle_work: std::env::var_os(conclab_wire::IDLE_WORK_VAR).is_none_or(|v| v != "0"),
+            idle_work: IdleWork::from_env(),
             spare_checker: None,
             spare_failed: false,
             forwarder,
@@ -258,14 +259,19 @@ impl Session {
 
     /// Whether there is something to do once idle.
     fn has_idle_work(&self) -> bool {
-        self.idle_work && (!self.analysis_warm || self.wants_spare_checker())
+        match self.idle_work {
+            IdleWork::All => !self.analysis_warm || self.wants_spare_checker(),
+            IdleWork::WarmUp => !self.analysis_warm,
+            IdleWork::Nothing => false,
+        }
     }
 
     /// A notebook that Jupyter Server named can be checked: keep a checker
     /// ready for it (or for another one a `:check` names), unless the last
     /// one could not start.
     fn wants_spare_checker(&self) -> bool {
-        self.spare_checker.is_none()
+        self.idle_work == IdleWork::All
+            && self.spare_checker.is_none()
             && !self.spare_failed
             && std::env::var_os(check::SESSION_NAME).is_some()
     }

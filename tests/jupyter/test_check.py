@@ -425,6 +425,24 @@ def test_a_checker_is_kept_ready_while_the_learner_reads_and_dies_with_the_kerne
     wait_for("the spare checker to exit", lambda: not os.path.exists(f"/proc/{second[0]}"), timeout=10)
 
 
+def test_a_spare_checkers_kernel_warms_up_and_starts_no_checker_of_its_own(released, tmp_path):
+    # As the spare checker starts its kernel: told to warm up only, in the
+    # environment of the learner's kernel, which names a notebook.
+    env = {**os.environ, "JPY_SESSION_NAME": str(released), "CONCLAB_IDLE_WORK": "warm-up",
+           "CONCLAB_LOG": "warn,conclab_kernel=info"}
+    log = tmp_path / "kernel.log"
+    with open(log, "w") as stderr, fresh_kernel(TIMEOUT, env=env, stderr=stderr) as (km, kc):
+        kernel = km.provisioner.process.pid
+        run(kc, "1")
+        wait_for("the warm-up", lambda: "rust-analyzer warmed up" in log.read_text())
+        # Time enough to have started a spare, had it been allowed to.
+        time.sleep(3)
+        assert spare_checkers(kernel) == [], "a checker's kernel started a checker"
+        reply, outputs = run(kc, ":vars")
+        assert reply["status"] == "ok"
+        assert "conclab_warm_up" not in stdout_of(outputs), "the warm-up left its variable"
+
+
 def test_check_in_a_notebook_that_jupyter_server_opened(jupyter_server):
     base, token, root = jupyter_server
     folder = root / "week 7"

@@ -23,11 +23,50 @@ const DELIMITER: &[u8] = b"<IDS|MSG>";
 /// learner's code waiting.
 pub const RELAY_THREAD: &str = "conclab-relay";
 
-/// Set to `0` in a kernel's environment, it does no work of its own while
-/// idle (warming up rust-analyzer, keeping a checker ready for `:check`):
-/// the checker sets it for the kernels it drives, which have no learner to
-/// wait for and must not start checkers of their own.
+/// The environment variable that tells a kernel its [`IdleWork`].
 pub const IDLE_WORK_VAR: &str = "CONCLAB_IDLE_WORK";
+
+/// What a kernel does of its own once idle, as the checker tells the kernels
+/// it starts in [`IDLE_WORK_VAR`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdleWork {
+    /// Warms up rust-analyzer and keeps a checker ready for `:check`: a
+    /// learner's kernel (the variable unset).
+    All,
+    /// Only warms up rust-analyzer: the kernel of a spare checker, idle
+    /// until it is told a notebook, whose first `let` then costs no more
+    /// than the learner's did. It must not start checkers of its own.
+    WarmUp,
+    /// Nothing: the kernels the checker sends cells at once.
+    Nothing,
+}
+
+impl IdleWork {
+    /// The variable's value for this kind of idle work.
+    pub fn value(self) -> &'static str {
+        match self {
+            IdleWork::All => "all",
+            IdleWork::WarmUp => "warm-up",
+            IdleWork::Nothing => "0",
+        }
+    }
+
+    /// The idle work the variable's `value` asks for: all when unset, and
+    /// nothing for a value this kernel does not know, rather than start
+    /// checkers that a checker's kernel must not.
+    pub fn from_value(value: Option<&str>) -> IdleWork {
+        match value {
+            None | Some("all") => IdleWork::All,
+            Some("warm-up") => IdleWork::WarmUp,
+            Some(_) => IdleWork::Nothing,
+        }
+    }
+
+    /// The idle work this process's environment asks for.
+    pub fn from_env() -> IdleWork {
+        IdleWork::from_value(std::env::var(IDLE_WORK_VAR).ok().as_deref())
+    }
+}
 
 /// Why an incoming message was dropped.
 #[derive(Debug, thiserror::Error)]
@@ -297,5 +336,14 @@ mod tests {
         assert_eq!(content["n"], 0);
         assert_eq!(content["pattern"], "a*");
         assert_eq!(content["unique"], false);
+    }
+
+    #[test]
+    fn each_kind_of_idle_work_reads_back_from_its_value() {
+        for idle in [IdleWork::All, IdleWork::WarmUp, IdleWork::Nothing] {
+            assert_eq!(IdleWork::from_value(Some(idle.value())), idle);
+        }
+        assert_eq!(IdleWork::from_value(None), IdleWork::All);
+        assert_eq!(IdleWork::from_value(Some("warm")), IdleWork::Nothing);
     }
 }

@@ -219,6 +219,9 @@ impl NotebookRun<'_> {
                     .judge_test(step, &run, &threads_before, rejected_before)
                     .await;
                 timing::phase("verdicts", &step.label, judging.elapsed());
+                // Each run is judged on its own events: a hot lock's trace of
+                // every run at once would not fit in a job's memory.
+                self.follower.forget_before(run.ended_ns);
                 let mut seed = None;
                 let perturbed = judged.passed && step.settings.perturbed_runs > 0;
                 if judged.passed {
@@ -266,11 +269,11 @@ impl NotebookRun<'_> {
         if self.stopped_with_seed(step, &run, Some(seed)).await {
             return (no_judgement(), true);
         }
-        (
-            self.judge_test(step, &run, &threads_before, rejected_before)
-                .await,
-            false,
-        )
+        let judged = self
+            .judge_test(step, &run, &threads_before, rejected_before)
+            .await;
+        self.follower.forget_before(run.ended_ns);
+        (judged, false)
     }
 
     async fn stopped(&mut self, step: &Step, run: &CellRun) -> bool {

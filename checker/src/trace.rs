@@ -234,9 +234,11 @@ impl Trace {
 
     /// Keeps a genuine event, naming its thread for the reader.
     fn take(&mut self, mut event: Event) {
-        event.thread = self
-            .unnamed
-            .show(u64::from(event.pid), u64::from(event.tid), &event.thread);
+        let (pid, tid) = (u64::from(event.pid), u64::from(event.tid));
+        // Checked first: most events are of named threads, kept as they are.
+        if labkit::trace::is_unnamed(&event.thread, tid) {
+            event.thread = self.unnamed.show(pid, tid, &event.thread);
+        }
         self.events.push(event);
     }
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "
 
 import nbformat  # noqa: E402
 
-from conftest import ROOT, fresh_kernel, kernel_binary, run  # noqa: E402
+from conftest import ROOT, fresh_kernel, kernel_binary, run, run_in_cell  # noqa: E402
 
 CHECK = str(ROOT / "target" / "debug" / "conclab-check")
 STEPS = sorted((ROOT / "notebooks").glob("0[1-8]-*.ipynb"))
@@ -74,19 +74,6 @@ def wait_idle(kernel_pid, quiet_for=1.5, timeout=120):
     raise SystemExit(f"the kernel {kernel_pid} never settled with a spare checker")
 
 
-def run_in_cell(kc, cell, code):
-    """Runs `code` as JupyterLab runs a cell: with the cell's id and metadata."""
-    metadata = {**cell.metadata, "cellId": cell.id, "deletedCells": [], "recordTiming": False}
-    content = {"code": code, "silent": False, "store_history": True, "user_expressions": {},
-               "allow_stdin": False, "stop_on_error": True}
-    msg = kc.session.msg("execute_request", content, metadata=metadata)
-    kc.shell_channel.send(msg)
-    while True:
-        reply = kc.get_shell_msg(timeout=300)
-        if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
-            return reply["content"]
-
-
 def grade_id(cell):
     return cell.metadata.get("nbgrader", {}).get("grade_id")
 
@@ -98,7 +85,7 @@ def check_in_kernel(notebook, solutions):
     with fresh_kernel(120, env=env, cwd=str(notebook.parent)) as (km, kc):
         for cell in cells:
             if cell.cell_type == "code":
-                reply = run_in_cell(kc, cell, solutions.get(grade_id(cell), cell.source))
+                reply = run_in_cell(kc, cell, solutions.get(grade_id(cell), cell.source), timeout=300)
                 if reply["status"] != "ok":
                     raise SystemExit(f"{notebook.name}: a cell failed: {reply}")
         wait_idle(km.provisioner.process.pid)

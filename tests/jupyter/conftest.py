@@ -10,6 +10,7 @@ import os
 import pathlib
 import subprocess
 import tempfile
+import time
 
 from jupyter_client.manager import start_new_kernel
 
@@ -61,3 +62,19 @@ def run(kc, code, timeout=TIMEOUT, **kwargs):
 
 
 install_test_kernel()
+
+
+def run_in_cell(kc, cell, code, timeout=TIMEOUT):
+    """Runs `code` as JupyterLab runs a cell (edited and unsaved, maybe): with
+    the cell's id and metadata. Returns the execute_reply's content."""
+    metadata = {**cell.metadata, "cellId": cell.id, "deletedCells": [], "recordTiming": False}
+    content = {"code": code, "silent": False, "store_history": True, "user_expressions": {},
+               "allow_stdin": False, "stop_on_error": True}
+    msg = kc.session.msg("execute_request", content, metadata=metadata)
+    kc.shell_channel.send(msg)
+    deadline = time.monotonic() + timeout
+    while True:
+        reply = kc.get_shell_msg(timeout=max(1, deadline - time.monotonic()))
+        if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
+            return reply["content"]
+

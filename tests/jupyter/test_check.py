@@ -21,7 +21,7 @@ import pytest
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from conftest import ROOT, fresh_kernel, install_test_kernel
+from conftest import ROOT, fresh_kernel, install_test_kernel, run_in_cell
 from test_kernel import TIMEOUT, run, stdout_of
 
 CHECK = ROOT / "target" / "debug" / "conclab-check"
@@ -68,20 +68,6 @@ def lab_kernel(released):
 
 def solution_cell(notebook, grade_id):
     return next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
-
-
-def run_in_cell(kc, cell, code):
-    """Runs `code` as JupyterLab runs an edited, unsaved cell: with the cell's id and metadata."""
-    metadata = {**cell.metadata, "cellId": cell.id, "deletedCells": [], "recordTiming": False}
-    content = {"code": code, "silent": False, "store_history": True, "user_expressions": {},
-               "allow_stdin": False, "stop_on_error": True}
-    msg = kc.session.msg("execute_request", content, metadata=metadata)
-    kc.shell_channel.send(msg)
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        reply = kc.get_shell_msg(timeout=max(1, deadline - time.monotonic()))
-        if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
-            return reply["content"]
 
 
 def check(kc, line=":check"):

@@ -29,7 +29,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "
 
 import nbformat  # noqa: E402
 
-from conftest import ROOT, fresh_kernel, kernel_binary, run, run_in_cell  # noqa: E402
+from conftest import ROOT, fresh_kernel, kernel_binary, run, run_in_cell, spare_checkers  # noqa: E402
 
 CHECK = str(ROOT / "target" / "debug" / "conclab-check")
 STEPS = sorted((ROOT / "notebooks").glob("0[1-8]-*.ipynb"))
@@ -51,15 +51,6 @@ def tree_cpu_ticks(root):
     return total
 
 
-def spare_ready(kernel_pid):
-    """Whether the kernel has a spare checker and its whole tree is idle."""
-    children = []
-    for task in pathlib.Path(f"/proc/{kernel_pid}/task").iterdir():
-        children += [int(c) for c in (task / "children").read_text().split()]
-    spares = [c for c in children if b"--spare" in pathlib.Path(f"/proc/{c}/cmdline").read_bytes()]
-    return bool(spares)
-
-
 def wait_idle(kernel_pid, quiet_for=1.5, timeout=120):
     """Waits until the kernel has a spare checker and its tree used no CPU for `quiet_for` s."""
     deadline = time.monotonic() + timeout
@@ -69,7 +60,7 @@ def wait_idle(kernel_pid, quiet_for=1.5, timeout=120):
         now = tree_cpu_ticks(kernel_pid)
         if now != last:
             last, quiet_since = now, time.monotonic()
-        elif time.monotonic() - quiet_since >= quiet_for and spare_ready(kernel_pid):
+        elif time.monotonic() - quiet_since >= quiet_for and spare_checkers(kernel_pid):
             return
     raise SystemExit(f"the kernel {kernel_pid} never settled with a spare checker")
 

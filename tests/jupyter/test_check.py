@@ -21,7 +21,7 @@ import pytest
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from conftest import ROOT, fresh_kernel, install_test_kernel, run_in_cell
+from conftest import ROOT, fresh_kernel, install_test_kernel, run_in_cell, spare_checkers
 from test_kernel import TIMEOUT, run, stdout_of
 
 CHECK = ROOT / "target" / "debug" / "conclab-check"
@@ -366,24 +366,6 @@ async def run_over_websocket(ws, code, metadata=None, timeout=180):
         elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
             idle = True
     return reply, stdout
-
-
-def spare_checkers(kernel_pid):
-    """The pids of the `conclab-check feedback --spare` the kernel keeps ready."""
-    spares = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                args = f.read().split(b"\0")
-            with open(f"/proc/{entry}/stat") as f:
-                parent = int(f.read().rsplit(")", 1)[1].split()[1])
-        except OSError:
-            continue
-        if parent == kernel_pid and b"--spare" in args:
-            spares.append(int(entry))
-    return spares
 
 
 def wait_for(what, done, timeout=120):

@@ -17,18 +17,29 @@ pub fn dependencies(labkit: &Path) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Starts evcxr with the prelude crates in its first crate graph, offline (they
-/// are all on this machine already, and a start must not wait on the
-/// network), and cells at [`CELL_OPT_LEVEL`].
+/// Where the prelude crates' sources come from when evcxr starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sources {
+    /// crates.io, for `prepare`'s first build on a machine that may have
+    /// never downloaded them.
+    Download,
+    /// This machine's cargo cache only, for a session: `prepare` put them
+    /// there, and a start must not wait on the network.
+    Offline,
+}
+
+/// Starts evcxr with the prelude crates in its first crate graph, their
+/// sources from `sources`, and cells at [`CELL_OPT_LEVEL`].
 ///
 /// Given as `:dep` lines after the start, the crates would have rust-analyzer
 /// load the standard library a second time, with them: about a second of
 /// every kernel's start (`vendor/evcxr` adds the constructor for this).
 pub fn start_evcxr(
     labkit: &Path,
+    sources: Sources,
 ) -> anyhow::Result<(evcxr::CommandContext, evcxr::EvalContextOutputs)> {
     let (context, outputs) = evcxr::EvalContext::with_initial_state(|state| {
-        state.set_offline_mode(true);
+        state.set_offline_mode(sources == Sources::Offline);
         state.set_opt_level(CELL_OPT_LEVEL)?;
         for (name, config) in dependencies(labkit) {
             state.add_dep(name, &config)?;

@@ -34,7 +34,7 @@ pub fn run(prepared: &PreparedCrates) -> anyhow::Result<()> {
 fn build(dir: &Path) -> anyhow::Result<()> {
     // SAFETY: `prepare` runs on the main thread before any other thread exists.
     unsafe { std::env::set_var("EVCXR_TMPDIR", dir) };
-    let (mut context, outputs) = prelude::start_evcxr(&labkit_dir())?;
+    let (mut context, outputs) = prelude::start_evcxr(&labkit_dir(), prelude::Sources::Download)?;
     // Show what the warm-up prints, if anything, rather than losing it.
     std::thread::spawn(move || {
         for line in outputs.stderr.iter() {

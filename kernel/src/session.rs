@@ -214,7 +214,7 @@ impl Session {
         }
         set_stage(Stage::Starting);
         let started = std::time::Instant::now();
-        let (mut context, outputs) = prelude::start_evcxr(&labkit_dir())?;
+        let (mut context, outputs) = prelude::start_evcxr(&labkit_dir(), prelude::Sources::Offline)?;
         tracing::info!("evcxr started in {:?}", started.elapsed());
         let forwarder = Forwarder::spawn(
             outputs.stdout,

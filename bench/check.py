@@ -11,8 +11,12 @@ check also runs the hidden tests and the perturbed runs. The baseline is the
 learner's check from a terminal, `conclab-check feedback NOTEBOOK`, which
 starts its own kernel: what `:check` would cost without the spare.
 
-Goal (issue 12): the learner's report within 3 s of running the cell, quiet
-machine.
+For step 7, also a hung solution: a semaphore whose permits never wake a
+waiter, stamped with CLOCK_MONOTONIC where its first waiter starts to wait
+forever; `:check` is timed from that stamp to the reply.
+
+Goals (issue 12): the learner's report within 3 s of running the cell, quiet
+machine; a hang reported within 5 s of its start.
 
 Usage: .venv/bin/python bench/check.py [NOTEBOOK ...]   (build first: cargo build --workspace)
 """
@@ -34,6 +38,22 @@ from conftest import ROOT, fresh_kernel, kernel_binary, run, run_in_cell, spare_
 CHECK = str(ROOT / "target" / "debug" / "conclab-check")
 STEPS = sorted((ROOT / "notebooks").glob("0[1-8]-*.ipynb"))
 GOAL_S = 3.0
+HANG_GOAL_S = 5.0
+# A solution that hangs, per notebook: its cell, and the text replaced in
+# the reference solution ({stamp} is the file the first endless wait stamps).
+HANGS = {
+    "07-semaphores.ipynb": ("step07-semaphore", [
+        ("        self.semaphore.released.notify_one();\n", ""),
+        ("        let mut free = self.released.wait_while(",
+         "        if *free == 0 {\n"
+         "            use std::io::Write;\n"
+         "            if let Ok(mut stamp) = std::fs::OpenOptions::new().write(true).create_new(true).open(\"{stamp}\") {\n"
+         "                let _ = write!(stamp, \"{}\", labkit::trace::monotonic_ns());\n"
+         "            }\n"
+         "        }\n"
+         "        let mut free = self.released.wait_while("),
+    ]),
+}
 
 
 def tree_cpu_ticks(root):
@@ -89,6 +109,40 @@ def check_in_kernel(notebook, solutions):
     return elapsed
 
 
+def check_hung(notebook, solutions, folder):
+    """Seconds from the first endless wait of a hung solution to `:check`'s
+    reply, or None when the notebook has no hung solution in HANGS."""
+    if notebook.name not in HANGS:
+        return None
+    cell_id, edits = HANGS[notebook.name]
+    stamp = pathlib.Path(folder) / "hang-started"
+    code = solutions[cell_id]
+    for old, new in edits:
+        if old not in code:
+            raise SystemExit(f"{notebook.name}: the reference {cell_id} has changed: {old!r} is not in it")
+        code = code.replace(old, new.replace("{stamp}", str(stamp)))
+    env = {**os.environ, "JPY_SESSION_NAME": str(notebook)}
+    cells = nbformat.read(notebook, as_version=4).cells
+    with fresh_kernel(120, env=env, cwd=str(notebook.parent)) as (km, kc):
+        # Up to the hung solution only: its tests would hang here too.
+        for cell in cells:
+            if cell.cell_type == "code":
+                reply = run_in_cell(kc, cell, code if grade_id(cell) == cell_id else solutions.get(grade_id(cell), cell.source), timeout=300)
+                if reply["status"] != "ok":
+                    raise SystemExit(f"{notebook.name}: a cell failed: {reply}")
+                if grade_id(cell) == cell_id:
+                    break
+        wait_idle(km.provisioner.process.pid)
+        reply, outputs = run(kc, f":check {cell_id}", timeout=300)
+        replied = time.monotonic_ns()
+    text = "".join(c.get("text", "") + c.get("data", {}).get("text/plain", "") for _, c in outputs)
+    if "hang" not in text.lower() and "deadlock" not in text.lower():
+        raise SystemExit(f"{notebook.name}: :check did not report the hang: {text}")
+    if not stamp.exists():
+        raise SystemExit(f"{notebook.name}: the hung solution never waited: {text}")
+    return (replied - int(stamp.read_text())) / 1e9
+
+
 def check_cold(notebook):
     started = time.perf_counter()
     done = subprocess.run([CHECK, "feedback", str(notebook)], capture_output=True, text=True)
@@ -102,7 +156,7 @@ def main():
     sources = [pathlib.Path(a).resolve() for a in sys.argv[1:]] or STEPS
     if not kernel_binary().exists():
         raise SystemExit("build first: cargo build --workspace")
-    print(f"{'notebook':32}{'learner s':>10}{'source s':>10}{'cold s':>9}{'ratio':>7}{'goal':>6}")
+    print(f"{'notebook':32}{'learner s':>10}{'source s':>10}{'cold s':>9}{'ratio':>7}{'goal':>6}{'hung s':>8}{'goal':>6}")
     totals = [0.0, 0.0, 0.0]
     with tempfile.TemporaryDirectory(prefix="conclab-bench-check-") as folder:
         for source in sources:
@@ -121,12 +175,15 @@ def main():
             figures = [check_in_kernel(learner, reference), check_in_kernel(source, {}), check_cold(saved)]
             totals = [t + f for t, f in zip(totals, figures)]
             met = "met" if figures[0] <= GOAL_S else "no"
+            hung = check_hung(learner, reference, folder)
+            hung_text = "" if hung is None else f"{hung:>8.2f}{'met' if hung <= HANG_GOAL_S else 'no':>6}"
             print(f"{source.name:32}{figures[0]:>10.2f}{figures[1]:>10.2f}{figures[2]:>9.2f}"
-                  f"{figures[0] / figures[2]:>7.2f}{met:>6}", flush=True)
+                  f"{figures[0] / figures[2]:>7.2f}{met:>6}{hung_text}", flush=True)
     print(f"{'all':32}{totals[0]:>10.2f}{totals[1]:>10.2f}{totals[2]:>9.2f}{totals[0] / totals[2]:>7.2f}")
     print("learner: :check on the learner's copy with the reference solutions, spare checker ready;")
     print("source: the same on the source notebook (hidden tests, perturbed runs); cold: the")
-    print("learner's check by conclab-check feedback, starting its own kernel; ratio: learner / cold")
+    print("learner's check by conclab-check feedback, starting its own kernel; ratio: learner / cold;")
+    print("hung: from a hung solution's first endless wait to :check's reply (a spare checker ready)")
 
 
 if __name__ == "__main__":

@@ -554,3 +554,61 @@ fn compiling_a_cell_does_not_count_against_its_time_limit() {
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(output.status.code(), Some(0), "{report:#}");
 }
+
+#[test]
+fn the_next_notebook_of_a_submission_starts_over_with_nothing_of_the_last() {
+    // One kernel grades both notebooks (--jobs 1), starting over between
+    // them, in either order. Each leaves a file in its working folder, an
+    // `:env` and a detached process, and its solution fails if it sees what
+    // the other left.
+    let dir = tempfile::tempdir().unwrap();
+    let (source, learner) = (dir.path().join("source"), dir.path().join("learner"));
+    std::fs::create_dir_all(&source).unwrap();
+    std::fs::create_dir_all(&learner).unwrap();
+    let reference = with_timeout(support::read(&lab().join(NOTEBOOK)), 10.0);
+    let marker = marker("left-behind");
+    for (name, mine, other) in [("a-07.ipynb", "A", "B"), ("b-07.ipynb", "B", "A")] {
+        write(&source, name, &reference);
+        let solution = format!(
+            ":env CONCLAB_LEFT_BY_{mine}=1\n{}",
+            semaphore_doing(&format!(
+                r##"assert!(!std::path::Path::new("left-by-{other}.txt").exists(), "a file of the other notebook is here");
+                assert!(std::env::var_os("CONCLAB_LEFT_BY_{other}").is_none(), "an :env of the other notebook is here");
+                std::fs::write("left-by-{mine}.txt", "from the last notebook").unwrap();
+                let _ = std::process::Command::new("sh").arg("-c")
+                    .arg(r#"setsid sh -c 'sleep 300; true' "$0" </dev/null >/dev/null 2>&1 &"#)
+                    .arg("{marker}").status();"##
+            ))
+        );
+        write(
+            &learner,
+            name,
+            &submission(NOTEBOOK, &[("step07-semaphore", &solution)]),
+        );
+    }
+    let graded = support::grade_with_env(
+        &[
+            "--source".as_ref(),
+            source.as_os_str(),
+            learner.as_os_str(),
+            "--jobs".as_ref(),
+            "1".as_ref(),
+        ],
+        &[("CONCLAB_LOG", "conclab_check::timing=info")],
+    );
+    assert!(
+        graded.stderr.contains(r#"phase="kernel reset""#),
+        "the second notebook did not reuse the first one's kernel: {}",
+        graded.stderr
+    );
+    for check in graded.checks() {
+        let id = check["id"].as_str().unwrap();
+        // Each notebook's sleeper is its own leak (failing the test that
+        // checks for leaks), and only that.
+        let leak = id == "step07-limited-downloads-hidden" || id.ends_with("/no_leaks");
+        let expected = if leak { "failed" } else { "passed" };
+        assert_eq!(check["outcome"], expected, "{check:#}");
+    }
+    let left = survivors(&marker);
+    assert!(left.is_empty(), "the sleepers survived: {left:#?}");
+}

@@ -10,6 +10,7 @@ use anyhow::Context;
 use sha2::{Digest, Sha256};
 
 use crate::grading::{self, Mode, Settings};
+use crate::kernel_pool::KernelPool;
 use crate::notebook::{self, BadNotebook, Notebook};
 use crate::plan::{self, Step};
 use crate::report::{Check, CheckKind, NotebookReport, Outcome, SubmissionReport};
@@ -384,15 +385,17 @@ async fn grade_one(
         }
     };
     // One task per notebook run, so a panic in one is reported for that
-    // notebook and the others still finish.
+    // notebook and the others still finish. They share their kernels.
+    let kernels = Arc::new(KernelPool::new(jobs.len()));
     let runs: Vec<_> = jobs
         .into_iter()
         .map(|(name, steps)| {
-            let (settings, semaphore) = (settings.clone(), semaphore.clone());
+            let (settings, semaphore, kernels) =
+                (settings.clone(), semaphore.clone(), kernels.clone());
             let notebook = name.clone();
             let task = tokio::spawn(async move {
                 let _permit = semaphore.acquire_owned().await.expect("never closed");
-                grading::run_notebook(&notebook, &steps, &settings).await
+                grading::run_notebook(&notebook, &steps, &settings, &kernels).await
             });
             (name, task)
         })
@@ -419,6 +422,9 @@ async fn grade_one(
                 time_s: 0.0,
             },
         });
+    }
+    if let Some(kernels) = Arc::into_inner(kernels) {
+        kernels.shut_down().await;
     }
     report
 }

@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::compare;
 use crate::hang;
 use crate::kernel::{CellRun, Ending, Kernel, Limits, ThreadActivity};
+use crate::kernel_pool::KernelPool;
 use crate::plan::{Role, Step};
 use crate::process_tree;
 use crate::property::{self, Evidence, Lifetimes, Verdict};
@@ -55,11 +56,17 @@ pub struct Settings {
     pub mode: Mode,
 }
 
-/// Runs `steps` of the notebook `name` in a fresh kernel.
-pub async fn run_notebook(name: &str, steps: &[Step], settings: &Settings) -> NotebookReport {
+/// Runs `steps` of the notebook `name` in a fresh kernel, or in one of
+/// `kernels` started over, which it gives back.
+pub async fn run_notebook(
+    name: &str,
+    steps: &[Step],
+    settings: &Settings,
+    kernels: &KernelPool,
+) -> NotebookReport {
     let started = Instant::now();
     let mut checks = Vec::new();
-    match start_kernel(settings, IdleWork::Nothing).await {
+    match kernels.take(settings).await {
         Ok(kernel) => {
             let mut run = NotebookRun {
                 follower: TraceFollower::new(&kernel.trace, &kernel.nonce),
@@ -73,7 +80,7 @@ pub async fn run_notebook(name: &str, steps: &[Step], settings: &Settings) -> No
             for step in steps {
                 run.step(step).await;
             }
-            run.kernel.shutdown().await;
+            kernels.give_back(run.kernel).await;
         }
         Err(error) => checks.push(Check {
             id: "kernel".into(),

@@ -14,7 +14,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use conclab_wire::{Channel, IdleWork, Signer};
+use conclab_wire::{Channel, IdleWork, ResetReply, ResetRequest, Signer};
 use jupyter_protocol::{
     ConnectionInfo, ExecuteRequest, JupyterMessage, JupyterMessageContent, KernelInfoRequest,
     ReplyStatus, ShutdownRequest, Transport,
@@ -36,6 +36,10 @@ const STALL_CHECK_TICKS: u32 = 5;
 /// How long a cell may wait for the kernel to compile it without that time
 /// counting against its time limit.
 const COMPILE_ALLOWANCE: Duration = Duration::from_secs(300);
+/// How long a kernel may take to start over (see [`Kernel::reset`]).
+const RESET_WITHIN: Duration = Duration::from_secs(120);
+/// The learner's working folder, in the kernel's private folder.
+const WORKDIR: &str = "work";
 
 /// Whether the code runner's first thread, as sampled, is reading its
 /// instructions from the kernel (its stdin): the cell is not running yet,
@@ -231,8 +235,11 @@ pub struct Kernel {
     /// The runner last polled, and how many of its forks the cgroup had
     /// refused by then.
     refused_forks: std::sync::Mutex<(u32, u64)>,
-    /// The private folder: sockets, connection file, trace.
-    _dir: tempfile::TempDir,
+    /// How many times the kernel started over (see [`Kernel::reset`]).
+    resets: u32,
+    /// The private folder: sockets, connection file, trace, and the
+    /// learner's working folder, `work`.
+    dir: tempfile::TempDir,
 }
 
 impl Kernel {
@@ -263,7 +270,7 @@ impl Kernel {
             .with_context(|| format!("writing {}", file.display()))?;
         let trace = dir.path().join("trace.jsonl");
         // Files the learner's code writes land here, and go with the folder.
-        let workdir = dir.path().join("work");
+        let workdir = dir.path().join(WORKDIR);
         std::fs::create_dir(&workdir).with_context(|| format!("creating {}", workdir.display()))?;
         let nonce = uuid::Uuid::new_v4().simple().to_string();
         let log_path = dir.path().join("kernel.log");
@@ -333,7 +340,8 @@ impl Kernel {
             log: log_path,
             containment,
             refused_forks: Default::default(),
-            _dir: dir,
+            resets: 0,
+            dir,
         };
         kernel.handshake().await?;
         crate::timing::phase("kernel started", "", started.elapsed());
@@ -635,6 +643,63 @@ impl Kernel {
         (rss > limits.memory_mb << 20).then_some(Ending::MemoryExceeded(rss >> 20))
     }
 
+    /// Starts the kernel over for another notebook of the same submission,
+    /// as a fresh kernel would be (see [`ResetRequest`]): the learner's
+    /// processes are killed, their working folder emptied, and the new code
+    /// runner traces to a new file with a new nonce. A kernel that could not
+    /// start over must be shut down, not used again.
+    ///
+    /// Only for the same submission: what one learner's notebook left in
+    /// the kernel's build folder could reach the next notebook's code.
+    pub async fn reset(&mut self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        self.stop_runner();
+        let workdir = self.dir.path().join(WORKDIR);
+        empty_folder(&workdir).with_context(|| format!("emptying {}", workdir.display()))?;
+        self.resets += 1;
+        let request = ResetRequest {
+            trace: self.dir.path().join(format!("trace-{}.jsonl", self.resets)),
+            nonce: uuid::Uuid::new_v4().simple().to_string(),
+        };
+        let message = self.message(request.to_content());
+        let msg_id = message.header.msg_id.clone();
+        self.shell.send(message).await?;
+        let deadline = Instant::now() + RESET_WITHIN;
+        let reply = loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "the kernel exited while starting over ({status}); its stderr ends: {}",
+                    self.stderr_tail()
+                );
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                bail!(
+                    "the kernel did not start over within {} s",
+                    RESET_WITHIN.as_secs()
+                );
+            }
+            let wait = remaining.min(Duration::from_millis(200));
+            let Ok(read) = tokio::time::timeout(wait, self.shell.read()).await else {
+                continue;
+            };
+            let message = read.context("reading the kernel's reply")?;
+            if message.parent_header.as_ref().map(|h| h.msg_id.as_str()) == Some(msg_id.as_str())
+                && let Some(reply) = ResetReply::from_content(&message.content)
+            {
+                break reply.context("reading the kernel's reset reply")?;
+            }
+        };
+        if let Some(error) = reply.error {
+            bail!("the kernel could not start over: {error}");
+        }
+        let _ = std::fs::remove_file(&self.trace);
+        self.trace = request.trace;
+        self.nonce = request.nonce;
+        crate::timing::phase("kernel reset", "", started.elapsed());
+        Ok(())
+    }
+
     /// Whether the kernel process is still running.
     pub fn is_alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -727,6 +792,20 @@ impl Kernel {
     fn stderr_tail(&self) -> String {
         stderr_tail(&self.log)
     }
+}
+
+/// Removes everything in `dir`, keeping `dir`: it is the kernel's working
+/// folder, which a deleted folder could not be again.
+fn empty_folder(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() && !path.is_symlink() {
+            std::fs::remove_dir_all(&path)?;
+        } else {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
 }
 
 /// Lines of the kernel's stderr an error quotes.

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::compare;
 use crate::grading::{self, Mode, Settings};
+use crate::kernel_pool::KernelPool;
 use crate::notebook::{self, BadNotebook, Notebook};
 use crate::plan::{self, Step};
 use crate::release;
@@ -95,11 +96,13 @@ pub fn validate(
     runtime.block_on(async {
         for (path, planned) in groups {
             let mut tasks = Vec::new();
+            let kernels = Arc::new(KernelPool::new(planned.len()));
             for (name, steps) in planned {
-                let (settings, semaphore) = (settings.clone(), semaphore.clone());
+                let (settings, semaphore, kernels) =
+                    (settings.clone(), semaphore.clone(), kernels.clone());
                 tasks.push(tokio::spawn(async move {
                     let _permit = semaphore.acquire_owned().await.expect("never closed");
-                    let report = grading::run_notebook(&name, &steps, &settings).await;
+                    let report = grading::run_notebook(&name, &steps, &settings, &kernels).await;
                     if invert { inverted(report) } else { report }
                 }));
             }
@@ -109,6 +112,9 @@ pub fn validate(
                     Ok(notebook) => notebooks.push(notebook),
                     Err(error) => tracing::error!("a validation task failed: {error}"),
                 }
+            }
+            if let Some(kernels) = Arc::into_inner(kernels) {
+                kernels.shut_down().await;
             }
             report.submissions.push(SubmissionReport {
                 submission: path.file_name().map_or_else(

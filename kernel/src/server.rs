@@ -21,7 +21,7 @@ use crate::prepared::PreparedCrates;
 use crate::runner_control::RunnerControl;
 use crate::session::{self, Job, SessionConfig, SessionHandle, Stage};
 use crate::stdin::{self, StdinBridge};
-use conclab_wire::{Channel, Signer};
+use conclab_wire::{Channel, ResetRequest, Signer};
 
 type KernelShellConnection = Channel<RouterSocket>;
 type KernelControlConnection = Channel<RouterSocket>;
@@ -207,10 +207,7 @@ async fn shell_reply(
             );
             None
         }
-        JupyterMessageContent::ExecuteRequest(_)
-        | JupyterMessageContent::CompleteRequest(_)
-        | JupyterMessageContent::InspectRequest(_)
-        | JupyterMessageContent::HistoryRequest(_) => {
+        request if for_session(request) => {
             let mut notice_shown = false;
             if matches!(message.content, JupyterMessageContent::ExecuteRequest(_))
                 && session.stage() == Stage::BuildingPrelude
@@ -238,6 +235,17 @@ async fn shell_reply(
             tracing::debug!("no reply to {} on shell", other.message_type());
             None
         }
+    }
+}
+
+/// Whether the session thread answers `request`: what needs evcxr.
+fn for_session(request: &JupyterMessageContent) -> bool {
+    match request {
+        JupyterMessageContent::ExecuteRequest(_)
+        | JupyterMessageContent::CompleteRequest(_)
+        | JupyterMessageContent::InspectRequest(_)
+        | JupyterMessageContent::HistoryRequest(_) => true,
+        other => ResetRequest::from_content(other).is_some(),
     }
 }
 

@@ -2,13 +2,14 @@
 //! that needs it, in the order the shell channel received them.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex, mpsc};
 
 use anyhow::{Context, bail};
-use conclab_wire::IdleWork;
+use conclab_wire::{IdleWork, ResetReply, ResetRequest};
 use evcxr::{CommandContext, EvalCallbacks};
 use jupyter_protocol::{
     ClearOutput, CompleteReply, CompleteRequest, ErrorOutput, ExecuteInput, ExecuteReply,
@@ -189,6 +190,11 @@ struct Session {
     attempts: Attempts,
     /// This session's build directory; `:check` writes its copies here.
     session_dir: PathBuf,
+    /// evcxr's state once the prelude was loaded, for a [`ResetRequest`].
+    fresh: evcxr::ContextState,
+    /// The kernel's environment then: a cell's `:env` changes it, and a
+    /// new code runner would inherit the change.
+    fresh_env: Vec<(OsString, OsString)>,
 }
 
 impl Session {
@@ -214,7 +220,8 @@ impl Session {
         }
         set_stage(Stage::Starting);
         let started = std::time::Instant::now();
-        let (mut context, outputs) = prelude::start_evcxr(&labkit_dir(), prelude::Sources::Offline)?;
+        let (mut context, outputs) =
+            prelude::start_evcxr(&labkit_dir(), prelude::Sources::Offline)?;
         tracing::info!("evcxr started in {:?}", started.elapsed());
         let forwarder = Forwarder::spawn(
             outputs.stdout,
@@ -238,6 +245,7 @@ impl Session {
             .execute(":offline 0")
             .map_err(|e| anyhow::anyhow!("leaving offline mode: {e}"))?;
         runner.set_process(context.process_handle());
+        let fresh = context.state();
         Ok(Session {
             context,
             analysis_warm: false,
@@ -254,6 +262,8 @@ impl Session {
             runner_needs_setup: false,
             attempts: Attempts::default(),
             session_dir,
+            fresh,
+            fresh_env: std::env::vars_os().collect(),
         })
     }
 
@@ -322,10 +332,22 @@ impl Session {
             JupyterMessageContent::HistoryRequest(history) => {
                 JupyterMessageContent::HistoryReply(HistoryReply::new(self.history.query(history)))
             }
-            other => unreachable!(
-                "the shell does not send {} to the session",
-                other.message_type()
-            ),
+            other => {
+                let Some(reset) = ResetRequest::from_content(other) else {
+                    unreachable!(
+                        "the shell does not send {} to the session",
+                        other.message_type()
+                    )
+                };
+                let error = match reset {
+                    Ok(reset) => self.reset(&reset).err().map(|e| format!("{e:#}")),
+                    Err(bad) => Some(format!("{}: {bad}", conclab_wire::RESET_REQUEST)),
+                };
+                if let Some(error) = &error {
+                    tracing::error!("could not start over: {error}");
+                }
+                ResetReply { error }.to_content()
+            }
         }
     }
 
@@ -655,6 +677,49 @@ impl Session {
         );
     }
 
+    /// Starts over for the next notebook, as a fresh kernel would be: a new
+    /// code runner tracing as `reset` says, evcxr's state as it was once the
+    /// prelude was loaded, no history. rust-analyzer keeps what it analysed.
+    fn reset(&mut self, reset: &ResetRequest) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
+        self.context
+            .restart_from(self.fresh.clone(), |runner| {
+                // What evcxr set on the runner's command stays; what the
+                // kernel's environment gained since the start goes.
+                let set: Vec<(OsString, Option<OsString>)> = runner
+                    .get_envs()
+                    .map(|(key, value)| (key.to_owned(), value.map(ToOwned::to_owned)))
+                    .collect();
+                runner.env_clear().envs(self.fresh_env.iter().cloned());
+                for (key, value) in set {
+                    match value {
+                        Some(value) => runner.env(key, value),
+                        None => runner.env_remove(key),
+                    };
+                }
+                runner
+                    .env(labkit::trace::TRACE_ENV, &reset.trace)
+                    .env(labkit::trace::NONCE_ENV, &reset.nonce);
+            })
+            .map_err(|e| anyhow::anyhow!("starting a new code runner: {e}"))?;
+        self.history = History::default();
+        self.execution_count = 0;
+        self.attempts = Attempts::default();
+        prelude::DEFAULT_FORMAT.clone_into(&mut self.output_format);
+        self.runner_needs_setup = false;
+        self.forwarder.detach();
+        let setup = format!(
+            "{}\n{}",
+            prelude::runner_setup(prelude::DEFAULT_FORMAT),
+            prelude::WARM_UP
+        );
+        let result = self.context.execute(&setup);
+        self.forwarder.finish();
+        result.map_err(|e| anyhow::anyhow!("setting up the new code runner: {e}"))?;
+        tracing::info!("started over in {:?}", started.elapsed());
+        Ok(())
+    }
+
     /// A new code runner lacks the panic hook; a new `:fmt` needs a new way
     /// to show values. Put them back.
     fn restore_runner_if_needed(&mut self) {
@@ -818,7 +883,13 @@ fn failed_reply(request: &JupyterMessage, reason: &str) -> JupyterMessageContent
                 error: None,
             })
         }
-        _ => JupyterMessageContent::HistoryReply(HistoryReply::new(Vec::new())),
+        JupyterMessageContent::HistoryRequest(_) => {
+            JupyterMessageContent::HistoryReply(HistoryReply::new(Vec::new()))
+        }
+        _ => ResetReply {
+            error: Some(reason.to_owned()),
+        }
+        .to_content(),
     }
 }
 

@@ -12,8 +12,10 @@ use sha2::Sha256;
 use zeromq::ZmqMessage;
 
 mod check_request;
+mod reset_request;
 
 pub use check_request::CheckRequest;
+pub use reset_request::{RESET_REPLY, RESET_REQUEST, ResetReply, ResetRequest};
 
 const DELIMITER: &[u8] = b"<IDS|MSG>";
 

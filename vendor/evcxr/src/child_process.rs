@@ -115,6 +115,12 @@ impl ChildProcess {
     }
 
     /// Terminates this process if it hasn't already, then restarts
+    /// Changes the command that starts the next process (see
+    /// [`ChildProcess::restart`]): its environment, say.
+    pub(crate) fn configure_command(&self, configure: impl FnOnce(&mut process::Command)) {
+        configure(&mut self.command.lock().unwrap());
+    }
+
     pub(crate) fn restart(&mut self) -> Result<ChildProcess, Error> {
         // If the process hasn't already terminated for some reason, kill it.
         let mut process = self.process_handle.lock().unwrap();

@@ -89,6 +89,24 @@ impl CommandContext {
         self.eval_context.reset_config();
     }
 
+    /// The context's state, to start over from later with
+    /// [`CommandContext::restart_from`].
+    pub fn state(&self) -> ContextState {
+        self.eval_context.state()
+    }
+
+    /// Starts over from `state` in a new subprocess, as
+    /// [`EvalContext::restart_from`] does; `:timing` goes back to off.
+    pub fn restart_from(
+        &mut self,
+        state: ContextState,
+        configure: impl FnOnce(&mut std::process::Command),
+    ) -> Result<(), Error> {
+        self.print_timings = false;
+        self.last_errors.clear();
+        self.eval_context.restart_from(state, configure)
+    }
+
     pub fn defined_item_names(&self) -> impl Iterator<Item = &str> {
         self.eval_context.defined_item_names()
     }

@@ -694,6 +694,21 @@ impl EvalContext {
         self.committed_state.config = self.initial_config.clone();
     }
 
+    /// Starts over from `state`, taken earlier with [`EvalContext::state`],
+    /// in a new subprocess whose command `configure` may change first (its
+    /// environment, say). Unlike [`EvalContext::clear`], the crates that
+    /// `state` depends on stay, so rust-analyzer keeps its crate graph and
+    /// what it has analysed, and nothing is rebuilt.
+    pub fn restart_from(
+        &mut self,
+        state: ContextState,
+        configure: impl FnOnce(&mut std::process::Command),
+    ) -> Result<(), Error> {
+        self.child_process.configure_command(configure);
+        self.committed_state = state;
+        self.restart_child_process()
+    }
+
     pub fn process_handle(&self) -> Arc<Mutex<std::process::Child>> {
         self.child_process.process_handle()
     }

@@ -1,5 +1,6 @@
 //! Grading many submissions: which notebooks to run for each, running them
-//! in parallel (one kernel per notebook run), writing each submission's
+//! in parallel (each submission's notebooks sharing its kernels, see
+//! [`crate::kernel_pool`]), writing each submission's
 //! result as soon as it is done, and picking up finished ones on a rerun.
 
 use std::collections::BTreeMap;

@@ -1,4 +1,5 @@
-//! Running one notebook's steps in a fresh kernel and deciding its checks:
+//! Running one notebook's steps in a kernel as fresh as a new one (a new one,
+//! or one started over, see [`crate::kernel_pool`]) and deciding its checks:
 //! test cells, stored outputs, concurrency properties, perturbed runs, and
 //! what a hang or a stopped cell means for the cells after it.
 
@@ -56,8 +57,8 @@ pub struct Settings {
     pub mode: Mode,
 }
 
-/// Runs `steps` of the notebook `name` in a fresh kernel, or in one of
-/// `kernels` started over, which it gives back.
+/// Runs `steps` of the notebook `name` in a kernel from `kernels` (one
+/// started over, or a new one), which it gives back.
 pub async fn run_notebook(
     name: &str,
     steps: &[Step],

@@ -70,13 +70,18 @@ def run_in_cell(kc, cell, code, timeout=TIMEOUT):
     metadata = {**cell.metadata, "cellId": cell.id, "deletedCells": [], "recordTiming": False}
     content = {"code": code, "silent": False, "store_history": True, "user_expressions": {},
                "allow_stdin": False, "stop_on_error": True}
-    msg = kc.session.msg("execute_request", content, metadata=metadata)
+    return request(kc, "execute_request", content, metadata=metadata, timeout=timeout)["content"]
+
+
+def request(kc, msg_type, content, metadata=None, timeout=TIMEOUT):
+    """Sends a shell request of any type and returns its reply (the whole message)."""
+    msg = kc.session.msg(msg_type, content, metadata=metadata)
     kc.shell_channel.send(msg)
     deadline = time.monotonic() + timeout
     while True:
         reply = kc.get_shell_msg(timeout=max(1, deadline - time.monotonic()))
         if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
-            return reply["content"]
+            return reply
 
 
 def spare_checkers(kernel_pid):

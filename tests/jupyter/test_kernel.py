@@ -211,6 +211,21 @@ def test_restart_gives_a_fresh_working_kernel():
         assert reply["execution_count"] == 2
 
 
+def test_clear_forgets_variables_and_keeps_the_lab_crates():
+    with fresh_kernel(TIMEOUT) as (_, kc):
+        run(kc, "let before_clear = 1;")
+        reply, _ = run(kc, ":clear")
+        assert reply["status"] == "ok"
+        reply, _ = run(kc, "before_clear")
+        assert reply["status"] == "error", "variables do not survive :clear"
+        reply, outputs = run(kc, "use rayon::prelude::*;\n(1..=10u64).into_par_iter().sum::<u64>()")
+        assert reply["status"] == "ok", outputs
+        assert outputs[-1][1]["data"]["text/plain"] == "55"
+        # The code runner was set up again: a panic still names its thread.
+        reply, _ = run(kc, 'panic!("after clear")')
+        assert reply["ename"] == "Panic" and "after clear" in reply["evalue"], reply
+
+
 def test_run_all_stops_at_the_first_error_and_the_next_cell_runs(kernel):
     _, kc = kernel
     failing = kc.execute('panic!("stop here")')

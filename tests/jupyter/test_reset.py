@@ -5,21 +5,15 @@ code runner traces to the file and nonce the request names."""
 
 import json
 import os
-import time
 
-from conftest import TIMEOUT, fresh_kernel, run
+from conftest import TIMEOUT, fresh_kernel, request, run
 
 
-def reset(kc, trace, nonce, timeout=120):
+def reset(kc, trace, nonce):
     """Sends a reset request as conclab-check does; returns the reply's content."""
-    msg = kc.session.msg("conclab_reset_request", {"trace": str(trace), "nonce": nonce})
-    kc.shell_channel.send(msg)
-    deadline = time.monotonic() + timeout
-    while True:
-        reply = kc.get_shell_msg(timeout=max(1, deadline - time.monotonic()))
-        if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
-            assert reply["msg_type"] == "conclab_reset_reply", reply
-            return reply["content"]
+    reply = request(kc, "conclab_reset_request", {"trace": str(trace), "nonce": nonce}, timeout=120)
+    assert reply["msg_type"] == "conclab_reset_reply", reply
+    return reply["content"]
 
 
 def text(outputs):
@@ -69,12 +63,7 @@ def test_a_kernel_started_over_keeps_nothing_of_the_last_notebook_and_traces_ane
 def test_a_bad_reset_request_is_answered_with_an_error_and_the_kernel_goes_on(tmp_path):
     with fresh_kernel(TIMEOUT, env={**os.environ, "CONCLAB_IDLE_WORK": "0"}) as (_, kc):
         run(kc, "let kept = 1;")
-        msg = kc.session.msg("conclab_reset_request", {"trace": str(tmp_path / "t.jsonl")})
-        kc.shell_channel.send(msg)
-        while True:
-            reply = kc.get_shell_msg(timeout=TIMEOUT)
-            if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
-                break
+        reply = request(kc, "conclab_reset_request", {"trace": str(tmp_path / "t.jsonl")})
         assert "nonce" in reply["content"]["error"], reply
         reply, outputs = run(kc, "kept + 1")
         assert text(outputs).strip() == "2", "a refused reset must change nothing"

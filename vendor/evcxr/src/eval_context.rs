@@ -60,6 +60,8 @@ pub struct EvalContext {
     stdout_sender: crossbeam_channel::Sender<String>,
     analyzer: RustAnalyzer,
     initial_config: Config,
+    /// The crates the constructor's `configure` added: `:clear` keeps them.
+    initial_deps: HashMap<String, ExternalCrate>,
 }
 
 #[derive(Clone, Debug)]
@@ -458,6 +460,7 @@ impl EvalContext {
         let child_process = ChildProcess::new(subprocess_command, stderr_sender)?;
         let mut initial_state = ContextState::new(initial_config.clone());
         configure(&mut initial_state)?;
+        let initial_deps = initial_state.external_deps.clone();
         let mut context = EvalContext {
             _tmpdir: opt_tmpdir,
             committed_state: initial_state,
@@ -466,6 +469,7 @@ impl EvalContext {
             stdout_sender,
             analyzer,
             initial_config,
+            initial_deps,
         };
         let outputs = EvalContextOutputs {
             stdout: stdout_receiver,
@@ -684,10 +688,13 @@ impl EvalContext {
         self.restart_child_process()
     }
 
-    /// Returns the state that would result from clearing. Config is preserved. Nothing is done to
-    /// the subprocess.
+    /// Returns the state that would result from clearing. Config is preserved, and so are the
+    /// crates added when the context was made (see [`EvalContext::with_initial_state`]). Nothing
+    /// is done to the subprocess.
     pub(crate) fn cleared_state(&self) -> ContextState {
-        ContextState::new(self.committed_state.config.clone())
+        let mut state = ContextState::new(self.committed_state.config.clone());
+        state.external_deps.clone_from(&self.initial_deps);
+        state
     }
 
     pub fn reset_config(&mut self) {

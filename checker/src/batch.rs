@@ -10,8 +10,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 
-use crate::grading::{self, Mode, Settings};
-use crate::kernel_pool::KernelPool;
+use crate::grading::{Mode, Settings};
+use crate::lanes;
 use crate::notebook::{self, BadNotebook, Notebook};
 use crate::plan::{self, Step};
 use crate::report::{Check, CheckKind, NotebookReport, Outcome, SubmissionReport};
@@ -324,7 +324,7 @@ pub async fn grade(
             let report = match store.as_ref().and_then(|s| s.load(&submission, &key)) {
                 Some(kept) => kept,
                 None => {
-                    let report = grade_one(&source, &submission, &settings, &semaphore).await;
+                    let report = grade_one(&source, &submission, &settings, &semaphore, jobs).await;
                     if let Some(store) = &store
                         && let Err(error) = store.save(&submission, &key, &report)
                     {
@@ -355,6 +355,7 @@ async fn grade_one(
     submission: &Submission,
     settings: &Arc<Settings>,
     semaphore: &Arc<tokio::sync::Semaphore>,
+    at_once: usize,
 ) -> SubmissionReport {
     let mut report = SubmissionReport {
         submission: submission.name.clone(),
@@ -385,48 +386,8 @@ async fn grade_one(
             return report;
         }
     };
-    // One task per notebook run, so a panic in one is reported for that
-    // notebook and the others still finish. They share their kernels.
-    let kernels = Arc::new(KernelPool::new(jobs.len()));
-    let runs: Vec<_> = jobs
-        .into_iter()
-        .map(|(name, steps)| {
-            let (settings, semaphore, kernels) =
-                (settings.clone(), semaphore.clone(), kernels.clone());
-            let notebook = name.clone();
-            let task = tokio::spawn(async move {
-                let _permit = semaphore.acquire_owned().await.expect("never closed");
-                grading::run_notebook(&notebook, &steps, &settings, &kernels).await
-            });
-            (name, task)
-        })
-        .collect();
-    for (name, task) in runs {
-        report.notebooks.push(match task.await {
-            Ok(notebook) => notebook,
-            Err(error) => NotebookReport {
-                notebook: name,
-                checks: vec![Check {
-                    id: "checker".into(),
-                    cell: "checker".into(),
-                    kind: CheckKind::Run,
-                    outcome: Outcome::Error,
-                    score: 0.0,
-                    max_score: 0.0,
-                    message: format!("the checker failed on this notebook: {error}"),
-                    details: String::new(),
-                    seed: None,
-                    time_s: 0.0,
-                    evidence_in: None,
-                    timeline: None,
-                }],
-                time_s: 0.0,
-            },
-        });
-    }
-    if let Some(kernels) = Arc::into_inner(kernels) {
-        kernels.shut_down().await;
-    }
+    report.notebooks =
+        lanes::run_notebooks(jobs, settings.clone(), semaphore.clone(), at_once).await;
     report
 }
 

@@ -12,7 +12,6 @@ use serde_json::Value;
 use crate::compare;
 use crate::hang;
 use crate::kernel::{CellRun, Ending, Kernel, Limits, ThreadActivity};
-use crate::kernel_pool::KernelPool;
 use crate::plan::{Role, Step};
 use crate::process_tree;
 use crate::property::{self, Evidence, Lifetimes, Verdict};
@@ -57,17 +56,19 @@ pub struct Settings {
     pub mode: Mode,
 }
 
-/// Runs `steps` of the notebook `name` in a kernel from `kernels` (one
-/// started over, or a new one), which it gives back.
+/// Runs `steps` of the notebook `name` in `kept` started over, or in a new
+/// kernel (see [`crate::lanes`]); returns the kernel, for the next notebook
+/// of the same submission.
 pub async fn run_notebook(
     name: &str,
     steps: &[Step],
     settings: &Settings,
-    kernels: &KernelPool,
-) -> NotebookReport {
+    kept: Option<Kernel>,
+) -> (NotebookReport, Option<Kernel>) {
     let started = Instant::now();
     let mut checks = Vec::new();
-    match kernels.take(settings).await {
+    let mut left = None;
+    match crate::lanes::kernel_for_next(kept, settings).await {
         Ok(kernel) => {
             let mut run = NotebookRun {
                 follower: TraceFollower::new(&kernel.trace, &kernel.nonce),
@@ -81,7 +82,7 @@ pub async fn run_notebook(
             for step in steps {
                 run.step(step).await;
             }
-            kernels.give_back(run.kernel).await;
+            left = Some(run.kernel);
         }
         Err(error) => checks.push(Check {
             id: "kernel".into(),
@@ -99,11 +100,12 @@ pub async fn run_notebook(
         }),
     }
     timing::phase("notebook", "", started.elapsed());
-    NotebookReport {
+    let report = NotebookReport {
         notebook: name.to_owned(),
         checks,
         time_s: started.elapsed().as_secs_f64(),
-    }
+    };
+    (report, left)
 }
 
 /// A kernel started before its notebook was known (`feedback --spare`):

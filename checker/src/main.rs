@@ -12,7 +12,7 @@ mod grading;
 mod hang;
 mod harden;
 mod kernel;
-mod kernel_pool;
+mod lanes;
 mod notebook;
 mod plan;
 mod process_tree;

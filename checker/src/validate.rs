@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::compare;
-use crate::grading::{self, Mode, Settings};
-use crate::kernel_pool::KernelPool;
+use crate::grading::{Mode, Settings};
+use crate::lanes;
 use crate::notebook::{self, BadNotebook, Notebook};
 use crate::plan::{self, Step};
 use crate::release;
@@ -95,27 +95,12 @@ pub fn validate(
     });
     runtime.block_on(async {
         for (path, planned) in groups {
-            let mut tasks = Vec::new();
-            let kernels = Arc::new(KernelPool::new(planned.len()));
-            for (name, steps) in planned {
-                let (settings, semaphore, kernels) =
-                    (settings.clone(), semaphore.clone(), kernels.clone());
-                tasks.push(tokio::spawn(async move {
-                    let _permit = semaphore.acquire_owned().await.expect("never closed");
-                    let report = grading::run_notebook(&name, &steps, &settings, &kernels).await;
-                    if invert { inverted(report) } else { report }
-                }));
-            }
-            let mut notebooks = Vec::new();
-            for task in tasks {
-                match task.await {
-                    Ok(notebook) => notebooks.push(notebook),
-                    Err(error) => tracing::error!("a validation task failed: {error}"),
-                }
-            }
-            if let Some(kernels) = Arc::into_inner(kernels) {
-                kernels.shut_down().await;
-            }
+            let ran =
+                lanes::run_notebooks(planned, settings.clone(), semaphore.clone(), jobs).await;
+            let notebooks = ran
+                .into_iter()
+                .map(|report| if invert { inverted(report) } else { report })
+                .collect();
             report.submissions.push(SubmissionReport {
                 submission: path.file_name().map_or_else(
                     || path.display().to_string(),

@@ -367,20 +367,13 @@ async fn grade_one(
         Err(bad) => {
             report.notebooks.push(NotebookReport {
                 notebook: file_name(&bad.path),
-                checks: vec![Check {
-                    id: "submission".into(),
-                    cell: "submission".into(),
-                    kind: CheckKind::Submission,
-                    outcome: Outcome::BadInput,
-                    score: 0.0,
-                    max_score: 0.0,
-                    message: bad.to_string(),
-                    details: String::new(),
-                    seed: None,
-                    time_s: 0.0,
-                    evidence_in: None,
-                    timeline: None,
-                }],
+                checks: vec![Check::about_the_run(
+                    "submission",
+                    CheckKind::Submission,
+                    Outcome::BadInput,
+                    0.0,
+                    bad.to_string(),
+                )],
                 time_s: 0.0,
             });
             return report;

@@ -84,20 +84,13 @@ pub async fn run_notebook(
             }
             left = Some(run.kernel);
         }
-        Err(error) => checks.push(Check {
-            id: "kernel".into(),
-            cell: "kernel".into(),
-            kind: CheckKind::Run,
-            outcome: Outcome::Error,
-            score: 0.0,
-            max_score: steps.iter().map(points).sum(),
-            message: format!("the checker could not start the kernel: {error:#}"),
-            details: String::new(),
-            seed: None,
-            time_s: 0.0,
-            evidence_in: None,
-            timeline: None,
-        }),
+        Err(error) => checks.push(Check::about_the_run(
+            "kernel",
+            CheckKind::Run,
+            Outcome::Error,
+            steps.iter().map(points).sum(),
+            format!("the checker could not start the kernel: {error:#}"),
+        )),
     }
     timing::phase("notebook", "", started.elapsed());
     let report = NotebookReport {

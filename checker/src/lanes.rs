@@ -132,20 +132,13 @@ pub async fn kernel_for_next(kept: Option<Kernel>, settings: &Settings) -> anyho
 fn checker_failed(notebook: String, error: &tokio::task::JoinError) -> NotebookReport {
     NotebookReport {
         notebook,
-        checks: vec![Check {
-            id: "checker".into(),
-            cell: "checker".into(),
-            kind: CheckKind::Run,
-            outcome: Outcome::Error,
-            score: 0.0,
-            max_score: 0.0,
-            message: format!("the checker failed on this notebook: {error}"),
-            details: String::new(),
-            seed: None,
-            time_s: 0.0,
-            evidence_in: None,
-            timeline: None,
-        }],
+        checks: vec![Check::about_the_run(
+            "checker",
+            CheckKind::Run,
+            Outcome::Error,
+            0.0,
+            format!("the checker failed on this notebook: {error}"),
+        )],
         time_s: 0.0,
     }
 }

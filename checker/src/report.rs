@@ -81,6 +81,34 @@ pub struct Check {
     pub timeline: Option<Timeline>,
 }
 
+impl Check {
+    /// A check about a whole notebook or submission rather than a cell (the
+    /// kernel, the checker, the submission's files), named `what`: it earns
+    /// nothing of the `max_score` at stake, and says why in `message`.
+    pub fn about_the_run(
+        what: &str,
+        kind: CheckKind,
+        outcome: Outcome,
+        max_score: f64,
+        message: String,
+    ) -> Check {
+        Check {
+            id: what.to_owned(),
+            cell: what.to_owned(),
+            kind,
+            outcome,
+            score: 0.0,
+            max_score,
+            message,
+            details: String::new(),
+            seed: None,
+            time_s: 0.0,
+            evidence_in: None,
+            timeline: None,
+        }
+    }
+}
+
 /// A failed run as lanes of threads over time: the picture under a failed
 /// property. Times are ms after the cell started, as messages give them.
 /// Kept small (see [`Timeline::MAX_LANES`] and [`Timeline::MAX_INTERVALS`]);

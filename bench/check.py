@@ -11,9 +11,10 @@ check also runs the hidden tests and the perturbed runs. The baseline is the
 learner's check from a terminal, `conclab-check feedback NOTEBOOK`, which
 starts its own kernel: what `:check` would cost without the spare.
 
-For step 7, also a hung solution: a semaphore whose permits never wake a
-waiter, stamped with CLOCK_MONOTONIC where its first waiter starts to wait
-forever; `:check` is timed from that stamp to the reply.
+For step 7, also a hung solution in the source notebook (whose hidden tests
+wait for permits): a semaphore whose permits never wake a waiter, stamped
+with CLOCK_MONOTONIC where its first waiter starts to wait forever;
+`:check` is timed from that stamp to the reply.
 
 Goals (issue 12): the learner's report within 3 s of running the cell, quiet
 machine; a hang reported within 5 s of its start.
@@ -175,7 +176,8 @@ def main():
             figures = [check_in_kernel(learner, reference), check_in_kernel(source, {}), check_cold(saved)]
             totals = [t + f for t, f in zip(totals, figures)]
             met = "met" if figures[0] <= GOAL_S else "no"
-            hung = check_hung(learner, reference, folder)
+            # The source notebook: its hidden tests are the ones that wait for a permit.
+            hung = check_hung(source, reference, folder)
             hung_text = "" if hung is None else f"{hung:>8.2f}{'met' if hung <= HANG_GOAL_S else 'no':>6}"
             print(f"{source.name:32}{figures[0]:>10.2f}{figures[1]:>10.2f}{figures[2]:>9.2f}"
                   f"{figures[0] / figures[2]:>7.2f}{met:>6}{hung_text}", flush=True)

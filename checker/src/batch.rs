@@ -1,7 +1,7 @@
 //! Grading many submissions: which notebooks to run for each, running them
-//! in parallel (each submission's notebooks sharing its kernels, see
-//! [`crate::kernel_pool`]), writing each submission's
-//! result as soon as it is done, and picking up finished ones on a rerun.
+//! in parallel (a submission's notebooks one after another on each of its
+//! kernels, see [`crate::lanes`]), writing each submission's result as soon
+//! as it is done, and picking up finished ones on a rerun.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,5 @@
 //! Running one notebook's steps in a kernel as fresh as a new one (a new one,
-//! or one started over, see [`crate::kernel_pool`]) and deciding its checks:
+//! or one started over, see [`crate::lanes`]) and deciding its checks:
 //! test cells, stored outputs, concurrency properties, perturbed runs, and
 //! what a hang or a stopped cell means for the cells after it.
 

@@ -610,6 +610,7 @@ impl NotebookRun<'_> {
         self.checks.push(Check {
             id: step.label.clone(),
             cell: step.label.clone(),
+            exercise: step.exercise.clone(),
             kind: CheckKind::Test,
             outcome,
             score,
@@ -647,6 +648,7 @@ impl NotebookRun<'_> {
             self.checks.push(Check {
                 id: format!("{}/{label}", step.label),
                 cell: step.label.clone(),
+                exercise: step.exercise.clone(),
                 kind: CheckKind::Property,
                 outcome,
                 score: 0.0,
@@ -837,6 +839,7 @@ impl NotebookRun<'_> {
         self.checks.push(Check {
             id: step.label.clone(),
             cell: step.label.clone(),
+            exercise: step.exercise.clone(),
             kind,
             outcome,
             score,
@@ -864,6 +867,7 @@ impl NotebookRun<'_> {
         self.checks.push(Check {
             id: format!("{}/{}", step.label, property::label(property)),
             cell: step.label.clone(),
+            exercise: step.exercise.clone(),
             kind: CheckKind::Property,
             outcome,
             score: 0.0,

@@ -343,15 +343,14 @@ fn finish(report: Result<Report, Failure>, output: &OutputArgs) -> Exit {
         Err(failure) => return failure.report(),
     };
     for (format, path) in &output.also {
-        if let Err(error) = std::fs::write(path, format::render(&report, *format)) {
+        if let Err(error) = format::write(&report, *format, path) {
             eprintln!("conclab-check: writing {}: {error}", path.display());
             return Exit::Infrastructure;
         }
     }
-    let text = format::render(&report, output.format);
     match &output.output {
         Some(path) => {
-            if let Err(error) = std::fs::write(path, &text) {
+            if let Err(error) = format::write(&report, output.format, path) {
                 eprintln!("conclab-check: writing {}: {error}", path.display());
                 return Exit::Infrastructure;
             }
@@ -360,7 +359,7 @@ fn finish(report: Result<Report, Failure>, output: &OutputArgs) -> Exit {
                 eprint!("{}", format::render(&report, Format::Text));
             }
         }
-        None => print!("{text}"),
+        None => print!("{}", format::render(&report, output.format)),
     }
     Exit::from(report.outcome())
 }

@@ -33,6 +33,9 @@ pub struct Step {
     pub label: String,
     /// What the cell is for.
     pub role: Role,
+    /// The exercise the cell belongs to: a solution's own grade_id, and for
+    /// a test the solution before it. None before the first solution.
+    pub exercise: Option<String>,
     /// The code to run; None for a solution the submission lacks.
     pub code: Option<String>,
     /// The source cell's conclab settings.
@@ -59,6 +62,7 @@ pub fn plan(source: &Notebook, submission: Option<&Notebook>) -> Result<Vec<Step
         .map_or(DEFAULT_TIMEOUT, Duration::from_secs_f64);
     let learner_solutions = submission.map(solutions_of);
     let mut steps = Vec::new();
+    let mut exercise = None;
     for (index, cell) in cells(source).iter().enumerate() {
         if cell["cell_type"] != "code" {
             continue;
@@ -78,6 +82,9 @@ pub fn plan(source: &Notebook, submission: Option<&Notebook>) -> Result<Vec<Step
         } else {
             Role::Setup
         };
+        if role == Role::Solution {
+            exercise = Some(label.clone());
+        }
         let code = match (&role, &learner_solutions) {
             (Role::Solution, Some(solutions)) => solutions
                 .iter()
@@ -91,6 +98,10 @@ pub fn plan(source: &Notebook, submission: Option<&Notebook>) -> Result<Vec<Step
             timeout: settings
                 .timeout_s
                 .map_or(default_timeout, Duration::from_secs_f64),
+            exercise: match role {
+                Role::Setup => None,
+                _ => exercise.clone(),
+            },
             label,
             role,
             code,
@@ -117,16 +128,11 @@ pub fn only_exercise(steps: Vec<Step>, exercise: &str) -> Result<Vec<Step>, Stri
             solutions.join(", ")
         ));
     }
-    let mut current = None;
     Ok(steps
         .into_iter()
         .filter(|step| match step.role {
-            Role::Solution => {
-                current = Some(step.label.clone());
-                true
-            }
-            Role::Test { .. } => current.as_deref() == Some(exercise),
-            Role::Setup => true,
+            Role::Test { .. } => step.exercise.as_deref() == Some(exercise),
+            Role::Solution | Role::Setup => true,
         })
         .collect())
 }
@@ -235,6 +241,14 @@ mod tests {
         };
         assert_eq!(labels("a"), ["cell 0", "a", "a-test", "a-hidden", "b"]);
         assert_eq!(labels("b"), ["cell 0", "a", "b", "b-test"]);
+        let exercises: Vec<_> = plan(&source, None)
+            .unwrap()
+            .into_iter()
+            .map(|step| step.exercise)
+            .collect();
+        let a = Some("a".to_owned());
+        let b = Some("b".to_owned());
+        assert_eq!(exercises, [None, a.clone(), a.clone(), a, b.clone(), b]);
         let unknown = only_exercise(plan(&source, None).unwrap(), "c").unwrap_err();
         assert_eq!(unknown, "no exercise \"c\" here; its exercises are a, b");
     }

@@ -51,6 +51,12 @@ pub struct Check {
     pub id: String,
     /// The cell the check is about: its grade_id, or `cell N` (0-based).
     pub cell: String,
+    /// The exercise it counts for: the grade_id of the solution cell its
+    /// test belongs to. None for a check of no exercise (set-up cells, a
+    /// kernel that would not start, an unreadable submission), whose points
+    /// count for the notebook as a whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exercise: Option<String>,
     /// What the check is about.
     pub kind: CheckKind,
     /// The verdict.
@@ -95,6 +101,7 @@ impl Check {
         Check {
             id: what.to_owned(),
             cell: what.to_owned(),
+            exercise: None,
             kind,
             outcome,
             score: 0.0,

@@ -147,7 +147,7 @@ fn write_notebook(out: &mut String, notebook: &NotebookReport) {
             check.outcome,
             Outcome::Failed | Outcome::BadInput | Outcome::Error
         ) {
-            write_failure(out, check);
+            write_failure(out, &notebook.notebook, check);
         }
     }
     // Checks that could not run, grouped by why: one line per cause.
@@ -204,13 +204,14 @@ fn code_list(checks: &[&Check]) -> String {
         .join(", ")
 }
 
-fn write_failure(out: &mut String, check: &Check) {
+fn write_failure(out: &mut String, notebook: &str, check: &Check) {
     let error = check.outcome == Outcome::Error;
     let _ = writeln!(
         out,
-        "<div class=\"{}{}\">",
+        "<div class=\"{}{}\" id=\"{}\">",
         class::FAILURE,
-        if error { " conclab-error" } else { "" }
+        if error { " conclab-error" } else { "" },
+        anchor(notebook, &check.id)
     );
     let _ = writeln!(
         out,
@@ -265,10 +266,25 @@ fn write_failure(out: &mut String, check: &Check) {
     out.push_str("</div>\n");
 }
 
+/// The id of a failure's element, to link to it: letters, digits and
+/// dashes from the notebook's stem and the check's id.
+pub fn anchor(notebook: &str, check_id: &str) -> String {
+    let name = format!("{}--{check_id}", super::notebook_stem(notebook));
+    let mut id = String::from("check-");
+    for c in name.chars() {
+        id.push(if c.is_ascii_alphanumeric() || c == '-' {
+            c
+        } else {
+            '_'
+        });
+    }
+    id
+}
+
 /// `text` with the learner's threads and locks by name only: pids, tids
 /// and addresses are for the folded evidence (`worker (pid 42)` → `worker`,
 /// `mutex@0x55…` → `unnamed mutex`, `futex 0x7f…` → `a futex`).
-fn by_name(text: &str) -> String {
+pub(super) fn by_name(text: &str) -> String {
     use std::sync::LazyLock;
     static RULES: LazyLock<[(regex::Regex, &str); 4]> = LazyLock::new(|| {
         let rule = |pattern: &str, with| (regex::Regex::new(pattern).expect("a valid regex"), with);
@@ -661,7 +677,7 @@ fn shorten(text: &str, max: usize) -> String {
 
 /// Text made safe for HTML and SVG, control characters spelled out (the
 /// learner's output must not be able to inject markup or rewrite the page).
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -68,9 +68,11 @@ mod tests {
         let fields = check.as_object_mut().unwrap();
         fields.remove("timeline");
         fields.remove("evidence_in");
+        fields.remove("exercise");
         let back: Report = serde_json::from_value(old).unwrap();
         let check = &back.submissions[0].notebooks[0].checks[1];
         assert_eq!((&check.timeline, &check.evidence_in), (&None, &None));
+        assert_eq!(check.exercise, None);
     }
 
     #[test]
@@ -94,6 +96,7 @@ mod tests {
                     {
                       "id": "step07-semaphore-test",
                       "cell": "step07-semaphore-test",
+                      "exercise": "step07-semaphore",
                       "kind": "test",
                       "outcome": "passed",
                       "score": 4.0,
@@ -104,6 +107,7 @@ mod tests {
                     {
                       "id": "step07-semaphore-hidden/max_inside(inside)",
                       "cell": "step07-semaphore-hidden",
+                      "exercise": "step07-semaphore",
                       "kind": "property",
                       "outcome": "failed",
                       "score": 0.0,

@@ -1,14 +1,18 @@
 //! Writes a [`Report`] in the formats `--format` offers: text for people,
-//! HTML for a learner in JupyterLab, conclab's own JSON, JUnit XML for CI,
-//! and Gradescope's results.json.
+//! HTML for a learner in JupyterLab (and a class's static site), conclab's
+//! own JSON, JUnit XML for CI, Gradescope's results.json, and CSV grades for
+//! a gradebook.
 //!
 //! Every format is written from the report alone, so a merged report
 //! renders exactly like a fresh one.
 
+pub mod csv;
 pub mod gradescope;
 pub mod html;
 pub mod json;
 pub mod junit;
+pub mod reason;
+pub mod site;
 pub mod text;
 
 use crate::report::{Check, Outcome, Report};
@@ -28,6 +32,10 @@ pub enum Format {
     Junit,
     /// Gradescope's results.json.
     Gradescope,
+    /// Grades for a gradebook: one row per learner and exercise
+    /// (`learner,notebook,exercise,points,max_points`), then each learner's
+    /// total.
+    Csv,
 }
 
 /// Renders `report` in `format`, ending with a newline.
@@ -38,7 +46,23 @@ pub fn render(report: &Report, format: Format) -> String {
         Format::Json => json::render(report),
         Format::Junit => junit::render(report),
         Format::Gradescope => gradescope::render(report),
+        Format::Csv => csv::render(report),
     }
+}
+
+/// Writes `report` in `format` to `path`. HTML to a folder (one that
+/// exists, or a path without an extension) is the class's static site;
+/// every other format, and HTML to a `.html` file, is one file.
+pub fn write(report: &Report, format: Format, path: &std::path::Path) -> std::io::Result<()> {
+    if format == Format::Html && is_folder(path) {
+        site::write(report, path)
+    } else {
+        std::fs::write(path, render(report, format))
+    }
+}
+
+fn is_folder(path: &std::path::Path) -> bool {
+    path.is_dir() || path.as_os_str().to_string_lossy().ends_with('/') || path.extension().is_none()
 }
 
 /// Points as people write them: `14`, `2.5`, `0.33`.
@@ -81,6 +105,11 @@ fn sample_report() -> Report {
     let check = |id: &str, cell: &str, kind, outcome, score, max_score, message: &str| Check {
         id: id.to_owned(),
         cell: cell.to_owned(),
+        // The lab's test cells are named after their exercise.
+        exercise: cell
+            .strip_suffix("-test")
+            .or_else(|| cell.strip_suffix("-hidden"))
+            .map(str::to_owned),
         kind,
         outcome,
         score,
@@ -197,6 +226,7 @@ mod tests {
             ("json", Format::Json),
             ("junit", Format::Junit),
             ("gradescope", Format::Gradescope),
+            ("csv", Format::Csv),
         ] {
             assert_eq!(Format::from_str(name, false), Ok(format));
         }

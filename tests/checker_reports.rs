@@ -84,13 +84,13 @@ fn shards_merge_into_the_report_of_a_single_run_and_every_format_renders_it() {
     let source = lab().join(NOTEBOOK);
     let mut single = vec![os("grade"), os("--source"), source.as_os_str()];
     single.extend(learners.iter().map(|p| p.as_os_str()));
-    let whole = dir.path().join("whole.json");
+    let whole_json = dir.path().join("whole.json");
     let mut args = single.clone();
     args.extend([
         os("--format"),
         os("json"),
         os("--output"),
-        whole.as_os_str(),
+        whole_json.as_os_str(),
     ]);
     let (code, _) = run(&args);
     assert_eq!(code, 1, "bob's semaphore fails");
@@ -125,7 +125,7 @@ fn shards_merge_into_the_report_of_a_single_run_and_every_format_renders_it() {
     let (code, merged) = run(&as_json);
     assert_eq!(code, 1, "merge gives the single run's exit code");
     let merged: Value = serde_json::from_str(&merged).unwrap();
-    let whole: Value = serde_json::from_str(&fs::read_to_string(&whole).unwrap()).unwrap();
+    let whole: Value = serde_json::from_str(&fs::read_to_string(&whole_json).unwrap()).unwrap();
     assert_eq!(verdicts(&merged), verdicts(&whole));
     assert_eq!(merged["command"], whole["command"]);
     let checks: usize = whole["submissions"]
@@ -202,6 +202,67 @@ fn shards_merge_into_the_report_of_a_single_run_and_every_format_renders_it() {
     assert!(
         results["score"].as_f64().unwrap() < 11.0,
         "bob loses points"
+    );
+
+    // CSV: one row per learner and exercise, then the learner's total;
+    // the same from the shards as from the single run.
+    let mut csv = merge.clone();
+    csv.extend([os("--format"), os("csv")]);
+    let (_, grades) = run(&csv);
+    let (_, single_grades) = run(&[
+        os("merge"),
+        whole_json.as_os_str(),
+        os("--format"),
+        os("csv"),
+    ]);
+    assert_eq!(grades, single_grades);
+    let mut reader = csv::Reader::from_reader(grades.as_bytes());
+    assert_eq!(
+        reader.headers().unwrap(),
+        vec!["learner", "notebook", "exercise", "points", "max_points"]
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let number = |row: &csv::StringRecord, i: usize| row[i].parse::<f64>().unwrap();
+    for learner in ["ada.ipynb", "bob.ipynb", "cy.ipynb"] {
+        let mine: Vec<_> = rows.iter().filter(|r| &r[0] == learner).collect();
+        let (total, exercises) = mine.split_last().unwrap();
+        assert_eq!((&total[1], &total[2]), ("", "TOTAL"), "{grades}");
+        let exercise_names: Vec<&str> = exercises.iter().map(|r| &r[2]).collect();
+        assert_eq!(
+            exercise_names,
+            ["step07-semaphore", "step07-limited-downloads"],
+            "{grades}"
+        );
+        for i in [3, 4] {
+            let sum: f64 = exercises.iter().map(|r| number(r, i)).sum();
+            assert_eq!(sum, number(total, i), "{learner}: {grades}");
+        }
+        let full = number(total, 3) == number(total, 4);
+        assert_eq!(full, learner != "bob.ipynb", "{grades}");
+    }
+
+    // HTML to a folder: the class site, every section, the failure linked.
+    let site = dir.path().join("site");
+    let mut html = merge.clone();
+    html.extend([os("--format"), os("html"), os("--output"), site.as_os_str()]);
+    run(&html);
+    let index = fs::read_to_string(site.join("index.html")).unwrap();
+    for section in ["distribution", "exercises", "failures", "learners"] {
+        assert!(
+            index.contains(&format!("<section id=\"{section}\">")),
+            "{index}"
+        );
+    }
+    assert!(
+        index.contains("A limit broken: too many at once"),
+        "{index}"
+    );
+    let link = "learners/bob.html#check-07-semaphores--step07-semaphore-hidden_max_inside_inside_";
+    assert!(index.contains(link), "{index}");
+    let bob = fs::read_to_string(site.join("learners/bob.html")).unwrap();
+    assert!(
+        bob.contains("id=\"check-07-semaphores--step07-semaphore-hidden_max_inside_inside_\""),
+        "{bob}"
     );
 
     // Text: the failure with its evidence, and a summary table.

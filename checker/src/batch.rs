@@ -154,6 +154,27 @@ impl Source {
     }
 }
 
+impl Source {
+    /// The points at stake for `submission`, also when it cannot be read,
+    /// so that it earns 0 of them rather than 0 of 0: for a learner's
+    /// folder every source notebook's, for one notebook those of the
+    /// source notebook of the same name (or of the only one).
+    fn points_for(&self, submission: &Submission) -> f64 {
+        let name = file_name(&submission.path);
+        let graded = self.notebooks.iter().map(|(n, _)| n).filter(|n| {
+            !submission.path.is_file() || self.notebooks.len() == 1 || file_name(&n.path) == name
+        });
+        graded
+            .filter_map(|notebook| plan::plan(notebook, None).ok())
+            .flatten()
+            .map(|step| match step.role {
+                plan::Role::Test { points } => points,
+                _ => 0.0,
+            })
+            .sum()
+    }
+}
+
 /// The notebook runs one submission needs, or why it cannot be graded.
 fn jobs_for(
     source: &Source,
@@ -371,7 +392,7 @@ async fn grade_one(
                     "submission",
                     CheckKind::Submission,
                     Outcome::BadInput,
-                    0.0,
+                    source.points_for(submission),
                     bad.to_string(),
                 )],
                 time_s: 0.0,

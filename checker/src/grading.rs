@@ -572,10 +572,7 @@ impl NotebookRun<'_> {
             .collect();
         if passed && !broken.is_empty() {
             passed = false;
-            message = format!(
-                "the test passed, but not every property held: {}",
-                broken.join(", ")
-            );
+            message = format!("{}: {}", Check::PROPERTIES_FAILED, broken.join(", "));
         }
         Judged {
             passed,

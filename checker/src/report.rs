@@ -88,6 +88,10 @@ pub struct Check {
 }
 
 impl Check {
+    /// How the message of a test that passed, while one of its properties
+    /// did not, begins: its failure is counted under the property.
+    pub const PROPERTIES_FAILED: &str = "the test passed, but not every property held";
+
     /// A check about a whole notebook or submission rather than a cell (the
     /// kernel, the checker, the submission's files), named `what`: it earns
     /// nothing of the `max_score` at stake, and says why in `message`.

@@ -18,6 +18,9 @@ pub enum Reason {
     TimeLimit,
     /// More tasks were inside a span at once than the exercise allows.
     LimitBroken,
+    /// The run recorded none of the spans a property counts: the work was
+    /// not done, or not inside `labkit::in_span`.
+    NoSpans,
     /// Locks taken in orders that can deadlock, though this run did not.
     LockOrder,
     /// Another concurrency property failed (its name, as in
@@ -25,6 +28,8 @@ pub enum Reason {
     Property(String),
     /// A test's assertion failed (wrong results, lost updates).
     AssertionFailed,
+    /// A solution still ends in the released `todo!()`.
+    NotAttempted,
     /// A solution cell did not compile or did not run.
     DoesNotRun,
     /// A cell's output differs from the verified one.
@@ -43,8 +48,9 @@ pub enum Reason {
 
 impl Reason {
     /// Why `check` failed; None when it passed or did not run (a check
-    /// not run is counted under the failure that stopped it), and for a
-    /// property that only repeats the hang of its cell.
+    /// not run is counted under the failure that stopped it), for a
+    /// property that only repeats the hang of its cell, and for a test that
+    /// passed but whose properties did not (counted under them).
     pub fn of(check: &Check) -> Option<Reason> {
         match check.outcome {
             Outcome::Passed | Outcome::NotRun => return None,
@@ -61,12 +67,19 @@ impl Reason {
                 }
                 let label = check.id.rsplit_once('/').map_or("", |(_, label)| label);
                 match label.split_once('(').map_or(label, |(kind, _)| kind) {
+                    // No span at all: the task is not done, or not traced.
+                    _ if check.message.contains(" spans were recorded") => Reason::NoSpans,
                     "max_inside" => Reason::LimitBroken,
                     "no_lock_cycle" => Reason::LockOrder,
                     kind => Reason::Property(kind.to_owned()),
                 }
             }
-            CheckKind::Test | CheckKind::Run => Reason::of_cell(check),
+            CheckKind::Test | CheckKind::Run => {
+                if check.message.starts_with(Check::PROPERTIES_FAILED) {
+                    return None;
+                }
+                Reason::of_cell(check)
+            }
         })
     }
 
@@ -86,6 +99,8 @@ impl Reason {
             Reason::KernelDied
         } else if message.contains(" and was stopped") {
             Reason::ResourceLimit
+        } else if message.contains("not yet implemented") {
+            Reason::NotAttempted
         } else if message.contains(" does not run: ") {
             Reason::DoesNotRun
         } else {
@@ -106,6 +121,10 @@ impl Reason {
             Reason::AssertionFailed => {
                 "A test's assertion failed: wrong results, lost updates".to_owned()
             }
+            Reason::NoSpans => {
+                "No spans recorded: the work not done, or not in labkit::in_span".to_owned()
+            }
+            Reason::NotAttempted => "Not attempted: the solution is still todo!()".to_owned(),
             Reason::DoesNotRun => "The solution does not compile or run".to_owned(),
             Reason::OutputDiffers => "Outputs differ from the verified ones".to_owned(),
             Reason::ResourceLimit => "Stopped for its memory, output or processes".to_owned(),
@@ -189,6 +208,16 @@ mod tests {
             Reason::of(&property("sleeps_not_spins")),
             Some(Reason::Property("sleeps_not_spins".to_owned()))
         );
+        let mut nothing_traced = property("max_inside(fetch)");
+        nothing_traced.message =
+            "no fetch spans were recorded: run each task inside labkit::in_span".into();
+        assert_eq!(Reason::of(&nothing_traced), Some(Reason::NoSpans));
+        let only_its_properties = failed(
+            CheckKind::Test,
+            "ex-test",
+            "the test passed, but not every property held: max_inside(fetch)",
+        );
+        assert_eq!(Reason::of(&only_its_properties), None);
         let mut repeats_a_hang = property("no_hang");
         repeats_a_hang.evidence_in = Some("ex-test".to_owned());
         assert_eq!(Reason::of(&repeats_a_hang), None);

@@ -65,6 +65,16 @@ ensure_browser() {
     fi
 }
 
+ensure_slurm() {
+    # tests/slurm/cluster runs these daemons itself, each with a private
+    # config, key and socket: the packages' own services are never used.
+    if [ ! -x /usr/sbin/slurmctld ] || [ ! -x /usr/sbin/slurmd ] ||
+        [ ! -x /usr/bin/sbatch ] || [ ! -x /usr/sbin/munged ]; then
+        step "Installing Debian's slurm-wlm (slurmctld, slurmd, the client commands) and munge for the Slurm test"
+        apt_install --no-install-recommends slurm-wlm munge
+    fi
+}
+
 build_workspace() {
     # One build for the lab and the tests: with --all-targets the features of
     # shared dependencies are the same as `cargo test`'s, so nothing (evcxr

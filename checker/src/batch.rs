@@ -261,17 +261,7 @@ impl ResultStore {
         hasher.update(submission.path.to_string_lossy().as_bytes());
         hasher.update(key.as_bytes());
         let digest = hex(&hasher.finalize());
-        let safe: String = submission
-            .name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let safe = crate::report::file_safe(&submission.name);
         self.dir.join(format!("{safe}-{}.json", &digest[..12]))
     }
 

@@ -292,3 +292,17 @@ impl Report {
             .unwrap_or(Outcome::Passed)
     }
 }
+
+/// A learner's name as part of a file name: letters, digits, `-`, `_` and
+/// `.` kept, anything else (a `/` above all) made `_`.
+pub fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

@@ -14,7 +14,7 @@ use super::csv::{ExerciseRow, rows};
 use super::html::{anchor, by_name, escape};
 use super::reason::Reason;
 use super::{Counts, points};
-use crate::report::{Check, Report, SubmissionReport};
+use crate::report::{Check, Report, SubmissionReport, file_safe};
 
 /// The ids of the index's sections, which a page or a browser test can
 /// rely on.
@@ -49,18 +49,7 @@ fn page_names(submissions: &[SubmissionReport]) -> Vec<String> {
     submissions
         .iter()
         .map(|submission| {
-            let stem: String = submission
-                .submission
-                .trim_end_matches(".ipynb")
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
+            let stem = file_safe(submission.submission.trim_end_matches(".ipynb"));
             let stem = stem.trim_start_matches('.');
             let stem = if stem.is_empty() { "learner" } else { stem };
             let mut name = format!("{stem}.html");
@@ -155,6 +144,10 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
+fn open_section(body: &mut String, id: &str, heading: &str) {
+    let _ = writeln!(body, "<section id=\"{id}\">\n<h2>{heading}</h2>");
+}
+
 /// Ten bars, 0–9% to 90–100%, each with its count.
 fn write_distribution(body: &mut String, percents: &[f64]) {
     let mut bins = [0usize; 10];
@@ -163,11 +156,7 @@ fn write_distribution(body: &mut String, percents: &[f64]) {
     }
     let tallest = bins.iter().copied().max().unwrap_or(0).max(1);
     let (width, height, base, bar) = (600.0, 220.0, 190.0, 54.0);
-    let _ = writeln!(
-        body,
-        "<section id=\"{}\">\n<h2>Score distribution</h2>",
-        section::DISTRIBUTION
-    );
+    open_section(body, section::DISTRIBUTION, "Score distribution");
     let _ = writeln!(
         body,
         "<svg class=\"histogram\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"learners per score, in tenths of the points\">"
@@ -204,10 +193,23 @@ fn write_distribution(body: &mut String, percents: &[f64]) {
     body.push_str("</svg>\n</section>\n");
 }
 
+/// One exercise across the class.
+#[derive(Default)]
+struct ExerciseTally {
+    /// Learners who earned all its points.
+    full: usize,
+    /// Learners graded on it.
+    graded: usize,
+    /// Points earned, summed over the learners.
+    points: f64,
+    /// Its points.
+    max: f64,
+}
+
 /// Per exercise: how many learners earned all its points, of how many.
 fn write_exercises(body: &mut String, report: &Report) {
     let mut order: Vec<(String, String)> = Vec::new();
-    let mut tally: BTreeMap<(String, String), (usize, usize, f64, f64)> = BTreeMap::new();
+    let mut tally: BTreeMap<(String, String), ExerciseTally> = BTreeMap::new();
     for submission in &report.submissions {
         for ExerciseRow {
             notebook,
@@ -219,26 +221,27 @@ fn write_exercises(body: &mut String, report: &Report) {
             let key = (notebook, exercise);
             let entry = tally.entry(key.clone()).or_insert_with(|| {
                 order.push(key);
-                (0, 0, 0.0, 0.0)
+                ExerciseTally::default()
             });
-            entry.0 += usize::from(score >= max_score);
-            entry.1 += 1;
-            entry.2 += score;
-            entry.3 = entry.3.max(max_score);
+            entry.full += usize::from(score >= max_score);
+            entry.graded += 1;
+            entry.points += score;
+            entry.max = entry.max.max(max_score);
         }
     }
-    let _ = writeln!(
-        body,
-        "<section id=\"{}\">\n<h2>Exercises</h2>",
-        section::EXERCISES
-    );
+    open_section(body, section::EXERCISES, "Exercises");
     if order.is_empty() {
         body.push_str("<p class=\"muted\">No exercise had points at stake.</p>\n</section>\n");
         return;
     }
     body.push_str("<table>\n<tr><th>Exercise</th><th>Notebook</th><th>Earned every point</th><th class=\"num\">Mean points</th></tr>\n");
     for key in order {
-        let (full, graded, sum, max) = tally[&key];
+        let ExerciseTally {
+            full,
+            graded,
+            points: sum,
+            max,
+        } = tally[&key];
         let rate = 100.0 * full as f64 / graded as f64;
         let exercise = if key.1.is_empty() {
             "<span class=\"muted\">the notebook as a whole</span>".to_owned()
@@ -278,11 +281,7 @@ fn write_failures(body: &mut String, report: &Report, pages: &[String]) {
             }
         }
     }
-    let _ = writeln!(
-        body,
-        "<section id=\"{}\">\n<h2>Most common failure reasons</h2>",
-        section::FAILURES
-    );
+    open_section(body, section::FAILURES, "Most common failure reasons");
     if by_reason.is_empty() {
         body.push_str("<p class=\"muted\">Nothing failed.</p>\n</section>\n");
         return;
@@ -355,11 +354,7 @@ fn shorten(text: &str, max: usize) -> String {
 }
 
 fn write_learners(body: &mut String, report: &Report, pages: &[String]) {
-    let _ = writeln!(
-        body,
-        "<section id=\"{}\">\n<h2>Learners</h2>",
-        section::LEARNERS
-    );
+    open_section(body, section::LEARNERS, "Learners");
     body.push_str("<table>\n<tr><th>Learner</th><th class=\"num\">Points</th><th class=\"num\">Checks passed</th><th>Not passed</th></tr>\n");
     for (submission, page) in report.submissions.iter().zip(pages) {
         let (score, max) = submission.score();

@@ -88,7 +88,7 @@ pub async fn run_notebook(
             "kernel",
             CheckKind::Run,
             Outcome::Error,
-            steps.iter().map(points).sum(),
+            steps.iter().map(Step::points).sum(),
             format!("the checker could not start the kernel: {error:#}"),
         )),
     }
@@ -133,13 +133,6 @@ pub async fn start_kernel(settings: &Settings, idle: IdleWork) -> anyhow::Result
                     anyhow::anyhow!("{again:#} (a second try; the first failed too: {first:#})")
                 })
         }
-    }
-}
-
-fn points(step: &Step) -> f64 {
-    match step.role {
-        Role::Test { points } => points,
-        _ => 0.0,
     }
 }
 
@@ -840,7 +833,7 @@ impl NotebookRun<'_> {
             kind,
             outcome,
             score,
-            max_score: points(step),
+            max_score: step.points(),
             message,
             details,
             seed,

@@ -38,6 +38,11 @@ pub async fn run_notebooks(
     jobs: usize,
 ) -> Vec<NotebookReport> {
     let count = notebooks.len();
+    // What to report for a notebook whose lane stopped before reporting it.
+    let lost: Vec<(String, f64)> = notebooks
+        .iter()
+        .map(|(name, steps)| (name.clone(), steps.iter().map(Step::points).sum()))
+        .collect();
     let queue: Arc<Queue> = Arc::new(Mutex::new(
         notebooks
             .into_iter()
@@ -66,7 +71,12 @@ pub async fn run_notebooks(
     }
     reports
         .into_iter()
-        .map(|report| report.expect("every notebook is taken by a lane, which reports it"))
+        .zip(lost)
+        .map(|(report, (name, points))| {
+            report.unwrap_or_else(|| {
+                checker_failed(name, points, "its lane stopped before reporting it".into())
+            })
+        })
         .collect()
 }
 
@@ -84,6 +94,7 @@ async fn lane(queue: &Queue, settings: &Arc<Settings>) -> Vec<(usize, NotebookRe
         // reported for that notebook and the lane goes on (with a new kernel).
         let settings = settings.clone();
         let notebook = name.clone();
+        let points = steps.iter().map(Step::points).sum();
         let task =
             tokio::spawn(
                 async move { grading::run_notebook(&notebook, &steps, &settings, kept).await },
@@ -95,7 +106,7 @@ async fn lane(queue: &Queue, settings: &Arc<Settings>) -> Vec<(usize, NotebookRe
             }
             Err(error) => {
                 kept = None;
-                checker_failed(name, &error)
+                checker_failed(name, points, error.to_string())
             }
         };
         ran.push((index, report));
@@ -129,15 +140,17 @@ pub async fn kernel_for_next(kept: Option<Kernel>, settings: &Settings) -> anyho
     grading::start_kernel(settings, IdleWork::Nothing).await
 }
 
-fn checker_failed(notebook: String, error: &tokio::task::JoinError) -> NotebookReport {
+/// The report of a notebook the checker failed on: none of its `points`
+/// earned, and the reason, which is the checker's, not the learner's.
+fn checker_failed(notebook: String, points: f64, why: String) -> NotebookReport {
     NotebookReport {
         notebook,
         checks: vec![Check::about_the_run(
             "checker",
             CheckKind::Run,
             Outcome::Error,
-            0.0,
-            format!("the checker failed on this notebook: {error}"),
+            points,
+            format!("the checker failed on this notebook: {why}"),
         )],
         time_s: 0.0,
     }

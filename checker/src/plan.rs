@@ -46,6 +46,16 @@ pub struct Step {
     pub timeout: Duration,
 }
 
+impl Step {
+    /// Points for passing it: a test's, else none.
+    pub fn points(&self) -> f64 {
+        match self.role {
+            Role::Test { points } => points,
+            _ => 0.0,
+        }
+    }
+}
+
 /// The default time limit when neither cell nor notebook sets one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -102,6 +102,13 @@ pub const WARM_VARIABLES: [&str; 2] = [
 /// evcxr's default format for a cell's value.
 pub const DEFAULT_FORMAT: &str = "{:?}";
 
+/// What a new session's code runner runs first: [`runner_setup`] with the
+/// default format, then [`WARM_UP`]. A session's start and its reset both
+/// run it.
+pub fn first_cell() -> String {
+    format!("{}\n{}", runner_setup(DEFAULT_FORMAT), WARM_UP)
+}
+
 /// Installs, inside the code runner, what [`crate::relay`] cannot do from
 /// outside the cell's copy of std: flushing its stdout buffer at the end of a
 /// cell, and reporting panics with the thread they happened on. Evaluated

@@ -230,13 +230,8 @@ impl Session {
             iopub.clone(),
             session_dir.clone(),
         );
-        let setup = format!(
-            "{}\n{}",
-            prelude::runner_setup(prelude::DEFAULT_FORMAT),
-            prelude::WARM_UP
-        );
         context
-            .execute(&setup)
+            .execute(&prelude::first_cell())
             .map_err(|e| anyhow::anyhow!("loading the prelude crates: {e}"))?;
         forwarder.finish();
         tracing::info!("prelude loaded after {:?}", started.elapsed());
@@ -708,12 +703,7 @@ impl Session {
         prelude::DEFAULT_FORMAT.clone_into(&mut self.output_format);
         self.runner_needs_setup = false;
         self.forwarder.detach();
-        let setup = format!(
-            "{}\n{}",
-            prelude::runner_setup(prelude::DEFAULT_FORMAT),
-            prelude::WARM_UP
-        );
-        let result = self.context.execute(&setup);
+        let result = self.context.execute(&prelude::first_cell());
         self.forwarder.finish();
         result.map_err(|e| anyhow::anyhow!("setting up the new code runner: {e}"))?;
         tracing::info!("started over in {:?}", started.elapsed());

@@ -378,7 +378,8 @@ fn grade(
     }
     let results = results.or_else(|| {
         run.output.output.as_ref().map(|o| {
-            let mut name = o.as_os_str().to_owned();
+            // `site/` (a class site) keeps its parts in `site.parts`, beside it.
+            let mut name = o.components().as_path().as_os_str().to_owned();
             name.push(".parts");
             PathBuf::from(name)
         })

@@ -1,11 +1,10 @@
 //! Comparing a cell's fresh outputs with the verified ones stored in the
 //! source notebook, as its `metadata.conclab.compare` says.
 //!
-//! A port of `mismatch` in `tests/jupyter/lab_notebooks.py`: the Python tests
-//! that regenerate the notebooks and this grader must agree on what counts as
-//! "the same output", or a notebook that passes in CI fails for learners.
-//! The only differences are in presentation (the message and the diff) and
-//! that pattern replacements use the `regex` crate's `$1` syntax.
+//! The one place that decides what counts as "the same output": `validate`
+//! (CI's gate on the stored outputs) and grading both call it, so a notebook
+//! that passes in CI cannot fail for learners over a comparison.
+//! Pattern replacements use the `regex` crate's `$1` syntax.
 
 use std::borrow::Cow;
 use std::sync::LazyLock;

@@ -27,13 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-/// The environment variable that names the cgroup (a directory) a code
-/// runner joins. `kernel/src/runner.rs` reads it under the same name.
-pub const CGROUP_VAR: &str = "CONCLAB_CGROUP";
-
-/// Set to `0` to never make cgroups: for tests of the fallback, and for
-/// machines where cgroups misbehave.
-const DISABLE_VAR: &str = "CONCLAB_CGROUPS";
+use conclab_wire::EnvVars;
 
 /// Tasks (threads count, as they do for `pids.max`) a code runner may have
 /// beyond the learner's process limit. The lab's largest thread-per-item
@@ -76,8 +70,8 @@ impl Containment {
     /// Makes a fresh cgroup whose tasks, all runners together, are capped
     /// at `tasks`; `None` when this machine or user cannot.
     pub fn create(tasks: u64) -> Option<Containment> {
-        if std::env::var_os(DISABLE_VAR).is_some_and(|v| v == "0") {
-            tracing::debug!("{DISABLE_VAR}=0: not making cgroups");
+        if std::env::var_os(EnvVars::CONCLAB_CGROUPS).is_some_and(|v| v == "0") {
+            tracing::debug!("{}=0: not making cgroups", EnvVars::CONCLAB_CGROUPS);
             return None;
         }
         let mut why = Vec::new();
@@ -101,7 +95,7 @@ impl Containment {
         None
     }
 
-    /// The cgroup's directory: what [`CGROUP_VAR`] tells the runner.
+    /// The cgroup's directory: what [`EnvVars::CONCLAB_CGROUP`] tells the runner.
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -1042,7 +1042,7 @@ pub fn find_kernel(explicit: Option<&Path>) -> std::path::PathBuf {
     if let Some(path) = explicit {
         return path.to_owned();
     }
-    if let Some(path) = std::env::var_os("CONCLAB_KERNEL") {
+    if let Some(path) = std::env::var_os(conclab_wire::EnvVars::CONCLAB_KERNEL) {
         return path.into();
     }
     if let Ok(me) = std::env::current_exe()

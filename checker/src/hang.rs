@@ -1301,8 +1301,8 @@ mod tests {
                     "--test-threads=1",
                 ])
                 .env(SCENARIO, name)
-                .env(labkit::trace::TRACE_ENV, &trace)
-                .env(labkit::trace::NONCE_ENV, NONCE)
+                .env(conclab_wire::EnvVars::CONCLAB_TRACE, &trace)
+                .env(conclab_wire::EnvVars::CONCLAB_TRACE_NONCE, NONCE)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .spawn()

@@ -14,7 +14,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use conclab_wire::{Channel, IdleWork, ResetReply, ResetRequest, Signer};
+use conclab_wire::{Channel, EnvVars, IdleWork, ResetReply, ResetRequest, Signer};
 use jupyter_protocol::{
     ConnectionInfo, ExecuteRequest, JupyterMessage, JupyterMessageContent, KernelInfoRequest,
     ReplyStatus, ShutdownRequest, Transport,
@@ -22,7 +22,7 @@ use jupyter_protocol::{
 use serde_json::{Value, json};
 use zeromq::{DealerSocket, SubSocket};
 
-use crate::containment::{self, Containment};
+use crate::containment::Containment;
 use crate::hang;
 use crate::process_tree;
 use crate::stall::{self, StallWatch};
@@ -282,23 +282,26 @@ impl Kernel {
             .arg("--connection-file")
             .arg(&file)
             .current_dir(&workdir)
-            .env("CONCLAB_TRACE", &trace)
-            .env("CONCLAB_TRACE_NONCE", &nonce)
-            .env(conclab_wire::IDLE_WORK_VAR, idle.value())
-            .env_remove("CONCLAB_SEED")
+            .env(EnvVars::CONCLAB_TRACE, &trace)
+            .env(EnvVars::CONCLAB_TRACE_NONCE, &nonce)
+            .env(EnvVars::CONCLAB_IDLE_WORK, idle.value())
+            .env_remove(EnvVars::CONCLAB_SEED)
             .env(
-                "CONCLAB_LIMIT_MEMORY_MB",
+                EnvVars::CONCLAB_LIMIT_MEMORY_MB,
                 (limits.memory_mb * 4).to_string(),
             )
-            .env("CONCLAB_LIMIT_PROCESSES", limits.processes.to_string())
-            .env_remove(containment::CGROUP_VAR)
+            .env(
+                EnvVars::CONCLAB_LIMIT_PROCESSES,
+                limits.processes.to_string(),
+            )
+            .env_remove(EnvVars::CONCLAB_CGROUP)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .process_group(0);
         let containment = Containment::create(Containment::tasks_for(limits.processes));
         if let Some(containment) = &containment {
-            command.env(containment::CGROUP_VAR, containment.dir());
+            command.env(EnvVars::CONCLAB_CGROUP, containment.dir());
         }
         // SAFETY: prctl is async-signal-safe; it runs between fork and exec.
         unsafe {

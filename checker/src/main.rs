@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use conclab_wire::{CheckRequest, IdleWork};
+use conclab_wire::{CheckRequest, EnvVars, IdleWork};
 
 use crate::batch::{ResultStore, Shard, Source};
 use crate::format::Format;
@@ -227,7 +227,7 @@ impl From<Outcome> for Exit {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CONCLAB_LOG")
+            tracing_subscriber::EnvFilter::try_from_env(EnvVars::CONCLAB_LOG)
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)

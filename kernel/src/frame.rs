@@ -8,7 +8,8 @@
 //! of the cell can never be reordered.
 
 /// Starts every line that is not plain stdout. ASCII "record separator".
-pub const PREFIX: &str = "\u{1e}conclab:";
+/// labkit owns it: cells write displays with it (`labkit::show`).
+pub const PREFIX: &str = labkit::show::PREFIX;
 
 /// One line from the code runner, decoded.
 #[derive(Debug, PartialEq, Eq)]

@@ -98,7 +98,7 @@ fn main() -> ExitCode {
         // reports quote this stream as text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CONCLAB_LOG")
+            tracing_subscriber::EnvFilter::try_from_env(conclab_wire::EnvVars::CONCLAB_LOG)
                 .unwrap_or_else(|_| "warn,conclab_kernel=info".into()),
         )
         .init();

@@ -38,7 +38,7 @@ impl PreparedCrates {
     /// The cache directory of this kernel build: `$CONCLAB_CACHE_DIR`, or
     /// `$XDG_CACHE_HOME/conclab`, or `~/.cache/conclab`.
     pub fn locate() -> anyhow::Result<PreparedCrates> {
-        let base = match std::env::var_os("CONCLAB_CACHE_DIR") {
+        let base = match std::env::var_os(conclab_wire::EnvVars::CONCLAB_CACHE_DIR) {
             Some(dir) => PathBuf::from(dir),
             None => dirs::cache_dir()
                 .context("no cache directory: set CONCLAB_CACHE_DIR")?
@@ -273,7 +273,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// The labkit crate's source: `$CONCLAB_LABKIT_DIR`, or the copy in the
 /// repository this kernel was built from.
 pub fn labkit_dir() -> PathBuf {
-    match std::env::var_os("CONCLAB_LABKIT_DIR") {
+    match std::env::var_os(conclab_wire::EnvVars::CONCLAB_LABKIT_DIR) {
         Some(dir) => PathBuf::from(dir),
         None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../notebooks/labkit"),
     }

@@ -11,14 +11,12 @@ use std::io::BufRead;
 use std::sync::OnceLock;
 
 use anyhow::{Context, bail};
+use conclab_wire::EnvVars;
 
 use crate::relay::Relay;
 
 /// Set by evcxr in the environment of the process it starts to run cells.
 const IS_RUNTIME_VAR: &str = "EVCXR_IS_RUNTIME";
-
-/// Where the toolchain's `libstd-*.so` lives, for the runner to preload.
-const STD_DIR_VAR: &str = "CONCLAB_STD_DIR";
 
 /// Name of the function every cell library exports (see [`crate::prelude`])
 /// that flushes the cell's own copy of std's stdout and stderr buffers.
@@ -96,13 +94,6 @@ fn serve() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The address-space limit a grader may set for the runner, in MiB: a cell
-/// that allocates past it fails to allocate instead of exhausting the machine.
-const MEMORY_LIMIT_VAR: &str = "CONCLAB_LIMIT_MEMORY_MB";
-/// The process limit a grader may set (RLIMIT_NPROC: not enforced for root,
-/// so the grader also counts processes itself).
-const PROCESS_LIMIT_VAR: &str = "CONCLAB_LIMIT_PROCESSES";
-
 /// Applies the limits a grader asked for; a learner's own kernel sets none.
 fn apply_limits() {
     let limit = |var: &str| std::env::var(var).ok()?.trim().parse::<u64>().ok();
@@ -116,25 +107,20 @@ fn apply_limits() {
             tracing::warn!("setrlimit: {}", std::io::Error::last_os_error());
         }
     };
-    if let Some(mib) = limit(MEMORY_LIMIT_VAR) {
+    if let Some(mib) = limit(EnvVars::CONCLAB_LIMIT_MEMORY_MB) {
         set(libc::RLIMIT_AS, mib << 20);
     }
-    if let Some(processes) = limit(PROCESS_LIMIT_VAR) {
+    if let Some(processes) = limit(EnvVars::CONCLAB_LIMIT_PROCESSES) {
         set(libc::RLIMIT_NPROC, processes);
     }
     // A crash of learner code must not write gigabytes of core dump.
     set(libc::RLIMIT_CORE, 0);
 }
 
-/// The cgroup (a directory) a grader made for this kernel's runners: each
-/// runner moves into a child `runner-PID` of it, which the grader kills as
-/// one (conclab-check's `containment.rs` uses the same names).
-const CGROUP_VAR: &str = "CONCLAB_CGROUP";
-
 /// Keeps the processes a cell starts where a grader can find them. Runs
 /// before any cell, so nothing the learner starts is outside.
 fn contain() {
-    let joined = std::env::var_os(CGROUP_VAR).is_some_and(|dir| {
+    let joined = std::env::var_os(EnvVars::CONCLAB_CGROUP).is_some_and(|dir| {
         let dir = std::path::Path::new(&dir).join(format!("runner-{}", std::process::id()));
         // "0" is the writer itself, with all its threads; children inherit.
         let joined =
@@ -150,7 +136,7 @@ fn contain() {
     // an orphan that ends stays a zombie the learner could not have reaped,
     // which `no_leaks` cannot tell from one the learner forgot. A cgroup
     // finds orphans without that price, so it is preferred.
-    if !joined && std::env::var_os(PROCESS_LIMIT_VAR).is_some() {
+    if !joined && std::env::var_os(EnvVars::CONCLAB_LIMIT_PROCESSES).is_some() {
         // SAFETY: prctl with constant arguments.
         if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
             tracing::warn!(
@@ -172,7 +158,7 @@ pub fn export_std_dir() {
         .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned());
     if let Some(dir) = dir {
         // SAFETY: called from `main` before any other thread exists.
-        unsafe { std::env::set_var(STD_DIR_VAR, dir) };
+        unsafe { std::env::set_var(EnvVars::CONCLAB_STD_DIR, dir) };
     }
 }
 
@@ -181,7 +167,7 @@ pub fn export_std_dir() {
 /// which only works by luck when that directory sits outside the home
 /// directory; once loaded, the dynamic loader reuses it by name.
 fn preload_std() -> anyhow::Result<()> {
-    let Some(dir) = std::env::var_os(STD_DIR_VAR) else {
+    let Some(dir) = std::env::var_os(EnvVars::CONCLAB_STD_DIR) else {
         return Ok(());
     };
     let dir = std::path::Path::new(&dir);

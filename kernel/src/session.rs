@@ -693,8 +693,8 @@ impl Session {
                     };
                 }
                 runner
-                    .env(labkit::trace::TRACE_ENV, &reset.trace)
-                    .env(labkit::trace::NONCE_ENV, &reset.nonce);
+                    .env(conclab_wire::EnvVars::CONCLAB_TRACE, &reset.trace)
+                    .env(conclab_wire::EnvVars::CONCLAB_TRACE_NONCE, &reset.nonce);
             })
             .map_err(|e| anyhow::anyhow!("starting a new code runner: {e}"))?;
         self.history = History::default();

@@ -12,9 +12,11 @@ use sha2::Sha256;
 use zeromq::ZmqMessage;
 
 mod check_request;
+mod env_vars;
 mod reset_request;
 
 pub use check_request::CheckRequest;
+pub use env_vars::EnvVars;
 pub use reset_request::{RESET_REPLY, RESET_REQUEST, ResetReply, ResetRequest};
 
 const DELIMITER: &[u8] = b"<IDS|MSG>";
@@ -25,11 +27,8 @@ const DELIMITER: &[u8] = b"<IDS|MSG>";
 /// learner's code waiting.
 pub const RELAY_THREAD: &str = "conclab-relay";
 
-/// The environment variable that tells a kernel its [`IdleWork`].
-pub const IDLE_WORK_VAR: &str = "CONCLAB_IDLE_WORK";
-
 /// What a kernel does of its own once idle, as the checker tells the kernels
-/// it starts in [`IDLE_WORK_VAR`].
+/// it starts in [`EnvVars::CONCLAB_IDLE_WORK`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdleWork {
     /// Warms up rust-analyzer and keeps a checker ready for `:check`: a
@@ -66,7 +65,7 @@ impl IdleWork {
 
     /// The idle work this process's environment asks for.
     pub fn from_env() -> IdleWork {
-        IdleWork::from_value(std::env::var(IDLE_WORK_VAR).ok().as_deref())
+        IdleWork::from_value(std::env::var(EnvVars::CONCLAB_IDLE_WORK).ok().as_deref())
     }
 }
 

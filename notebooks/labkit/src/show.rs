@@ -11,7 +11,10 @@ use std::process::{Command, Stdio};
 use base64::Engine;
 use serde_json::{Value, json};
 
-const PREFIX: &str = "\u{1e}conclab:";
+/// Starts every line labkit writes for the kernel rather than as text: the
+/// ASCII record separator and `conclab:`. The kernel's `frame.rs` reads
+/// lines with this very constant.
+pub const PREFIX: &str = "\u{1e}conclab:";
 
 /// Shows a MIME bundle, e.g. `{"text/html": "<b>hi</b>", "text/plain": "hi"}`.
 pub fn bundle(data: Value) {

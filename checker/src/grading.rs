@@ -657,8 +657,8 @@ impl NotebookRun<'_> {
     /// threads that are already on their way out.
     async fn leaks(&self, threads_before: &HashSet<u32>) -> PropertyResult {
         let mut last = (Vec::new(), Vec::new());
-        for _ in 0..5 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        for _ in 0..LEAK_GRACE_LOOKS {
+            tokio::time::sleep(LEAK_GRACE_EVERY).await;
             last = self.left_behind(threads_before);
             if last.0.is_empty() && last.1.is_empty() {
                 return PropertyResult::Holds;
@@ -955,9 +955,18 @@ const SPIN_MIN_CPU_S: f64 = 0.02;
 /// nothing.
 const SPIN_MIN_CPU_SHARE: f64 = 0.05;
 
+/// Share of the samples a spinning thread must be runnable in: at least
+/// half.
+const SPIN_MIN_RUNNABLE_SHARE: f64 = 0.5;
+
+/// How often a cell's leftover threads and processes are looked for once it
+/// ended, and how far apart: threads on their way out get half a second.
+const LEAK_GRACE_LOOKS: usize = 5;
+const LEAK_GRACE_EVERY: Duration = Duration::from_millis(100);
+
 fn spins(thread: &ThreadActivity) -> bool {
     thread.runnable >= SPIN_MIN_RUNNABLE
-        && thread.runnable * 2 >= thread.seen
+        && thread.runnable as f64 >= SPIN_MIN_RUNNABLE_SHARE * thread.seen as f64
         && thread.cpu_s() >= SPIN_MIN_CPU_S
         && thread.cpu_s() >= SPIN_MIN_CPU_SHARE * thread.alive_s()
 }

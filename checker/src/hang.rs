@@ -93,25 +93,29 @@ impl Culprit {
 
 /// System call numbers, which differ per architecture.
 mod nr {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     mod arch {
-        pub const READ: &[i64] = &[0, 19]; // read, readv
-        pub const WRITE: &[i64] = &[1, 20]; // write, writev
-        pub const FUTEX: &[i64] = &[202];
-        pub const SLEEP: &[i64] = &[35, 230]; // nanosleep, clock_nanosleep
-        pub const WAIT_CHILD: &[i64] = &[61, 247]; // wait4, waitid
-        // poll, select, epoll_wait, pselect6, ppoll, epoll_pwait, epoll_pwait2
-        pub const POLL: &[i64] = &[7, 23, 232, 270, 271, 281, 441];
-    }
+        use libc::*;
 
-    #[cfg(target_arch = "aarch64")]
-    mod arch {
-        pub const READ: &[i64] = &[63, 65];
-        pub const WRITE: &[i64] = &[64, 66];
-        pub const FUTEX: &[i64] = &[98];
-        pub const SLEEP: &[i64] = &[101, 115];
-        pub const WAIT_CHILD: &[i64] = &[260, 95];
-        pub const POLL: &[i64] = &[22, 72, 73, 441];
+        pub const READ: &[i64] = &[SYS_read, SYS_readv];
+        pub const WRITE: &[i64] = &[SYS_write, SYS_writev];
+        pub const FUTEX: &[i64] = &[SYS_futex];
+        pub const SLEEP: &[i64] = &[SYS_nanosleep, SYS_clock_nanosleep];
+        // wait4 first: a wait for one pid is told by it (`WAIT_CHILD[..1]`).
+        pub const WAIT_CHILD: &[i64] = &[SYS_wait4, SYS_waitid];
+        // aarch64 has only the newer calls of the family.
+        #[cfg(target_arch = "x86_64")]
+        pub const POLL: &[i64] = &[
+            SYS_poll,
+            SYS_select,
+            SYS_epoll_wait,
+            SYS_pselect6,
+            SYS_ppoll,
+            SYS_epoll_pwait,
+            SYS_epoll_pwait2,
+        ];
+        #[cfg(target_arch = "aarch64")]
+        pub const POLL: &[i64] = &[SYS_epoll_pwait, SYS_pselect6, SYS_ppoll, SYS_epoll_pwait2];
     }
 
     // Elsewhere only the trace and CPU time classify a hang.
@@ -1262,6 +1266,18 @@ mod tests {
 
     use super::*;
     use crate::trace::Trace;
+
+    /// The numbers libc gives are those of x86_64's syscall table.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn syscall_numbers_are_x86_64s() {
+        assert_eq!(nr::READ, [0, 19]);
+        assert_eq!(nr::WRITE, [1, 20]);
+        assert_eq!(nr::FUTEX, [202]);
+        assert_eq!(nr::SLEEP, [35, 230]);
+        assert_eq!(nr::WAIT_CHILD, [61, 247]);
+        assert_eq!(nr::POLL, [7, 23, 232, 270, 271, 281, 441]);
+    }
 
     /// Names the scenario a re-run of this test binary acts out.
     const SCENARIO: &str = "CONCLAB_HANG_SCENARIO";

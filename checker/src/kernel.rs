@@ -49,6 +49,13 @@ fn awaits_the_kernel(main: &process_tree::ThreadSample) -> bool {
         .is_some_and(|call| call.number == libc::SYS_read && call.args[0] == 0)
 }
 
+/// The code runner's address-space limit, as a multiple of the learner's
+/// memory limit: address space is not memory (rayon's and each thread's
+/// stacks reserve far more than they touch), so `RLIMIT_AS` only stops a
+/// runaway allocation, and the checker enforces the real limit from the
+/// cgroup or `/proc`.
+const ADDRESS_SPACE_PER_MEMORY: u64 = 4;
+
 /// Limits on what one cell's code may use.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -288,7 +295,7 @@ impl Kernel {
             .env_remove(EnvVars::CONCLAB_SEED)
             .env(
                 EnvVars::CONCLAB_LIMIT_MEMORY_MB,
-                (limits.memory_mb * 4).to_string(),
+                (limits.memory_mb * ADDRESS_SPACE_PER_MEMORY).to_string(),
             )
             .env(
                 EnvVars::CONCLAB_LIMIT_PROCESSES,

@@ -100,20 +100,7 @@ fn write_submission(out: &mut String, submission: &SubmissionReport) {
         counts.passed,
         counts.total()
     ));
-    for (n, what) in [
-        (counts.failed, "failed"),
-        (counts.not_run, "not run"),
-        (counts.errors, "checker error"),
-    ] {
-        if n > 0 {
-            let plural = if n > 1 && what.ends_with("error") {
-                "s"
-            } else {
-                ""
-            };
-            parts.push(format!("{n} {what}{plural}"));
-        }
-    }
+    parts.extend(counts.not_passed());
     let _ = writeln!(
         out,
         "<p class=\"{}\"><span class=\"{tone}\">{mark}</span> <b>{}</b>: {}</p>",
@@ -666,7 +653,7 @@ fn tick_step(span_ms: f64) -> (f64, usize) {
 }
 
 /// `text` cut to `max` characters, with `…` when cut.
-fn shorten(text: &str, max: usize) -> String {
+pub(super) fn shorten(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_owned();
     }

@@ -276,4 +276,25 @@ impl Counts {
     fn total(&self) -> usize {
         self.passed + self.failed + self.not_run + self.errors
     }
+
+    /// What did not pass, in words: `2 failed`, `1 not run`, `3 checker
+    /// errors`; nothing for a count of 0.
+    fn not_passed(&self) -> Vec<String> {
+        let mut parts = Vec::new();
+        for (n, what) in [
+            (self.failed, "failed"),
+            (self.not_run, "not run"),
+            (self.errors, "checker error"),
+        ] {
+            if n > 0 {
+                let plural = if n > 1 && what.ends_with("error") {
+                    "s"
+                } else {
+                    ""
+                };
+                parts.push(format!("{n} {what}{plural}"));
+            }
+        }
+        parts
+    }
 }

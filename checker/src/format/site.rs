@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::csv::{ExerciseRow, rows};
-use super::html::{anchor, by_name, escape};
+use super::html::{anchor, by_name, escape, shorten};
 use super::reason::Reason;
 use super::{Counts, points};
 use crate::report::{Check, Report, SubmissionReport, file_safe};
@@ -346,29 +346,12 @@ fn write_failures(body: &mut String, report: &Report, pages: &[String]) {
     body.push_str("</section>\n");
 }
 
-fn shorten(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
-    }
-}
-
 fn write_learners(body: &mut String, report: &Report, pages: &[String]) {
     open_section(body, section::LEARNERS, "Learners");
     body.push_str("<table>\n<tr><th>Learner</th><th class=\"num\">Points</th><th class=\"num\">Checks passed</th><th>Not passed</th></tr>\n");
     for (submission, page) in report.submissions.iter().zip(pages) {
         let (score, max) = submission.score();
         let counts = Counts::of(submission.checks().map(|(_, c)| c));
-        let mut not_passed = Vec::new();
-        for (n, what) in [
-            (counts.failed, "failed"),
-            (counts.not_run, "not run"),
-            (counts.errors, "checker errors"),
-        ] {
-            if n > 0 {
-                not_passed.push(format!("{n} {what}"));
-            }
-        }
         let _ = writeln!(
             body,
             "<tr><td><a href=\"learners/{page}\">{}</a></td><td class=\"num\">{} / {}</td><td class=\"num\">{} of {}</td><td>{}</td></tr>",
@@ -377,7 +360,7 @@ fn write_learners(body: &mut String, report: &Report, pages: &[String]) {
             points(max),
             counts.passed,
             counts.total(),
-            not_passed.join(", ")
+            counts.not_passed().join(", ")
         );
     }
     body.push_str("</table>\n</section>\n");

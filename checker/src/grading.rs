@@ -19,7 +19,7 @@ use crate::report::{Check, CheckKind, NotebookReport, Outcome, Timeline};
 use crate::settings::{Property, PropertyKind};
 use crate::timeline;
 use crate::timing;
-use crate::trace::{Event, TraceFollower};
+use crate::trace::{Event, TraceFollower, What};
 use conclab_wire::IdleWork;
 use labkit::trace::UnnamedThreads;
 
@@ -1002,10 +1002,14 @@ fn stderr_tail(outputs: &[Value]) -> Option<String> {
 /// cell spawned are left out: a test may panic in one on purpose (a holder
 /// that dies), so they prove nothing.
 fn cell_panic(events: &[Event]) -> Option<String> {
-    let panic = events
-        .iter()
-        .find(|e| e.kind == "panic" && e.fields.get("main") == Some(&Value::Bool(true)))?;
-    let message = panic.fields.get("message")?.as_str()?;
+    let message = events.iter().find_map(|e| match &e.what {
+        What::Panic {
+            main: true,
+            message,
+            ..
+        } => Some(message),
+        _ => None,
+    })?;
     let lines: Vec<&str> = message
         .lines()
         .map(str::trim)
@@ -1098,21 +1102,21 @@ mod tests {
 
     #[test]
     fn a_panic_on_the_cells_own_thread_is_found_and_others_are_not() {
-        let panic = |thread: &str, main: bool, message: &str| {
-            Event {
+        let panic = |thread: &str, main: bool, message: &str| Event {
+            v: labkit::trace::FORMAT_VERSION,
+            nonce: String::new(),
             seq: 0,
             t_ns: 1,
             pid: 7,
             tid: 7,
             thread: thread.into(),
-            kind: "panic".into(),
             name: thread.into(),
             id: None,
-            fields: json!({"thread": thread, "main": main, "message": message, "location": "src/lib.rs:9:5"})
-                .as_object()
-                .unwrap()
-                .clone(),
-        }
+            what: What::Panic {
+                main,
+                message: message.into(),
+                location: "src/lib.rs:9:5".into(),
+            },
         };
         let worker = panic("worker-1", false, "dropped on purpose");
         assert_eq!(cell_panic(std::slice::from_ref(&worker)), None);

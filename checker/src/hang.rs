@@ -22,11 +22,10 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use labkit::trace::{UnnamedThreads, unnamed_thread_name};
-use serde_json::Value;
 
 use crate::process_tree::{self, PipePeer, ThreadSample};
 use crate::timeline::Moment;
-use crate::trace::{Event, LockRef, monotonic_ns};
+use crate::trace::{Event, LockRef, What, monotonic_ns};
 
 /// What a hang is, for the learner and for whoever looks closer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -322,14 +321,14 @@ impl<'a> Replay<'a> {
         // the wait an earlier one announced is over.
         self.lock_waits.remove(&key);
         self.cond_waits.remove(&key);
-        match event.kind.as_str() {
-            "lock_wait" | "lock_acquired" => {
+        match &event.what {
+            What::LockWait { .. } | What::LockAcquired { .. } => {
                 // `held` is authoritative about this thread's locks.
                 for held in event.held() {
-                    self.hold(event.pid, event.tid, &held);
+                    self.hold(event.pid, event.tid, held);
                 }
                 if let Some(lock) = event.lock() {
-                    if event.kind == "lock_wait" {
+                    if matches!(event.what, What::LockWait { .. }) {
                         self.objects
                             .insert((event.pid, lock.lock), lock.name.clone());
                         self.lock_waits.insert(key, lock);
@@ -338,28 +337,21 @@ impl<'a> Replay<'a> {
                     }
                 }
             }
-            "lock_released" => {
+            What::LockReleased { .. } => {
                 if let Some(lock) = event.lock()
                     && let Some(tids) = self.holders.get_mut(&(event.pid, lock.lock))
                 {
                     tids.retain(|&tid| tid != event.tid);
                 }
             }
-            "cond_wait" => {
-                let address = event.fields.get("condvar").and_then(Value::as_u64);
-                if let Some(address) = address {
-                    self.objects
-                        .insert((event.pid, address), event.name.clone());
-                }
-                let lock = event
-                    .fields
-                    .get("lock")
-                    .and_then(|lock| serde_json::from_value(lock.clone()).ok());
+            What::CondWait { condvar, lock, .. } => {
+                self.objects
+                    .insert((event.pid, *condvar), event.name.clone());
                 self.cond_waits.insert(
                     key,
                     CondWait {
                         condvar: event.name.clone(),
-                        lock,
+                        lock: lock.clone(),
                     },
                 );
             }
@@ -1098,7 +1090,7 @@ impl Scene<'_> {
                 .map(|e| {
                     format!(
                         "{} {} ({} ago)",
-                        e.kind,
+                        e.what.kind(),
                         e.name,
                         age(self.now_ns.saturating_sub(e.t_ns))
                     )
@@ -1447,7 +1439,7 @@ mod tests {
             waiters = scenario
                 .events()
                 .iter()
-                .filter(|e| e.kind == "lock_wait" && !e.held().is_empty())
+                .filter(|e| matches!(e.what, What::LockWait { .. }) && !e.held().is_empty())
                 .map(|e| e.tid)
                 .collect();
             waiters.len() == 2 && all_in_syscall(scenario.pid(), &waiters, nr::FUTEX)
@@ -1503,7 +1495,7 @@ mod tests {
         let events = scenario.events();
         let start = events
             .iter()
-            .find(|e| e.kind == "span_exit" && e.thread == "worker-3")
+            .find(|e| e.what == What::SpanExit && e.thread == "worker-3")
             .expect("worker-3 traced its start");
         let moment = moment(&events, &diagnosis).expect("a spin is drawn");
         assert_eq!(moment.at_ns, start.t_ns);
@@ -1565,7 +1557,7 @@ mod tests {
         let events = scenario.events();
         let start = events
             .iter()
-            .find(|e| e.kind == "span_exit")
+            .find(|e| e.what == What::SpanExit)
             .expect("the reader traced its start");
         let moment = moment(&events, &diagnosis).expect("a pipe hang is drawn");
         assert_eq!(moment.at_ns, start.t_ns);
@@ -1699,7 +1691,7 @@ mod tests {
             let tids: Vec<u32> = scenario
                 .events()
                 .iter()
-                .filter(|e| e.kind == "span_exit")
+                .filter(|e| e.what == What::SpanExit)
                 .map(|e| e.tid)
                 .collect();
             !tids.is_empty() && all_in_syscall(scenario.pid(), &tids, nr::FUTEX)
@@ -1748,7 +1740,7 @@ mod tests {
             let tids: Vec<u32> = scenario
                 .events()
                 .iter()
-                .filter(|e| e.kind == "cond_wait")
+                .filter(|e| matches!(e.what, What::CondWait { .. }))
                 .map(|e| e.tid)
                 .collect();
             !tids.is_empty() && all_in_syscall(scenario.pid(), &tids, nr::FUTEX)
@@ -1809,7 +1801,7 @@ mod tests {
             waiter = scenario
                 .events()
                 .iter()
-                .find(|e| e.kind == "cond_wait")
+                .find(|e| matches!(e.what, What::CondWait { .. }))
                 .map(|e| e.tid);
             waiter.is_some_and(|tid| all_in_syscall(scenario.pid(), &[tid], nr::FUTEX))
         });
@@ -1866,12 +1858,21 @@ mod tests {
         );
     }
 
-    /// A labkit-style trace line.
+    /// A labkit-style trace line; a lock event not given its `mode` and
+    /// `held` is of a mutex taken holding nothing.
     fn event(seq: u64, tid: u32, thread: &str, kind: &str, name: &str, fields: &str) -> String {
-        format!(
-            r#"{{"v":2,"nonce":"n","seq":{seq},"t_ns":{},"pid":7,"tid":{tid},"thread":"{thread}","kind":"{kind}","name":"{name}","id":null{fields}}}"#,
-            1000 + seq
-        )
+        let line = format!(
+            r#"{{"v":{version},"nonce":"n","seq":{seq},"t_ns":{},"pid":7,"tid":{tid},"thread":"{thread}","kind":"{kind}","name":"{name}","id":null{fields}}}"#,
+            1000 + seq,
+            version = labkit::trace::FORMAT_VERSION
+        );
+        let mut line: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&line).unwrap();
+        if ["lock_wait", "lock_acquired", "lock_released"].contains(&kind) {
+            line.entry("mode").or_insert("exclusive".into());
+            line.entry("held").or_insert(serde_json::json!([]));
+        }
+        serde_json::Value::Object(line).to_string()
     }
 
     fn from_trace(lines: &[String]) -> Diagnosis {

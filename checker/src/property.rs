@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use crate::settings::{Property, PropertyKind};
 use crate::timeline::Moment;
-use crate::trace::Event;
+use crate::trace::{Event, What};
 
 /// What one run of a test cell left in the trace.
 #[derive(Debug, Clone, Copy)]
@@ -273,8 +273,8 @@ fn spans<'e>(events: &'e [Event], name: &str) -> Vec<Span<'e>> {
             continue;
         }
         let key = (event.pid, event.tid, event.id);
-        match event.kind.as_str() {
-            "span_enter" => {
+        match event.what {
+            What::SpanEnter => {
                 open.entry(key).or_default().push(spans.len());
                 spans.push(Span {
                     enter: event,
@@ -282,7 +282,7 @@ fn spans<'e>(events: &'e [Event], name: &str) -> Vec<Span<'e>> {
                     until_ns: event.t_ns,
                 });
             }
-            "span_exit" => {
+            What::SpanExit => {
                 if let Some(index) = open.get_mut(&key).and_then(Vec::pop) {
                     spans[index].exit = Some(event);
                     spans[index].until_ns = event.t_ns;
@@ -312,7 +312,7 @@ fn with_spans(
         return check(span, &found);
     }
     let mut others: BTreeMap<&str, usize> = BTreeMap::new();
-    for event in evidence.events.iter().filter(|e| e.kind == "span_enter") {
+    for event in evidence.events.iter().filter(|e| e.what == What::SpanEnter) {
         *others.entry(event.name.as_str()).or_default() += 1;
     }
     let seen = if others.is_empty() {
@@ -779,8 +779,11 @@ fn deliveries<'e>(evidence: &Evidence<'e>) -> Vec<(&'e Event, u64)> {
     evidence
         .events
         .iter()
-        .filter(|e| e.kind == "mark" && e.name == "delivered" && e.pid == evidence.runner_pid)
-        .filter_map(|e| Some((e, e.fields.get("task")?.as_u64()?)))
+        .filter(|e| e.name == "delivered" && e.pid == evidence.runner_pid)
+        .filter_map(|e| match &e.what {
+            What::Mark { fields } => Some((e, fields.get("task")?.as_u64()?)),
+            _ => None,
+        })
         .collect()
 }
 
@@ -912,7 +915,7 @@ fn processes(property: &Property, evidence: &Evidence) -> Verdict {
     // cell's process would be serve() called in-process, not a process.
     let mut workers: BTreeMap<u32, &Event> = BTreeMap::new();
     for event in evidence.events {
-        if event.kind == "worker_start"
+        if event.what == What::WorkerStart
             && event.name == "labkit-worker"
             && event.pid != evidence.runner_pid
         {
@@ -926,10 +929,11 @@ fn processes(property: &Property, evidence: &Evidence) -> Verdict {
         if !workers.contains_key(&event.pid) {
             continue;
         }
-        if event.kind == "span_enter" && property.span.as_ref().is_none_or(|s| *s == event.name) {
+        if event.what == What::SpanEnter && property.span.as_ref().is_none_or(|s| *s == event.name)
+        {
             tasks.entry(event.pid).or_default().push(event);
         }
-        if event.kind == "worker_exit" {
+        if event.what == What::WorkerExit {
             exits.insert(event.pid, event);
         }
     }
@@ -1061,7 +1065,10 @@ fn no_lock_cycle(evidence: &Evidence) -> Verdict {
     let mut edges: BTreeMap<(String, String), Edge> = BTreeMap::new();
     let mut locks_taken = false;
     for event in evidence.events {
-        if event.kind != "lock_acquired" && event.kind != "lock_wait" {
+        if !matches!(
+            event.what,
+            What::LockAcquired { .. } | What::LockWait { .. }
+        ) {
             continue;
         }
         locks_taken = true;
@@ -1071,7 +1078,7 @@ fn no_lock_cycle(evidence: &Evidence) -> Verdict {
             continue;
         }
         let held = event.held();
-        for from in &held {
+        for from in held {
             if from.name == event.name {
                 continue;
             }
@@ -1169,8 +1176,8 @@ fn no_lock_cycle(evidence: &Evidence) -> Verdict {
             evidence.thread(witness),
             evidence.ms(witness.t_ns)
         ));
-        let held: Vec<String> = witness.held().into_iter().map(|h| h.name).collect();
-        let verb = if witness.kind == "lock_wait" {
+        let held: Vec<&str> = witness.held().iter().map(|h| h.name.as_str()).collect();
+        let verb = if matches!(witness.what, What::LockWait { .. }) {
             "waited for"
         } else {
             "took"
@@ -1380,19 +1387,22 @@ mod tests {
         ) -> &mut Run {
             let tid = self.tid(pid, thread);
             let seq = self.seq.entry(pid).or_default();
-            let Value::Object(fields) = fields else {
+            let Value::Object(mut fields) = fields else {
                 panic!("fields must be an object");
             };
+            fields.insert("kind".into(), kind.into());
+            let what = serde_json::from_value(Value::Object(fields)).expect("a kind's fields");
             self.events.push(Event {
+                v: labkit::trace::FORMAT_VERSION,
+                nonce: String::new(),
                 seq: *seq,
                 t_ns: (ms * 1e6).round() as u64,
                 pid,
                 tid,
                 thread: thread.to_owned(),
-                kind: kind.to_owned(),
                 name: name.to_owned(),
                 id,
-                fields,
+                what,
             });
             *seq += 1;
             self
@@ -1459,7 +1469,9 @@ mod tests {
         fn try_take(&mut self, thread: &str, lock: &str, held: &[&str], at: f64) -> &mut Run {
             self.lock_event("lock_acquired", thread, lock, held, at);
             let last = self.events.last_mut().expect("just recorded");
-            last.fields.insert("blocking".into(), Value::Bool(false));
+            if let What::LockAcquired { blocking, .. } = &mut last.what {
+                *blocking = false;
+            }
             self
         }
 

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use crate::report::{Interval, IntervalKind, Lane, Mark, Timeline};
-use crate::trace::{Event, LockRef};
+use crate::trace::{Event, LockRef, What};
 
 /// Where a run went wrong, as a property or a hang diagnosis saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,12 +151,12 @@ fn intervals(events: &[Event]) -> Vec<Raw> {
                 to_ns: Some(event.t_ns),
             });
         }
-        match event.kind.as_str() {
-            "span_enter" => spans
+        match &event.what {
+            What::SpanEnter => spans
                 .entry((key, event.name.as_str(), event.id))
                 .or_default()
                 .push(event.t_ns),
-            "span_exit" => {
+            What::SpanExit => {
                 if let Some(from) = spans
                     .get_mut(&(key, event.name.as_str(), event.id))
                     .and_then(Vec::pop)
@@ -170,14 +170,14 @@ fn intervals(events: &[Event]) -> Vec<Raw> {
                     });
                 }
             }
-            "lock_acquired" => {
+            What::LockAcquired { .. } => {
                 if let Some(lock) = event.lock() {
                     holds
                         .entry((key, lock.lock))
                         .or_insert((event.t_ns, lock_name(&lock.name)));
                 }
             }
-            "lock_released" => {
+            What::LockReleased { .. } => {
                 if let Some(lock) = event.lock()
                     && let Some((from, name)) = holds.remove(&(key, lock.lock))
                 {
@@ -190,14 +190,10 @@ fn intervals(events: &[Event]) -> Vec<Raw> {
                     });
                 }
             }
-            "lock_wait" => {
+            What::LockWait { .. } => {
                 waits.insert(key, (event.t_ns, lock_name(&event.name)));
             }
-            "cond_wait" => {
-                let lock: Option<LockRef> = event
-                    .fields
-                    .get("lock")
-                    .and_then(|lock| serde_json::from_value(lock.clone()).ok());
+            What::CondWait { lock, .. } => {
                 if let Some(lock) = lock {
                     if let Some((from, name)) = holds.remove(&(key, lock.lock)) {
                         done.push(Raw {
@@ -208,11 +204,11 @@ fn intervals(events: &[Event]) -> Vec<Raw> {
                             to_ns: Some(event.t_ns),
                         });
                     }
-                    to_retake.insert(key, lock);
+                    to_retake.insert(key, lock.clone());
                 }
                 waits.insert(key, (event.t_ns, lock_name(&event.name)));
             }
-            "cond_woken" => {
+            What::CondWoken { .. } => {
                 if let Some(lock) = to_retake.remove(&key) {
                     holds.insert((key, lock.lock), (event.t_ns, lock_name(&lock.name)));
                 }
@@ -311,6 +307,7 @@ mod tests {
 
     fn event(t_ms: f64, tid: u32, kind: &str, name: &str, extra: Value) -> Event {
         let mut value = json!({
+            "v": labkit::trace::FORMAT_VERSION, "nonce": "",
             "seq": 0, "t_ns": (t_ms * 1e6) as u64, "pid": 100, "tid": tid,
             "thread": if tid == 100 { "main".to_owned() } else { format!("worker-{tid}") },
             "kind": kind, "name": name, "id": null,
@@ -323,7 +320,13 @@ mod tests {
     }
 
     fn permits(tid: u32, t: f64, kind: &str) -> Event {
-        event(t, tid, kind, "permits", json!({"lock": 4096, "held": []}))
+        event(
+            t,
+            tid,
+            kind,
+            "permits",
+            json!({"lock": 4096, "mode": "exclusive", "held": []}),
+        )
     }
 
     #[test]

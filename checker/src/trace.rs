@@ -5,71 +5,12 @@
 use std::path::Path;
 
 use labkit::trace::{FORMAT_VERSION, UnnamedThreads};
-use serde::Deserialize;
 use serde_json::Value;
 
-/// One event of the trace.
-#[derive(Deserialize, Debug, Clone, PartialEq)]
-pub struct Event {
-    /// Per-process sequence number, from 0.
-    pub seq: u64,
-    /// CLOCK_MONOTONIC in nanoseconds: comparable across processes.
-    pub t_ns: u64,
-    /// Process id.
-    pub pid: u32,
-    /// Kernel thread id.
-    pub tid: u32,
-    /// The thread's name (`main`, `worker-1`), and for a thread spawned
-    /// without one `unnamed thread N` (see [`Trace::unnamed`]).
-    pub thread: String,
-    /// What happened: `span_enter`, `lock_acquired`, `worker_start`, …
-    pub kind: String,
-    /// The span's or lock's name.
-    pub name: String,
-    /// Which one of that name (a task id, a worker's pid).
-    #[serde(default)]
-    pub id: Option<u64>,
-    /// The kind's own fields (`lock`, `held`, `mode`, …), as written.
-    #[serde(flatten)]
-    pub fields: serde_json::Map<String, Value>,
-}
-
-/// A lock as events name it: `{name, lock}`.
-#[derive(Deserialize, Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct LockRef {
-    /// The name given to `Mutex::named`, or `mutex@0x…`.
-    pub name: String,
-    /// Its address (the futex a blocked thread waits on).
-    pub lock: u64,
-}
-
-impl Event {
-    /// The lock this event is about (`lock_wait`, `lock_acquired`, `lock_released`).
-    pub fn lock(&self) -> Option<LockRef> {
-        Some(LockRef {
-            name: self.name.clone(),
-            lock: self.fields.get("lock")?.as_u64()?,
-        })
-    }
-
-    /// Whether the thread could have waited for the lock this event is
-    /// about: false for a `lock_acquired` by `try_lock`, which never waits
-    /// and so is no edge of a wait-for cycle.
-    pub fn may_wait(&self) -> bool {
-        self.fields
-            .get("blocking")
-            .and_then(Value::as_bool)
-            .unwrap_or(true)
-    }
-
-    /// The locks the thread held (`lock_wait`, `lock_acquired`), oldest first.
-    pub fn held(&self) -> Vec<LockRef> {
-        self.fields
-            .get("held")
-            .and_then(|held| serde_json::from_value(held.clone()).ok())
-            .unwrap_or_default()
-    }
-}
+/// One event of the trace, and the lock events name, as labkit writes them.
+/// A thread spawned without a name is read back as `unnamed thread N` (see
+/// [`Trace::unnamed`]); its tid stays in [`Event::tid`].
+pub use labkit::trace::{Event, LockMode, LockRef, What};
 
 /// A trace read back: the genuine events in time order, and what was wrong
 /// with the rest.
@@ -186,15 +127,12 @@ impl Trace {
         }
         // A genuine line in one pass (a hot lock writes hundreds of
         // thousands); only a line that is not one is parsed again, to say why.
-        if let Ok(mut event) = serde_json::from_str::<Event>(line) {
-            let version = event.fields.remove("v");
-            let its_nonce = event.fields.remove("nonce");
-            if version.as_ref().and_then(Value::as_u64) == Some(FORMAT_VERSION)
-                && its_nonce.as_ref().and_then(Value::as_str) == Some(nonce)
-            {
-                self.take(event);
-                return;
-            }
+        if let Ok(event) = serde_json::from_str::<Event>(line)
+            && event.v == FORMAT_VERSION
+            && event.nonce == nonce
+        {
+            self.take(event);
+            return;
         }
         self.reject_or_take(line, nonce);
     }
@@ -223,17 +161,15 @@ impl Trace {
         match serde_json::from_value::<Event>(value) {
             // What the one pass refused but a JSON value takes (a repeated
             // key, the last one winning) is still an event.
-            Ok(mut event) => {
-                event.fields.remove("v");
-                event.fields.remove("nonce");
-                self.take(event);
-            }
+            Ok(event) => self.take(event),
             Err(error) => self.rejected.push(format!("{error}: {}", shorten(line))),
         }
     }
 
     /// Keeps a genuine event, naming its thread for the reader.
     fn take(&mut self, mut event: Event) {
+        // Checked already, and the same in every event: not worth keeping.
+        event.nonce = String::new();
         let (pid, tid) = (u64::from(event.pid), u64::from(event.tid));
         // Checked first: most events are of named threads, kept as they are.
         if labkit::trace::is_unnamed(&event.thread, tid) {
@@ -271,7 +207,7 @@ mod tests {
 
     fn line(nonce: &str, seq: u64, t: u64, kind: &str) -> String {
         format!(
-            r#"{{"v":2,"nonce":"{nonce}","seq":{seq},"t_ns":{t},"pid":7,"tid":7,"thread":"main","kind":"{kind}","name":"task","id":1}}"#
+            r#"{{"v":{FORMAT_VERSION},"nonce":"{nonce}","seq":{seq},"t_ns":{t},"pid":7,"tid":7,"thread":"main","kind":"{kind}","name":"task","id":1}}"#
         )
     }
 
@@ -285,7 +221,7 @@ mod tests {
             + "\n";
         let trace = Trace::parse(&text, "n");
         assert_eq!(trace.events.len(), 2);
-        assert_eq!(trace.events[0].kind, "span_enter");
+        assert_eq!(trace.events[0].what, What::SpanEnter);
         assert!(trace.rejected.is_empty());
     }
 
@@ -338,7 +274,7 @@ mod tests {
     fn unnamed_threads_are_numbered_per_cell_and_keep_their_tid() {
         let event = |seq: u64, t: u64, tid: u32, thread: &str| {
             format!(
-                r#"{{"v":2,"nonce":"n","seq":{seq},"t_ns":{t},"pid":7,"tid":{tid},"thread":"{thread}","kind":"mark","name":"m","id":null}}"#
+                r#"{{"v":{FORMAT_VERSION},"nonce":"n","seq":{seq},"t_ns":{t},"pid":7,"tid":{tid},"thread":"{thread}","kind":"mark","name":"m","id":null}}"#
             ) + "\n"
         };
         let dir = tempfile::tempdir().unwrap();

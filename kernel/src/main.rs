@@ -6,6 +6,7 @@ mod check;
 mod completeness;
 mod final_value;
 mod frame;
+mod handlers;
 mod history;
 mod install;
 mod iopub;

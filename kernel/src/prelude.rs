@@ -196,7 +196,11 @@ std::panic::set_hook(Box::new(|info| {{
     }});
     // Under the checker, the trace says so at once: a cell whose own
     // thread panicked inside thread::scope may never end.
-    labkit::trace::record("panic", thread, None, frame.clone());
+    labkit::trace::record(thread, None, labkit::trace::What::Panic {{
+        main: is_main,
+        message: message.clone(),
+        location: location.clone(),
+    }});
     eprintln!("{prefix}panic {{frame}}");
 }}));
 "#,

@@ -1,4 +1,6 @@
-//! The kernel's five ZeroMQ channels and the tasks that serve them.
+//! The kernel's five ZeroMQ channels and the tasks that serve them. Which
+//! request is answered on which channel, and by whom, is
+//! [`crate::handlers`]'s table; the server answers its own part of it here.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -7,21 +9,21 @@ use std::time::Duration;
 
 use anyhow::Context;
 use jupyter_protocol::{
-    CodeMirrorMode, CommClose, CommInfoReply, ConnectionInfo, ExecuteReply, ExecutionCount,
-    ExecutionState, HelpLink, InterruptReply, IsCompleteReply, IsCompleteReplyStatus,
-    JupyterMessage, JupyterMessageContent, KernelInfoReply, LanguageInfo, ReplyStatus,
-    ShutdownReply,
+    CodeMirrorMode, CommClose, CommInfoReply, ConnectionInfo, ExecutionState, HelpLink,
+    InterruptReply, IsCompleteReply, IsCompleteReplyStatus, JupyterMessage, JupyterMessageContent,
+    KernelInfoReply, LanguageInfo, ReplyStatus, ShutdownReply,
 };
 use tokio::sync::oneshot;
 use zeromq::{RepSocket, RouterSocket, SocketRecv, SocketSend, XPubSocket};
 
 use crate::completeness::{self, Completeness};
+use crate::handlers::{self, Request, ServerRequest, SessionRequest};
 use crate::iopub::{self, Iopub};
 use crate::prepared::PreparedCrates;
 use crate::runner_control::RunnerControl;
 use crate::session::{self, Job, SessionConfig, SessionHandle, Stage};
 use crate::stdin::{self, StdinBridge};
-use conclab_wire::{Channel, ResetRequest, Signer};
+use conclab_wire::{Channel, Signer};
 
 type KernelShellConnection = Channel<RouterSocket>;
 type KernelControlConnection = Channel<RouterSocket>;
@@ -66,18 +68,17 @@ pub async fn serve(
         session_dir: session_dir.clone(),
         builds,
     });
-    let info = Arc::new(kernel_info());
+    let server = Server {
+        iopub,
+        info: Arc::new(kernel_info()),
+        runner,
+    };
 
     tokio::spawn(iopub::serve(iopub_socket, iopub_queue));
     tokio::spawn(stdin::serve(stdin_socket, questions));
     tokio::spawn(beat(heartbeat));
-    tokio::spawn(serve_shell(
-        shell,
-        iopub.clone(),
-        session,
-        Arc::clone(&info),
-    ));
-    serve_control(control, iopub, runner, info).await;
+    tokio::spawn(serve_shell(shell, server.clone(), session));
+    serve_control(control, server).await;
     let _ = std::fs::remove_dir_all(&session_dir);
     Ok(())
 }
@@ -96,12 +97,72 @@ async fn beat(mut heartbeat: Channel<RepSocket>) {
     }
 }
 
-async fn serve_shell(
-    mut shell: KernelShellConnection,
+/// What the server task answers itself (see [`ServerRequest`]), on either
+/// channel.
+#[derive(Clone)]
+struct Server {
+    /// Where `comm_close` and the busy/idle statuses go.
     iopub: Iopub,
-    session: SessionHandle,
+    /// The `kernel_info_reply`, computed once.
     info: Arc<KernelInfoReply>,
-) {
+    /// Interrupted, and stopped on shutdown.
+    runner: Arc<RunnerControl>,
+}
+
+impl Server {
+    /// Carries out `request` (sent as `message`) and returns its reply, or
+    /// `None` if it gets none.
+    fn answer(
+        &self,
+        request: ServerRequest,
+        message: &JupyterMessage,
+    ) -> Option<JupyterMessageContent> {
+        match request {
+            ServerRequest::KernelInfo => Some(JupyterMessageContent::KernelInfoReply(Box::new(
+                (*self.info).clone(),
+            ))),
+            ServerRequest::IsComplete(request) => Some(JupyterMessageContent::IsCompleteReply(
+                is_complete(&request.code),
+            )),
+            ServerRequest::CommInfo => Some(JupyterMessageContent::CommInfoReply(CommInfoReply {
+                status: ReplyStatus::Ok,
+                comms: Default::default(),
+                error: None,
+            })),
+            ServerRequest::CommOpen(open) => {
+                self.iopub.send(
+                    JupyterMessageContent::CommClose(CommClose {
+                        comm_id: open.comm_id,
+                        data: Default::default(),
+                    }),
+                    message,
+                );
+                None
+            }
+            ServerRequest::Interrupt => {
+                let stopped = self.runner.interrupt();
+                tracing::info!("interrupt requested; a running cell was stopped: {stopped}");
+                Some(JupyterMessageContent::InterruptReply(InterruptReply {
+                    status: ReplyStatus::Ok,
+                    error: None,
+                }))
+            }
+            // Stopping waits until the reply is out (see `serve_control`).
+            ServerRequest::Shutdown { request, .. } => {
+                Some(JupyterMessageContent::ShutdownReply(ShutdownReply {
+                    restart: request.restart,
+                    status: ReplyStatus::Ok,
+                    error: None,
+                }))
+            }
+        }
+    }
+}
+
+/// Answers shell requests one at a time, in the order they arrive; after a
+/// failed cell sent with `stop_on_error`, aborts what the table says it aborts.
+async fn serve_shell(mut shell: KernelShellConnection, server: Server, session: SessionHandle) {
+    let iopub = server.iopub.clone();
     // Requests read early (while aborting after a failed cell) wait here.
     let mut pending: VecDeque<JupyterMessage> = VecDeque::new();
     loop {
@@ -117,14 +178,20 @@ async fn serve_shell(
             },
         };
         iopub.status(ExecutionState::Busy, &message);
-        let reply = shell_reply(&message, &iopub, &session, &info).await;
-        let failed = matches!(&reply, Some(JupyterMessageContent::ExecuteReply(r)) if r.status == ReplyStatus::Error);
-        let stop_on_error =
-            matches!(&message.content, JupyterMessageContent::ExecuteRequest(r) if r.stop_on_error);
+        let request = Request::read(&message.content, handlers::Channel::Shell);
+        // Asked now: the session takes the request.
+        let stops_on_error = request.as_ref().is_some_and(Request::stops_on_error);
+        let reply = match request {
+            Some(request) => shell_reply(request, &message, &server, &session).await,
+            None => {
+                tracing::debug!("no reply to {} on shell", message.message_type());
+                None
+            }
+        };
         // Cells that arrived while this one ran were sent before its reply: a
         // "Run all" queued them behind it, so they are not run after an error.
-        let aborted = if failed && stop_on_error {
-            take_arrived_cells(&mut shell, &mut pending).await
+        let aborted = if stops_on_error && reply.as_ref().is_some_and(handlers::is_failed_cell) {
+            take_aborted(&mut shell, &mut pending).await
         } else {
             Vec::new()
         };
@@ -134,15 +201,8 @@ async fn serve_shell(
             tracing::warn!("cannot send a shell reply: {error}");
         }
         iopub.status(ExecutionState::Idle, &message);
-        for cell in aborted {
+        for (cell, reply) in aborted {
             iopub.status(ExecutionState::Busy, &cell);
-            let reply = JupyterMessageContent::ExecuteReply(ExecuteReply {
-                status: ReplyStatus::Aborted,
-                execution_count: ExecutionCount::new(0),
-                payload: Vec::new(),
-                user_expressions: Some(Default::default()),
-                error: None,
-            });
             if let Err(error) = shell.send(JupyterMessage::new(reply, Some(&cell))).await {
                 tracing::warn!("cannot send an abort reply: {error}");
             }
@@ -151,110 +211,65 @@ async fn serve_shell(
     }
 }
 
-/// Takes every request that has already arrived: execute requests are
-/// returned (to abort), anything else is kept in `pending` to answer.
-async fn take_arrived_cells(
+/// Takes every request that has already arrived: those a failed cell
+/// aborts are returned with their abort reply (see
+/// [`Request::aborted_reply`]), the others are kept in `pending` to answer.
+async fn take_aborted(
     shell: &mut KernelShellConnection,
     pending: &mut VecDeque<JupyterMessage>,
-) -> Vec<JupyterMessage> {
-    let mut cells: Vec<JupyterMessage> = Vec::new();
-    let (queued, rest): (Vec<_>, Vec<_>) = pending
-        .drain(..)
-        .partition(|m| matches!(m.content, JupyterMessageContent::ExecuteRequest(_)));
-    cells.extend(queued);
-    pending.extend(rest);
+) -> Vec<(JupyterMessage, JupyterMessageContent)> {
+    let mut arrived: Vec<JupyterMessage> = pending.drain(..).collect();
     // A zero timeout still polls once: it yields what is already here.
     while let Ok(read) = tokio::time::timeout(Duration::ZERO, shell.read()).await {
         match read {
-            Ok(message) if matches!(message.content, JupyterMessageContent::ExecuteRequest(_)) => {
-                cells.push(message)
-            }
-            Ok(message) => pending.push_back(message),
+            Ok(message) => arrived.push(message),
             Err(error) => tracing::warn!("dropped a shell message: {error}"),
         }
     }
-    cells
+    let mut aborted = Vec::new();
+    for message in arrived {
+        match Request::read(&message.content, handlers::Channel::Shell)
+            .and_then(|request| request.aborted_reply())
+        {
+            Some(reply) => aborted.push((message, reply)),
+            None => pending.push_back(message),
+        }
+    }
+    aborted
 }
 
+/// The reply to `request`, read from `message` on shell: from the server at
+/// once, or from the session thread once it has run what came before.
 async fn shell_reply(
+    request: Request,
     message: &JupyterMessage,
-    iopub: &Iopub,
+    server: &Server,
     session: &SessionHandle,
-    info: &KernelInfoReply,
 ) -> Option<JupyterMessageContent> {
-    match &message.content {
-        JupyterMessageContent::KernelInfoRequest(_) => Some(
-            JupyterMessageContent::KernelInfoReply(Box::new(info.clone())),
-        ),
-        JupyterMessageContent::IsCompleteRequest(request) => Some(
-            JupyterMessageContent::IsCompleteReply(is_complete(&request.code)),
-        ),
-        JupyterMessageContent::CommInfoRequest(_) => {
-            Some(JupyterMessageContent::CommInfoReply(CommInfoReply {
-                status: ReplyStatus::Ok,
-                comms: Default::default(),
-                error: None,
-            }))
-        }
-        JupyterMessageContent::CommOpen(open) => {
-            // No comm targets exist: close it, as the spec asks.
-            iopub.send(
-                JupyterMessageContent::CommClose(CommClose {
-                    comm_id: open.comm_id.clone(),
-                    data: Default::default(),
-                }),
-                message,
-            );
-            None
-        }
-        request if for_session(request) => {
-            let mut notice_shown = false;
-            if matches!(message.content, JupyterMessageContent::ExecuteRequest(_))
-                && session.stage() == Stage::BuildingPrelude
-            {
-                iopub.send(waiting_notice(), message);
-                notice_shown = true;
+    match request {
+        Request::Server(request) => server.answer(request, message),
+        Request::Session(request) => {
+            // A cell sent while the prelude crates build says why it waits.
+            let notice_shown = matches!(request, SessionRequest::Execute(_))
+                && session.stage() == Stage::BuildingPrelude;
+            if notice_shown {
+                server.iopub.send(waiting_notice(), message);
             }
             let (reply, answer) = oneshot::channel();
             session.submit(Job {
-                request: message.clone(),
+                message: message.clone(),
+                request,
                 notice_shown,
                 reply,
             });
             answer.await.ok()
         }
-        JupyterMessageContent::ShutdownRequest(request) => {
-            // Deprecated on shell since 5.4, still sent by old clients.
-            Some(JupyterMessageContent::ShutdownReply(ShutdownReply {
-                restart: request.restart,
-                status: ReplyStatus::Ok,
-                error: None,
-            }))
-        }
-        other => {
-            tracing::debug!("no reply to {} on shell", other.message_type());
-            None
-        }
     }
 }
 
-/// Whether the session thread answers `request`: what needs evcxr.
-fn for_session(request: &JupyterMessageContent) -> bool {
-    match request {
-        JupyterMessageContent::ExecuteRequest(_)
-        | JupyterMessageContent::CompleteRequest(_)
-        | JupyterMessageContent::InspectRequest(_)
-        | JupyterMessageContent::HistoryRequest(_) => true,
-        other => ResetRequest::from_content(other).is_some(),
-    }
-}
-
-async fn serve_control(
-    mut control: KernelControlConnection,
-    iopub: Iopub,
-    runner: Arc<RunnerControl>,
-    info: Arc<KernelInfoReply>,
-) {
+/// Answers control requests at once, even while a cell runs; returns once a
+/// request that stops the kernel is answered.
+async fn serve_control(mut control: KernelControlConnection, server: Server) {
     loop {
         let message = match control.read().await {
             Ok(message) => message,
@@ -263,36 +278,15 @@ async fn serve_control(
                 continue;
             }
         };
-        iopub.status(ExecutionState::Busy, &message);
-        let (reply, shutting_down) = match &message.content {
-            JupyterMessageContent::KernelInfoRequest(_) => (
-                Some(JupyterMessageContent::KernelInfoReply(Box::new(
-                    (*info).clone(),
-                ))),
-                false,
-            ),
-            JupyterMessageContent::InterruptRequest(_) => {
-                let stopped = runner.interrupt();
-                tracing::info!("interrupt requested; a running cell was stopped: {stopped}");
-                (
-                    Some(JupyterMessageContent::InterruptReply(InterruptReply {
-                        status: ReplyStatus::Ok,
-                        error: None,
-                    })),
-                    false,
-                )
-            }
-            JupyterMessageContent::ShutdownRequest(request) => (
-                Some(JupyterMessageContent::ShutdownReply(ShutdownReply {
-                    restart: request.restart,
-                    status: ReplyStatus::Ok,
-                    error: None,
-                })),
-                true,
-            ),
-            other => {
-                tracing::debug!("no reply to {} on control", other.message_type());
-                (None, false)
+        server.iopub.status(ExecutionState::Busy, &message);
+        let request = Request::read(&message.content, handlers::Channel::Control);
+        let stops_kernel = request.as_ref().is_some_and(Request::stops_kernel);
+        let reply = match request {
+            Some(Request::Server(request)) => server.answer(request, &message),
+            // Control has no session requests: they wait for evcxr, control must not.
+            Some(Request::Session(_)) | None => {
+                tracing::debug!("no reply to {} on control", message.message_type());
+                None
             }
         };
         if let Some(reply) = reply
@@ -302,9 +296,9 @@ async fn serve_control(
         {
             tracing::warn!("cannot send a control reply: {error}");
         }
-        iopub.status(ExecutionState::Idle, &message);
-        if shutting_down {
-            runner.shut_down();
+        server.iopub.status(ExecutionState::Idle, &message);
+        if stops_kernel {
+            server.runner.shut_down();
             // Let IOPub send the final idle before the process ends.
             tokio::time::sleep(Duration::from_millis(50)).await;
             return;

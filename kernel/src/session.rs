@@ -21,6 +21,7 @@ use tokio::sync::oneshot;
 
 use crate::check::{self, Attempts, CheckCommand};
 use crate::final_value;
+use crate::handlers::SessionRequest;
 use crate::history::History;
 use crate::iopub::Iopub;
 use crate::output::Forwarder;
@@ -45,8 +46,10 @@ pub enum Stage {
 
 /// A shell request for the session, with where to send the reply content.
 pub struct Job {
-    /// The request as received.
-    pub request: JupyterMessage,
+    /// The message as received: what the request publishes is its child.
+    pub message: JupyterMessage,
+    /// The request, as the handler table read it from `message`.
+    pub request: SessionRequest,
     /// Whether the kernel showed a "please wait" note for this cell, to clear.
     pub notice_shown: bool,
     /// Receives the reply content.
@@ -147,7 +150,7 @@ fn run(config: SessionConfig, stage: Arc<Mutex<Stage>>, queue: mpsc::Receiver<Jo
                 else {
                     unreachable!("a session that did not start has failed");
                 };
-                failed_reply(&job.request, &reason)
+                job.request.failed_reply(&reason)
             }
         };
         let _ = job.reply.send(content);
@@ -312,30 +315,26 @@ impl Session {
         tracing::info!("rust-analyzer warmed up in {:?}", started.elapsed());
     }
 
+    /// Answers `job`'s request, one of those [`crate::handlers`] gives the session.
     fn handle(&mut self, job: &Job) -> JupyterMessageContent {
-        let request = &job.request;
-        match &request.content {
-            JupyterMessageContent::ExecuteRequest(execute) => JupyterMessageContent::ExecuteReply(
-                self.execute(request, execute, job.notice_shown),
-            ),
-            JupyterMessageContent::CompleteRequest(complete) => {
+        match &job.request {
+            SessionRequest::Execute(execute) => JupyterMessageContent::ExecuteReply(self.execute(
+                &job.message,
+                execute,
+                job.notice_shown,
+            )),
+            SessionRequest::Complete(complete) => {
                 JupyterMessageContent::CompleteReply(self.complete(complete))
             }
-            JupyterMessageContent::InspectRequest(inspect) => {
+            SessionRequest::Inspect(inspect) => {
                 JupyterMessageContent::InspectReply(self.inspect(inspect))
             }
-            JupyterMessageContent::HistoryRequest(history) => {
+            SessionRequest::History(history) => {
                 JupyterMessageContent::HistoryReply(HistoryReply::new(self.history.query(history)))
             }
-            other => {
-                let Some(reset) = ResetRequest::from_content(other) else {
-                    unreachable!(
-                        "the shell does not send {} to the session",
-                        other.message_type()
-                    )
-                };
+            SessionRequest::Reset(reset) => {
                 let error = match reset {
-                    Ok(reset) => self.reset(&reset).err().map(|e| format!("{e:#}")),
+                    Ok(reset) => self.reset(reset).err().map(|e| format!("{e:#}")),
                     Err(bad) => Some(format!("{}: {bad}", conclab_wire::RESET_REQUEST)),
                 };
                 if let Some(error) = &error {
@@ -836,51 +835,6 @@ fn runner_stopped(interrupted: bool, message: &str, variables: &[String]) -> Cel
             .to_owned(),
         traceback,
     )
-}
-
-fn failed_reply(request: &JupyterMessage, reason: &str) -> JupyterMessageContent {
-    let error = ReplyError {
-        ename: "KernelNotReady".into(),
-        evalue: reason.lines().next().unwrap_or(reason).to_owned(),
-        traceback: reason.lines().map(str::to_owned).collect(),
-    };
-    match &request.content {
-        JupyterMessageContent::ExecuteRequest(_) => {
-            JupyterMessageContent::ExecuteReply(ExecuteReply {
-                status: ReplyStatus::Error,
-                execution_count: ExecutionCount::new(0),
-                payload: Vec::new(),
-                user_expressions: Some(HashMap::new()),
-                error: Some(Box::new(error)),
-            })
-        }
-        JupyterMessageContent::CompleteRequest(c) => {
-            JupyterMessageContent::CompleteReply(CompleteReply {
-                matches: Vec::new(),
-                cursor_start: c.cursor_pos,
-                cursor_end: c.cursor_pos,
-                metadata: serde_json::Map::new(),
-                status: ReplyStatus::Ok,
-                error: None,
-            })
-        }
-        JupyterMessageContent::InspectRequest(_) => {
-            JupyterMessageContent::InspectReply(InspectReply {
-                found: false,
-                data: Media::default(),
-                metadata: serde_json::Map::new(),
-                status: ReplyStatus::Ok,
-                error: None,
-            })
-        }
-        JupyterMessageContent::HistoryRequest(_) => {
-            JupyterMessageContent::HistoryReply(HistoryReply::new(Vec::new()))
-        }
-        _ => ResetReply {
-            error: Some(reason.to_owned()),
-        }
-        .to_content(),
-    }
 }
 
 /// Whether `error` is the probe of [`final_value`] saying that the final

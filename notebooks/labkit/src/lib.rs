@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod cpu;
+pub mod event;
 pub mod perturb;
 mod programs;
 #[cfg(feature = "png")]

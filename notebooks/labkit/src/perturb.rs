@@ -12,7 +12,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde_json::json;
+use crate::trace::What;
 
 /// The seed, as a decimal number; unset means no perturbation.
 pub const SEED_ENV: &str = "CONCLAB_SEED";
@@ -132,10 +132,11 @@ pub fn point(site: &str) -> Choice {
     }
     if choice != Choice::Continue {
         crate::trace::record(
-            "perturb",
             site,
             None,
-            json!({ "choice": format!("{choice:?}") }),
+            What::Perturb {
+                choice: format!("{choice:?}"),
+            },
         );
     }
     choice
@@ -170,10 +171,11 @@ pub(crate) fn after_unlocked_notify() {
     }
     std::thread::sleep(UNLOCKED_NOTIFY_PAUSE);
     crate::trace::record(
-        "perturb",
         "notify_unlocked",
         None,
-        json!({ "choice": format!("{:?}", Choice::Sleep(UNLOCKED_NOTIFY_PAUSE.as_micros() as u64)) }),
+        What::Perturb {
+            choice: format!("{:?}", Choice::Sleep(UNLOCKED_NOTIFY_PAUSE.as_micros() as u64)),
+        },
     );
 }
 

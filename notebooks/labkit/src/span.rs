@@ -5,7 +5,7 @@
 //! back: the recorded interval then lies inside the real one, so any overlap
 //! the trace shows really happened.
 
-use serde_json::json;
+use crate::trace::What;
 
 /// A running task; records `span_exit` when dropped.
 #[must_use = "a span ends when this guard is dropped"]
@@ -28,7 +28,7 @@ pub fn span(name: &str, id: u64) -> Span {
         return Span { live: None };
     }
     let start_ns = crate::trace::monotonic_ns();
-    crate::trace::record("span_enter", name, Some(id), json!({}));
+    crate::trace::record(name, Some(id), What::SpanEnter);
     Span {
         live: Some(LiveSpan {
             name: name.to_owned(),
@@ -48,7 +48,7 @@ impl Drop for Span {
     fn drop(&mut self) {
         if let Some(span) = self.live.take() {
             let end_ns = crate::trace::monotonic_ns();
-            crate::trace::record("span_exit", &span.name, Some(span.id), json!({}));
+            crate::trace::record(&span.name, Some(span.id), What::SpanExit);
             crate::timeline::note_span(&span.name, span.id, span.start_ns, end_ns);
         }
         crate::perturb::point("span_exit");

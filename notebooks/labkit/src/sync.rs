@@ -12,8 +12,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult, WaitTimeoutResult};
 use std::time::Duration;
 
-use serde_json::{Value, json};
-
+use crate::trace::{LockMode, LockRef, What};
 use crate::{perturb, timeline, trace};
 
 /// A lock as the trace names it.
@@ -35,8 +34,11 @@ impl LockId {
         (trace::enabled() || timeline::is_recording()).then(|| LockId::new(address, name, kind))
     }
 
-    fn json(&self) -> Value {
-        json!({ "name": self.name, "lock": self.address })
+    fn lock_ref(&self) -> LockRef {
+        LockRef {
+            name: self.name.clone(),
+            lock: self.address as u64,
+        }
     }
 }
 
@@ -48,18 +50,21 @@ thread_local! {
 /// Lock-order edges already reported by this process.
 static EDGES: std::sync::Mutex<Option<HashSet<(String, String)>>> = std::sync::Mutex::new(None);
 
-fn held_json() -> Value {
-    HELD.with(|held| Value::Array(held.borrow().iter().map(LockId::json).collect()))
+fn held() -> Vec<LockRef> {
+    HELD.with(|held| held.borrow().iter().map(LockId::lock_ref).collect())
 }
 
-fn before_acquire(lock: Option<&LockId>, mode: &str) {
+fn before_acquire(lock: Option<&LockId>, mode: LockMode) {
     perturb::point("lock");
     if let Some(lock) = lock {
         trace::record(
-            "lock_wait",
             &lock.name,
             None,
-            json!({ "lock": lock.address, "mode": mode, "held": held_json() }),
+            What::LockWait {
+                lock: lock.address as u64,
+                mode,
+                held: held(),
+            },
         );
     }
 }
@@ -75,17 +80,21 @@ enum Acquisition {
     Try,
 }
 
-fn after_acquire(lock: Option<&LockId>, mode: &str, how: Acquisition) {
+fn after_acquire(lock: Option<&LockId>, mode: LockMode, how: Acquisition) {
     let Some(lock) = lock else {
         return;
     };
     let blocking = how == Acquisition::Blocking;
     timeline::note_lock(&lock.name, lock.address);
     trace::record(
-        "lock_acquired",
         &lock.name,
         None,
-        json!({ "lock": lock.address, "mode": mode, "held": held_json(), "blocking": blocking }),
+        What::LockAcquired {
+            lock: lock.address as u64,
+            mode,
+            held: held(),
+            blocking,
+        },
     );
     // An edge says "held `from` while it may wait for `to`": a try_lock
     // never waits, so it makes none (back off and retry cannot deadlock).
@@ -95,7 +104,7 @@ fn after_acquire(lock: Option<&LockId>, mode: &str, how: Acquisition) {
     HELD.with(|held| held.borrow_mut().push(lock.clone()));
 }
 
-fn before_release(lock: Option<&LockId>, mode: &str) {
+fn before_release(lock: Option<&LockId>, mode: LockMode) {
     let Some(lock) = lock else {
         return;
     };
@@ -106,10 +115,12 @@ fn before_release(lock: Option<&LockId>, mode: &str) {
         }
     });
     trace::record(
-        "lock_released",
         &lock.name,
         None,
-        json!({ "lock": lock.address, "mode": mode }),
+        What::LockReleased {
+            lock: lock.address as u64,
+            mode,
+        },
     );
 }
 
@@ -123,10 +134,12 @@ fn report_new_edges(lock: &LockId) {
     for from in held.iter().filter(|from| *from != lock) {
         if edges.insert((from.name.clone(), lock.name.clone())) {
             trace::record(
-                "lock_edge",
                 &lock.name,
                 None,
-                json!({ "from": from.json(), "to": lock.json() }),
+                What::LockEdge {
+                    from: from.lock_ref(),
+                    to: lock.lock_ref(),
+                },
             );
         }
     }
@@ -142,13 +155,13 @@ fn map_lock<G, H>(result: LockResult<G>, wrap: impl FnOnce(G) -> H) -> LockResul
 /// A std guard together with what the trace needs to record its release.
 struct Tracked<G> {
     id: Option<LockId>,
-    mode: &'static str,
+    mode: LockMode,
     // None only inside `Condvar::wait`, which hands the guard to std's Condvar.
     guard: Option<G>,
 }
 
 impl<G> Tracked<G> {
-    fn new(id: Option<LockId>, mode: &'static str, guard: G) -> Tracked<G> {
+    fn new(id: Option<LockId>, mode: LockMode, guard: G) -> Tracked<G> {
         Tracked {
             id,
             mode,
@@ -236,11 +249,11 @@ impl<T: ?Sized> Mutex<T> {
     /// Blocks until the lock is free, then holds it until the guard drops.
     pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
         let id = self.id();
-        before_acquire(id.as_ref(), "exclusive");
+        before_acquire(id.as_ref(), LockMode::Exclusive);
         let result = self.inner.lock();
-        after_acquire(id.as_ref(), "exclusive", Acquisition::Blocking);
+        after_acquire(id.as_ref(), LockMode::Exclusive, Acquisition::Blocking);
         map_lock(result, |guard| {
-            MutexGuard(Tracked::new(id, "exclusive", guard))
+            MutexGuard(Tracked::new(id, LockMode::Exclusive, guard))
         })
     }
 
@@ -248,8 +261,8 @@ impl<T: ?Sized> Mutex<T> {
     pub fn try_lock(&self) -> TryLockResult<MutexGuard<'_, T>> {
         let id = self.id();
         let wrap = |guard| {
-            after_acquire(id.as_ref(), "exclusive", Acquisition::Try);
-            MutexGuard(Tracked::new(id.clone(), "exclusive", guard))
+            after_acquire(id.as_ref(), LockMode::Exclusive, Acquisition::Try);
+            MutexGuard(Tracked::new(id.clone(), LockMode::Exclusive, guard))
         };
         match self.inner.try_lock() {
             Ok(guard) => Ok(wrap(guard)),
@@ -351,9 +364,9 @@ impl Condvar {
     }
 
     /// Records a condition-variable event when the trace is on.
-    fn record(&self, kind: &str, fields: impl FnOnce(&LockId) -> Value) {
+    fn record(&self, what: impl FnOnce(u64) -> What) {
         if let Some(me) = self.id() {
-            trace::record(kind, &me.name, None, fields(&me));
+            trace::record(&me.name, None, what(me.address as u64));
         }
     }
 
@@ -361,10 +374,11 @@ impl Condvar {
     /// takes the lock again.
     pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> LockResult<MutexGuard<'a, T>> {
         let (lock, inner) = guard.0.release();
-        self.record(
-            "cond_wait",
-            |me| json!({ "condvar": me.address, "lock": lock.as_ref().map(LockId::json) }),
-        );
+        self.record(|condvar| What::CondWait {
+            condvar,
+            lock: lock.as_ref().map(LockId::lock_ref),
+            timeout_ns: None,
+        });
         let spurious = perturb::spurious_wakeup();
         let result = if spurious {
             self.inner
@@ -374,13 +388,10 @@ impl Condvar {
         } else {
             self.inner.wait(inner)
         };
-        after_acquire(lock.as_ref(), "exclusive", Acquisition::Blocking);
-        self.record(
-            "cond_woken",
-            |me| json!({ "condvar": me.address, "spurious": spurious }),
-        );
+        after_acquire(lock.as_ref(), LockMode::Exclusive, Acquisition::Blocking);
+        self.record(|condvar| What::CondWoken { condvar, spurious });
         map_lock(result, |inner| {
-            MutexGuard(Tracked::new(lock, "exclusive", inner))
+            MutexGuard(Tracked::new(lock, LockMode::Exclusive, inner))
         })
     }
 
@@ -403,16 +414,20 @@ impl Condvar {
         timeout: Duration,
     ) -> LockResult<(MutexGuard<'a, T>, WaitTimeoutResult)> {
         let (lock, inner) = guard.0.release();
-        self.record("cond_wait", |me| json!({ "condvar": me.address, "lock": lock.as_ref().map(LockId::json), "timeout_ns": timeout.as_nanos() as u64 }));
+        self.record(|condvar| What::CondWait {
+            condvar,
+            lock: lock.as_ref().map(LockId::lock_ref),
+            timeout_ns: Some(timeout.as_nanos() as u64),
+        });
         let result = self.inner.wait_timeout(inner, timeout);
-        after_acquire(lock.as_ref(), "exclusive", Acquisition::Blocking);
-        self.record(
-            "cond_woken",
-            |me| json!({ "condvar": me.address, "spurious": false }),
-        );
+        after_acquire(lock.as_ref(), LockMode::Exclusive, Acquisition::Blocking);
+        self.record(|condvar| What::CondWoken {
+            condvar,
+            spurious: false,
+        });
         map_lock(result, |(inner, timed_out)| {
             (
-                MutexGuard(Tracked::new(lock, "exclusive", inner)),
+                MutexGuard(Tracked::new(lock, LockMode::Exclusive, inner)),
                 timed_out,
             )
         })
@@ -420,20 +435,17 @@ impl Condvar {
 
     /// Wakes one waiting thread.
     pub fn notify_one(&self) {
-        self.record(
-            "cond_notify",
-            |me| json!({ "condvar": me.address, "all": false }),
-        );
+        self.record(|condvar| What::CondNotify {
+            condvar,
+            all: false,
+        });
         self.inner.notify_one();
         after_notify();
     }
 
     /// Wakes every waiting thread.
     pub fn notify_all(&self) {
-        self.record(
-            "cond_notify",
-            |me| json!({ "condvar": me.address, "all": true }),
-        );
+        self.record(|condvar| What::CondNotify { condvar, all: true });
         self.inner.notify_all();
         after_notify();
     }
@@ -500,22 +512,22 @@ impl<T: ?Sized> RwLock<T> {
     /// Shared access, until the guard drops.
     pub fn read(&self) -> LockResult<RwLockReadGuard<'_, T>> {
         let id = self.id();
-        before_acquire(id.as_ref(), "read");
+        before_acquire(id.as_ref(), LockMode::Read);
         let result = self.inner.read();
-        after_acquire(id.as_ref(), "read", Acquisition::Blocking);
+        after_acquire(id.as_ref(), LockMode::Read, Acquisition::Blocking);
         map_lock(result, |guard| {
-            RwLockReadGuard(Tracked::new(id, "read", guard))
+            RwLockReadGuard(Tracked::new(id, LockMode::Read, guard))
         })
     }
 
     /// Exclusive access, until the guard drops.
     pub fn write(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
         let id = self.id();
-        before_acquire(id.as_ref(), "write");
+        before_acquire(id.as_ref(), LockMode::Write);
         let result = self.inner.write();
-        after_acquire(id.as_ref(), "write", Acquisition::Blocking);
+        after_acquire(id.as_ref(), LockMode::Write, Acquisition::Blocking);
         map_lock(result, |guard| {
-            RwLockWriteGuard(Tracked::new(id, "write", guard))
+            RwLockWriteGuard(Tracked::new(id, LockMode::Write, guard))
         })
     }
 

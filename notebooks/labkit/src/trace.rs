@@ -4,23 +4,24 @@
 //! [`NONCE_ENV`] to this run's nonce); then every instrumented point appends
 //! one JSON line to that file with a single `write(2)` on an `O_APPEND`
 //! descriptor, so lines from many threads and processes never interleave and
-//! a killed process leaves a readable trace up to its last event. The format
-//! is described in `TRACE.md` beside this crate; [`FORMAT_VERSION`] changes
-//! when it does.
+//! a killed process leaves a readable trace up to its last event. Each line
+//! is an [`Event`], the type the checker reads back; `TRACE.md` beside this
+//! crate describes it in words, and [`FORMAT_VERSION`] changes when it does.
 //!
 //! Off, an instrumented point costs one check of a value initialised once.
 
-use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+pub use crate::event::{Event, LockMode, LockRef, What};
 
 /// The trace format's version, in every event's `"v"`.
-pub const FORMAT_VERSION: u64 = 2;
+pub const FORMAT_VERSION: u64 = 3;
 /// Names the file events are appended to.
 pub const TRACE_ENV: &str = "CONCLAB_TRACE";
 /// A value the checker chose for this run, copied into every event, so
@@ -29,8 +30,8 @@ pub const NONCE_ENV: &str = "CONCLAB_TRACE_NONCE";
 
 struct Sink {
     file: File,
-    /// The nonce, already encoded as a JSON string.
-    nonce_json: String,
+    /// This run's nonce.
+    nonce: String,
 }
 
 static SINK: OnceLock<Option<Sink>> = OnceLock::new();
@@ -52,10 +53,7 @@ fn sink() -> Option<&'static Sink> {
             })
             .ok()?;
         let nonce = std::env::var(NONCE_ENV).unwrap_or_default();
-        Some(Sink {
-            file,
-            nonce_json: Value::from(nonce).to_string(),
-        })
+        Some(Sink { file, nonce })
     })
     .as_ref()
 }
@@ -65,36 +63,31 @@ pub fn enabled() -> bool {
     sink().is_some()
 }
 
-/// Records one event of `kind` about the object `name` (`id` tells apart
-/// objects or tasks of the same name), with `fields` added to the line.
-/// Does nothing when the trace is off.
-pub fn record(kind: &str, name: &str, id: Option<u64>, fields: Value) {
+/// Records that [`What`] happened to the object `name` (`id` tells apart
+/// objects or tasks of the same name). Does nothing when the trace is off.
+pub fn record(name: &str, id: Option<u64>, what: What) {
     let Some(sink) = sink() else {
         return;
     };
-    // Written field by field: no intermediate JSON tree for the common part.
-    let mut line = String::with_capacity(200);
-    let _ = write!(
-        line,
-        r#"{{"v":{FORMAT_VERSION},"nonce":{},"seq":{},"t_ns":{},"pid":{},"tid":{},"thread":{},"kind":{},"name":{},"id":{}"#,
-        sink.nonce_json,
-        SEQUENCE.fetch_add(1, Ordering::Relaxed),
-        monotonic_ns(),
-        std::process::id(),
-        thread_id(),
-        Value::from(thread_name()),
-        Value::from(kind),
-        Value::from(name),
-        id.map_or(Value::Null, Value::from),
-    );
-    if let Value::Object(fields) = fields {
-        for (key, value) in fields {
-            let _ = write!(line, ",{}:{value}", Value::from(key));
-        }
+    let event = Event {
+        v: FORMAT_VERSION,
+        nonce: sink.nonce.clone(),
+        seq: SEQUENCE.fetch_add(1, Ordering::Relaxed),
+        t_ns: monotonic_ns(),
+        pid: std::process::id(),
+        tid: thread_id() as u32,
+        thread: thread_name(),
+        name: name.to_owned(),
+        id,
+        what,
+    };
+    let mut line = Vec::with_capacity(200);
+    if serde_json::to_writer(&mut line, &event).is_err() {
+        return;
     }
-    line.push_str("}\n");
+    line.push(b'\n');
     // One write(2) per line: O_APPEND makes it land whole, after every other.
-    let _ = (&sink.file).write(line.as_bytes());
+    let _ = (&sink.file).write(&line);
 }
 
 /// Nanoseconds of CLOCK_MONOTONIC: one clock for every process on the machine.
@@ -199,8 +192,14 @@ impl UnnamedThreads {
 }
 
 /// Marks a point of the learner's own choosing in the trace.
+/// `fields` should be a JSON object; anything else is recorded under
+/// `"value"`.
 pub fn mark(name: &str, fields: Value) {
-    record("mark", name, None, fields);
+    let fields = match fields {
+        Value::Object(fields) => fields,
+        other => Map::from_iter([("value".to_owned(), other)]),
+    };
+    record(name, None, What::Mark { fields });
 }
 
 #[cfg(test)]

@@ -40,10 +40,9 @@ pub const TASKS: &[(&str, &str)] = &[
 /// Serves tasks from `input` until it ends; results go to `output`.
 pub fn serve(input: impl BufRead, mut output: impl Write) -> std::io::Result<()> {
     crate::trace::record(
-        "worker_start",
         "labkit-worker",
         Some(u64::from(std::process::id())),
-        json!({}),
+        crate::trace::What::WorkerStart,
     );
     for line in input.lines() {
         let line = line?;
@@ -58,10 +57,9 @@ pub fn serve(input: impl BufRead, mut output: impl Write) -> std::io::Result<()>
         output.flush()?;
     }
     crate::trace::record(
-        "worker_exit",
         "labkit-worker",
         Some(u64::from(std::process::id())),
-        json!({}),
+        crate::trace::What::WorkerExit,
     );
     Ok(())
 }

@@ -36,6 +36,10 @@ fn events(trace: &Path) -> Vec<Value> {
         .unwrap()
         .lines()
         .map(|line| {
+            // Every line is the type the checker reads back.
+            if let Err(e) = serde_json::from_str::<labkit::trace::Event>(line) {
+                panic!("trace line {line:?} is not a labkit::trace::Event: {e}");
+            }
             serde_json::from_str(line).unwrap_or_else(|e| panic!("bad trace line {line:?}: {e}"))
         })
         .collect()

@@ -11,17 +11,16 @@ use serde_json::Value;
 
 use crate::compare;
 use crate::hang;
-use crate::kernel::{CellRun, Ending, Kernel, Limits, ThreadActivity};
+use crate::kernel::{CellRun, Ending, Kernel, Limits};
 use crate::plan::{Role, Step};
 use crate::process_tree;
-use crate::property::{self, Evidence, Lifetimes, Verdict};
+use crate::property::{self, Evidence, Leftover, Leftovers, Verdict};
 use crate::report::{Check, CheckKind, NotebookReport, Outcome, Timeline};
 use crate::settings::{Property, PropertyKind};
 use crate::timeline;
 use crate::timing;
 use crate::trace::{Event, TraceFollower, What};
 use conclab_wire::IdleWork;
-use labkit::trace::UnnamedThreads;
 
 /// What the run is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,18 +175,13 @@ impl NotebookRun<'_> {
             return;
         }
         let Some(code) = &step.code else {
-            self.push(step, CheckKind::Submission, Outcome::Failed, 0.0, format!(
+            self.checks.push(Check::of_cell(step, CheckKind::Submission, Outcome::Failed, format!(
                 "the submission has no cell with grade_id {}: write your solution in that cell, and keep its metadata",
                 step.label
-            ), String::new(), None, 0.0);
+            )));
             return;
         };
-        let watches_leaks = step
-            .settings
-            .properties
-            .iter()
-            .any(|p| p.kind == PropertyKind::NoLeaks);
-        let threads_before = if watches_leaks {
+        let threads_before = if watches_leaks(step) {
             self.runner_threads()
         } else {
             HashSet::new()
@@ -368,19 +362,12 @@ impl NotebookRun<'_> {
             Role::Test { .. } => CheckKind::Test,
             _ => CheckKind::Run,
         };
-        self.push(
-            step,
-            kind,
-            Outcome::Failed,
-            0.0,
-            why.clone(),
-            details,
-            seed,
-            run.time_s(),
-        );
-        if let Some(check) = self.checks.last_mut() {
-            check.timeline = hang_picture;
-        }
+        let mut check = Check::of_cell(step, kind, Outcome::Failed, why.clone())
+            .with_details(details)
+            .with_seed(seed)
+            .timed(run.time_s());
+        check.timeline = hang_picture;
+        self.checks.push(check);
         let hung = matches!(run.ending, Ending::TimedOut | Ending::Hung);
         // The diagnosis is told once, under the cell's own check; its
         // properties point there.
@@ -390,18 +377,11 @@ impl NotebookRun<'_> {
             } else {
                 (Outcome::NotRun, format!("not run: {blocker}"))
             };
-            self.push_property(
-                step,
-                property,
-                outcome,
-                message,
-                String::new(),
-                seed,
-                run.time_s(),
-            );
-            if let Some(check) = self.checks.last_mut() {
-                check.evidence_in = Some(step.label.clone());
-            }
+            let mut check = Check::of_property(step, property, outcome, message)
+                .with_seed(seed)
+                .timed(run.time_s());
+            check.evidence_in = Some(step.label.clone());
+            self.checks.push(check);
         }
         // The runner was stopped: everything defined so far is gone.
         self.blocked = Some(blocker);
@@ -439,32 +419,17 @@ impl NotebookRun<'_> {
             }
             _ => None,
         };
-        match failure {
-            Some((message, details)) => self.push(
-                step,
-                kind,
-                Outcome::Failed,
-                0.0,
-                message,
-                details,
-                None,
-                run.time_s(),
-            ),
+        let check = match failure {
+            Some((message, details)) => {
+                Check::of_cell(step, kind, Outcome::Failed, message).with_details(details)
+            }
             // Outside validation, cells that ran clean are not news, and a
             // solution that merely compiled is no pass of its exercise:
             // its tests and properties say whether it is right.
-            None if self.settings.mode.hides_clean_runs() => {}
-            None => self.push(
-                step,
-                kind,
-                Outcome::Passed,
-                0.0,
-                "ran clean".into(),
-                String::new(),
-                None,
-                run.time_s(),
-            ),
-        }
+            None if self.settings.mode.hides_clean_runs() => return,
+            None => Check::of_cell(step, kind, Outcome::Passed, "ran clean".into()),
+        };
+        self.checks.push(check.timed(run.time_s()));
     }
 
     async fn judge_test(
@@ -507,30 +472,33 @@ impl NotebookRun<'_> {
                 .collect::<Vec<_>>()
                 .join("\n");
         }
-        let events = self.follower.trace.window(run.started_ns, run.ended_ns);
-        let lifetimes: Lifetimes = run
-            .activity
-            .threads
-            .iter()
-            .map(|(&tid, thread)| (tid, thread.sampled))
-            .collect();
-        tracing::debug!(cell = %step.label, samples = run.activity.samples, threads = ?lifetimes.keys().collect::<Vec<_>>(), "threads the samples saw");
+        let leftovers = if watches_leaks(step) {
+            Some(self.leftovers(threads_before).await)
+        } else {
+            None
+        };
+        tracing::debug!(cell = %step.label, samples = run.activity.samples, threads = ?run.activity.threads.keys().collect::<Vec<_>>(), "threads the samples saw");
+        let test_failure = (!matches!(run.ending, Ending::Ok)).then_some(message.as_str());
         let evidence = Evidence {
-            events,
+            events: self.follower.trace.window(run.started_ns, run.ended_ns),
             origin_ns: run.started_ns,
             runner_pid: self.kernel.runner_pid().unwrap_or(0),
-            lifetimes: &lifetimes,
+            threads: &run.activity.threads,
+            runner_cpu_s: run.runner_cpu_s,
+            wall_s: run.time_s(),
+            leftovers: leftovers.as_ref(),
+            test_failure,
+            unnamed: &self.follower.trace.unnamed,
         };
-        let test_ok = matches!(run.ending, Ending::Ok);
         let mut properties = Vec::new();
         for property in &step.settings.properties {
             let result = match property::decide(property, &evidence) {
-                Some(Verdict::Holds) => PropertyResult::Holds,
-                Some(Verdict::Fails {
+                Verdict::Holds => PropertyResult::Holds,
+                Verdict::Fails {
                     message,
                     evidence: text,
                     moment,
-                }) => PropertyResult::Fails {
+                } => PropertyResult::Fails {
                     message,
                     evidence: text,
                     timeline: moment.map(|moment| {
@@ -542,19 +510,8 @@ impl NotebookRun<'_> {
                         )
                     }),
                 },
-                Some(Verdict::Inconclusive(why)) => PropertyResult::Inconclusive(why),
-                None => match property.kind {
-                    PropertyKind::NoHang => PropertyResult::Holds,
-                    PropertyKind::NoLeaks => self.leaks(threads_before).await,
-                    PropertyKind::SleepsNotSpins => spinning(
-                        run,
-                        evidence.runner_pid,
-                        self.follower.trace.unnamed.clone(),
-                    ),
-                    // The test's own assertions decide the rest.
-                    _ if test_ok => PropertyResult::Holds,
-                    _ => PropertyResult::NotRun(format!("the test failed first: {message}")),
-                },
+                Verdict::Inconclusive(why) => PropertyResult::Inconclusive(why),
+                Verdict::NotRun(why) => PropertyResult::NotRun(why),
             };
             properties.push((property::label(property), result));
         }
@@ -597,23 +554,14 @@ impl NotebookRun<'_> {
         };
         let score = if judged.passed { points } else { 0.0 };
         let seed = seed.filter(|_| !judged.passed);
-        self.checks.push(Check {
-            id: step.label.clone(),
-            cell: step.label.clone(),
-            exercise: step.exercise.clone(),
-            kind: CheckKind::Test,
-            outcome,
-            score,
-            max_score: points,
-            message,
-            details: judged.details,
-            seed,
-            time_s,
-            evidence_in: None,
-            timeline: None,
-        });
-        for ((label, result), property) in
-            judged.properties.into_iter().zip(&step.settings.properties)
+        let mut test = Check::of_cell(step, CheckKind::Test, outcome, message)
+            .with_details(judged.details)
+            .with_seed(seed)
+            .timed(time_s);
+        test.score = score;
+        test.max_score = points;
+        self.checks.push(test);
+        for ((_, result), property) in judged.properties.into_iter().zip(&step.settings.properties)
         {
             let (outcome, message, evidence, timeline) = match result {
                 PropertyResult::Holds => (
@@ -635,68 +583,32 @@ impl NotebookRun<'_> {
                 } => (Outcome::Failed, message, evidence, timeline),
                 PropertyResult::NotRun(why) => (Outcome::NotRun, why, String::new(), None),
             };
-            self.checks.push(Check {
-                id: format!("{}/{label}", step.label),
-                cell: step.label.clone(),
-                exercise: step.exercise.clone(),
-                kind: CheckKind::Property,
-                outcome,
-                score: 0.0,
-                max_score: 0.0,
-                message,
-                details: evidence,
-                seed: seed.filter(|_| outcome == Outcome::Failed),
-                time_s,
-                evidence_in: None,
-                timeline,
-            });
+            let mut check = Check::of_property(step, property, outcome, message)
+                .with_details(evidence)
+                .with_seed(seed.filter(|_| outcome == Outcome::Failed))
+                .timed(time_s);
+            check.timeline = timeline;
+            self.checks.push(check);
         }
     }
 
     /// Threads and processes the cell left behind, after a short grace for
     /// threads that are already on their way out.
-    async fn leaks(&self, threads_before: &HashSet<u32>) -> PropertyResult {
-        let mut last = (Vec::new(), Vec::new());
+    async fn leftovers(&self, threads_before: &HashSet<u32>) -> Leftovers {
+        let mut last = Leftovers::default();
         for _ in 0..LEAK_GRACE_LOOKS {
             tokio::time::sleep(LEAK_GRACE_EVERY).await;
             last = self.left_behind(threads_before);
-            if last.0.is_empty() && last.1.is_empty() {
-                return PropertyResult::Holds;
+            if last.is_empty() {
+                break;
             }
         }
-        let (threads, processes) = last;
-        let mut parts = Vec::new();
-        if !threads.is_empty() {
-            parts.push(format!(
-                "{} thread(s) still running after the cell ended: {} (join every thread you spawn, or let its channel close so it can end)",
-                threads.len(),
-                shown(&threads)
-            ));
-        }
-        if !processes.is_empty() {
-            parts.push(format!(
-                "{} child process(es) left behind: {} (wait() for every child you start)",
-                processes.len(),
-                shown(&processes)
-            ));
-        }
-        // Tids and pids are for the folded evidence, not the message.
-        let evidence = threads
-            .iter()
-            .chain(&processes)
-            .map(|left| format!("{}: {}", left.shown, left.ids))
-            .collect::<Vec<_>>()
-            .join("\n");
-        PropertyResult::Fails {
-            message: parts.join("; "),
-            evidence,
-            timeline: None,
-        }
+        last
     }
 
-    fn left_behind(&self, threads_before: &HashSet<u32>) -> (Vec<LeftBehind>, Vec<LeftBehind>) {
+    fn left_behind(&self, threads_before: &HashSet<u32>) -> Leftovers {
         let Some(runner) = self.kernel.runner_pid() else {
-            return (Vec::new(), Vec::new());
+            return Leftovers::default();
         };
         let samples = process_tree::sample(&[runner]);
         let runner_name = samples
@@ -734,7 +646,7 @@ impl NotebookRun<'_> {
                 } else {
                     t.name.clone()
                 };
-                LeftBehind {
+                Leftover {
                     shown: unnamed.show(runner.into(), t.tid.into(), &traced),
                     ids: format!("tid {}, state {}", t.tid, t.state),
                     still: None,
@@ -757,14 +669,14 @@ impl NotebookRun<'_> {
                 } else {
                     "still running"
                 };
-                LeftBehind {
+                Leftover {
                     shown: name,
                     ids: format!("pid {pid}, state {state}"),
                     still: Some(still),
                 }
             })
             .collect();
-        (threads, processes)
+        Leftovers { threads, processes }
     }
 
     fn runner_threads(&self) -> HashSet<u32> {
@@ -787,188 +699,29 @@ impl NotebookRun<'_> {
         if step.role == Role::Setup && self.settings.mode.hides_clean_runs() {
             return;
         }
-        let first = self.checks.len();
-        self.push(
-            step,
-            kind,
-            Outcome::NotRun,
-            0.0,
-            message.to_owned(),
-            String::new(),
-            None,
-            0.0,
-        );
-        for property in &step.settings.properties {
-            self.push_property(
-                step,
-                property,
-                Outcome::NotRun,
-                message.to_owned(),
-                String::new(),
-                None,
-                0.0,
-            );
-        }
-        for check in &mut self.checks[first..] {
+        let cell = Check::of_cell(step, kind, Outcome::NotRun, message.to_owned());
+        let properties = step.settings.properties.iter().map(|property| {
+            Check::of_property(step, property, Outcome::NotRun, message.to_owned())
+        });
+        for mut check in std::iter::once(cell).chain(properties) {
             check.evidence_in.clone_from(&self.blocked_by);
+            self.checks.push(check);
         }
     }
-
-    #[allow(clippy::too_many_arguments)]
-    fn push(
-        &mut self,
-        step: &Step,
-        kind: CheckKind,
-        outcome: Outcome,
-        score: f64,
-        message: String,
-        details: String,
-        seed: Option<u64>,
-        time_s: f64,
-    ) {
-        self.checks.push(Check {
-            id: step.label.clone(),
-            cell: step.label.clone(),
-            exercise: step.exercise.clone(),
-            kind,
-            outcome,
-            score,
-            max_score: step.points(),
-            message,
-            details,
-            seed,
-            time_s,
-            evidence_in: None,
-            timeline: None,
-        });
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn push_property(
-        &mut self,
-        step: &Step,
-        property: &Property,
-        outcome: Outcome,
-        message: String,
-        details: String,
-        seed: Option<u64>,
-        time_s: f64,
-    ) {
-        self.checks.push(Check {
-            id: format!("{}/{}", step.label, property::label(property)),
-            cell: step.label.clone(),
-            exercise: step.exercise.clone(),
-            kind: CheckKind::Property,
-            outcome,
-            score: 0.0,
-            max_score: 0.0,
-            message,
-            details,
-            seed,
-            time_s,
-            evidence_in: None,
-            timeline: None,
-        });
-    }
 }
-
-/// A thread or process a cell left behind.
-struct LeftBehind {
-    /// Its name in the message: a thread's name, a process's command.
-    shown: String,
-    /// Its tid or pid and state, for the evidence.
-    ids: String,
-    /// For a process: why it counts (a zombie, or still running).
-    still: Option<&'static str>,
-}
-
-/// The message's list of what was left behind.
-fn shown(left: &[LeftBehind]) -> String {
-    left.iter()
-        .map(|left| match left.still {
-            Some(still) => format!("{} ({still})", left.shown),
-            None => left.shown.clone(),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Blocked threads must sleep. Every 50 ms the runner's threads were
-/// sampled: a thread that spins is runnable (R) in most samples *and* burns
-/// CPU. Being runnable alone proves nothing on a busy machine, where a
-/// thread that was just woken waits for a CPU in state R; a thread that
-/// waits by sleeping uses next to no CPU, however long it is runnable.
-///
-/// Threads are named as the trace named them (`unnamed`, of the code runner
-/// `runner`): tids go to the evidence.
-fn spinning(run: &CellRun, runner: u32, mut unnamed: UnnamedThreads) -> PropertyResult {
-    let spinners: Vec<(u32, String)> = run
-        .activity
-        .threads
-        .iter()
-        .filter(|(_, t)| spins(t))
-        .map(|(&tid, t)| {
-            let name = unnamed.show(runner.into(), tid.into(), &t.name);
-            (tid, format!(
-                "{name} was running in {} of the {} samples it was alive in, and used {:.2} s of CPU in {:.2} s",
-                t.runnable,
-                t.seen,
-                t.cpu_s(),
-                t.alive_s()
-            ))
-        })
-        .collect();
-    if spinners.is_empty() {
-        return PropertyResult::Holds;
-    }
-    let mut evidence: Vec<String> = spinners
-        .iter()
-        .map(|(tid, spinner)| format!("tid {tid}: {spinner}"))
-        .collect();
-    evidence.push(format!(
-        "the cell's code also used {:.2} s of CPU in {:.2} s of wall time",
-        run.runner_cpu_s,
-        run.time_s()
-    ));
-    PropertyResult::Fails {
-        message: format!(
-            "a blocked thread should sleep, not spin: {}; wait on a Condvar (in a while loop) instead of looping",
-            spinners
-                .iter()
-                .map(|(_, spinner)| spinner.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        evidence: evidence.join("\n"),
-        timeline: None,
-    }
-}
-
-/// Samples a spinning thread must be seen runnable in, at least.
-const SPIN_MIN_RUNNABLE: usize = 3;
-/// CPU a spinning thread must have used, at least (two clock ticks): a
-/// thread that takes a lock and pushes a few items uses microseconds.
-const SPIN_MIN_CPU_S: f64 = 0.02;
-/// Share of its sampled life a spinning thread must have used a CPU for:
-/// on a machine with 12 runnable threads for 2 cores a spinner still gets
-/// about a sixth of one, and a thread that sleeps while it waits next to
-/// nothing.
-const SPIN_MIN_CPU_SHARE: f64 = 0.05;
-
-/// Share of the samples a spinning thread must be runnable in: at least
-/// half.
-const SPIN_MIN_RUNNABLE_SHARE: f64 = 0.5;
 
 /// How often a cell's leftover threads and processes are looked for once it
 /// ended, and how far apart: threads on their way out get half a second.
 const LEAK_GRACE_LOOKS: usize = 5;
 const LEAK_GRACE_EVERY: Duration = Duration::from_millis(100);
 
-fn spins(thread: &ThreadActivity) -> bool {
-    thread.runnable >= SPIN_MIN_RUNNABLE
-        && thread.runnable as f64 >= SPIN_MIN_RUNNABLE_SHARE * thread.seen as f64
-        && thread.cpu_s() >= SPIN_MIN_CPU_S
-        && thread.cpu_s() >= SPIN_MIN_CPU_SHARE * thread.alive_s()
+/// Whether a property of `step` asks what its cell left behind: then the
+/// runner's threads are listed before it runs, and looked for after.
+fn watches_leaks(step: &Step) -> bool {
+    step.settings
+        .properties
+        .iter()
+        .any(|p| p.kind == PropertyKind::NoLeaks)
 }
 
 fn note_or(property: &Property, fallback: &str) -> String {
@@ -1073,32 +826,6 @@ pub fn find_kernel(explicit: Option<&Path>) -> std::path::PathBuf {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    /// A thread sampled `seen` times over one second.
-    fn thread(seen: usize, runnable: usize, cpu_ticks: u64) -> ThreadActivity {
-        let first = std::time::Instant::now();
-        ThreadActivity {
-            name: "producer".into(),
-            seen,
-            runnable,
-            cpu_ticks: (100, 100 + cpu_ticks),
-            sampled: (first, first + Duration::from_secs(1)),
-        }
-    }
-
-    #[test]
-    fn a_spinner_is_runnable_and_burns_cpu() {
-        let hz = crate::process_tree::clock_ticks_per_second();
-        // 1 s alive, runnable throughout, on a CPU a third of the time, or
-        // a tenth on a machine with far more runnable threads than cores.
-        assert!(spins(&thread(21, 21, hz / 3)));
-        assert!(spins(&thread(21, 21, hz / 10)));
-        // Runnable in most samples on a busy machine, but it slept: woken
-        // and waiting for a CPU is not spinning.
-        assert!(!spins(&thread(21, 15, 1)));
-        // Burned CPU while mostly asleep: working, not spinning.
-        assert!(!spins(&thread(21, 4, hz / 2)));
-    }
 
     #[test]
     fn a_panic_on_the_cells_own_thread_is_found_and_others_are_not() {

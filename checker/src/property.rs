@@ -9,15 +9,23 @@
 //! the evidence says which threads, when (ms after the cell started) and
 //! holding what, so a learner can find the moment in their own code.
 
+mod samples;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::time::Instant;
 
+use labkit::trace::UnnamedThreads;
+
+use crate::kernel::ThreadActivity;
 use crate::settings::{Property, PropertyKind};
 use crate::timeline::Moment;
 use crate::trace::{Event, What};
 
-/// What one run of a test cell left in the trace.
+pub use samples::{Leftover, Leftovers};
+
+/// What one run of a test cell showed: what it left in the trace, what the
+/// checker sampled of it, and how the test's own assertions ended.
 #[derive(Debug, Clone, Copy)]
 pub struct Evidence<'a> {
     /// The genuine events between the cell's start and end, in time order.
@@ -28,13 +36,47 @@ pub struct Evidence<'a> {
     /// The process the cell's code ran in: worker processes are the others,
     /// and the test's own `delivered` marks come from this one.
     pub runner_pid: u32,
-    /// When each of the runner's threads (by tid) was first and last seen
-    /// alive in the samples the checker took while the cell ran.
-    pub lifetimes: &'a Lifetimes,
+    /// The runner's threads by tid, as the checker sampled them while the
+    /// cell ran: when each was first and last seen alive, how often it was
+    /// runnable and the CPU it used.
+    pub threads: &'a BTreeMap<u32, ThreadActivity>,
+    /// CPU seconds the runner used while the cell ran.
+    pub runner_cpu_s: f64,
+    /// The run's wall seconds.
+    pub wall_s: f64,
+    /// What was still there once the cell ended: looked for only when a
+    /// `no_leaks` property asks.
+    pub leftovers: Option<&'a Leftovers>,
+    /// Why the test's own assertions failed, if they did: the properties
+    /// they decide are then not run.
+    pub test_failure: Option<&'a str>,
+    /// The numbers the trace gave threads spawned without a name, so the
+    /// checker's samples name them the same.
+    pub unnamed: &'a UnnamedThreads,
 }
 
-/// Threads by tid, with the first and last sample each was seen alive in.
-pub type Lifetimes = BTreeMap<u32, (Instant, Instant)>;
+impl<'a> Evidence<'a> {
+    /// The evidence of a run of the runner `runner_pid` that recorded and
+    /// left nothing, passed its test, and whose threads were sampled as
+    /// `threads`.
+    pub fn empty(
+        runner_pid: u32,
+        threads: &'a BTreeMap<u32, ThreadActivity>,
+        unnamed: &'a UnnamedThreads,
+    ) -> Evidence<'a> {
+        Evidence {
+            events: &[],
+            origin_ns: 0,
+            runner_pid,
+            threads,
+            runner_cpu_s: 0.0,
+            wall_s: 0.0,
+            leftovers: None,
+            test_failure: None,
+            unnamed,
+        }
+    }
+}
 
 /// What the trace says about one property.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +97,9 @@ pub enum Verdict {
     /// The trace cannot tell (nothing was recorded to judge by, or the
     /// property lacks a parameter); the reason says which.
     Inconclusive(String),
+    /// Not judged: the test's own assertions decide it, and they failed
+    /// first; the reason says how.
+    NotRun(String),
 }
 
 /// How far apart two completion times must be (ns) before delivering them
@@ -69,13 +114,10 @@ const LIST_MAX: usize = 10;
 /// of lock classes, so this only stops a pathological trace.
 const CYCLE_SEARCH_BUDGET: usize = 200_000;
 
-/// Decides a property from the trace; `None` for kinds the trace cannot
-/// decide (results_equal, input_order, fifo, bounded, faster_than_sequential,
-/// release_on_panic, no_leaks, no_hang, sleeps_not_spins): the caller
-/// decides those from the test's assertions, the process tree and the clock.
-pub fn decide(property: &Property, evidence: &Evidence) -> Option<Verdict> {
+/// Decides a property of one run of its test cell.
+pub fn decide(property: &Property, evidence: &Evidence) -> Verdict {
     use PropertyKind as K;
-    let verdict = match property.kind {
+    let from_trace = match property.kind {
         K::MaxInside => match property.limit {
             Some(limit) => with_spans(property, evidence, |span, spans| {
                 max_inside(evidence, span, limit, spans)
@@ -108,12 +150,27 @@ pub fn decide(property: &Property, evidence: &Evidence) -> Option<Verdict> {
         }),
         K::Processes => processes(property, evidence),
         K::NoLockCycle => no_lock_cycle(evidence),
-        // results_equal, input_order, fifo, bounded, faster_than_sequential,
-        // release_on_panic, no_leaks, no_hang, sleeps_not_spins, and any kind
-        // added later: the caller decides them.
-        _ => return None,
+        // From the checker's samples: their messages say what the property
+        // means already, so no note leads them.
+        K::NoLeaks => return samples::no_leaks(evidence),
+        K::SleepsNotSpins => return samples::sleeps_not_spins(evidence),
+        // A run that hung was stopped and never judged: one judged ended
+        // within its time limit.
+        K::NoHang => return Verdict::Holds,
+        // The test's own assertions decide these.
+        K::ResultsEqual
+        | K::InputOrder
+        | K::Fifo
+        | K::Bounded
+        | K::FasterThanSequential
+        | K::ReleaseOnPanic => {
+            return match evidence.test_failure {
+                None => Verdict::Holds,
+                Some(failure) => Verdict::NotRun(format!("the test failed first: {failure}")),
+            };
+        }
     };
-    Some(match (verdict, &property.note) {
+    match (from_trace, &property.note) {
         (
             Verdict::Fails {
                 message,
@@ -127,7 +184,7 @@ pub fn decide(property: &Property, evidence: &Evidence) -> Option<Verdict> {
             moment,
         },
         (verdict, _) => verdict,
-    })
+    }
 }
 
 /// A short label for reports: `max_inside(fetch)`, `processes`,
@@ -567,7 +624,8 @@ fn alive_together(evidence: &Evidence, groups: &[Vec<&Span>]) -> usize {
     let lifetimes: Vec<(Instant, Instant)> = groups
         .iter()
         .filter(|group| group[0].enter.pid == evidence.runner_pid)
-        .filter_map(|group| evidence.lifetimes.get(&group[0].enter.tid).copied())
+        .filter_map(|group| evidence.threads.get(&group[0].enter.tid))
+        .map(|thread| thread.sampled)
         .collect();
     // The most lifetimes that hold one of their starts: where a maximum
     // overlap of closed intervals begins.
@@ -1344,7 +1402,8 @@ mod tests {
         events: Vec<Event>,
         tids: HashMap<(u32, String), u32>,
         seq: HashMap<u32, u64>,
-        lifetimes: Lifetimes,
+        threads: BTreeMap<u32, ThreadActivity>,
+        unnamed: UnnamedThreads,
     }
 
     impl Run {
@@ -1372,7 +1431,14 @@ mod tests {
             let origin = *ORIGIN.get_or_init(Instant::now);
             let at = |ms: f64| origin + std::time::Duration::from_micros((ms * 1e3) as u64);
             let tid = self.tid(RUNNER, thread);
-            self.lifetimes.insert(tid, (at(from), at(to)));
+            let activity = ThreadActivity {
+                name: thread.to_owned(),
+                seen: 1,
+                runnable: 0,
+                cpu_ticks: (0, 0),
+                sampled: (at(from), at(to)),
+            };
+            self.threads.insert(tid, activity);
             self
         }
 
@@ -1501,11 +1567,9 @@ mod tests {
             self.events.sort_by_key(|e| (e.t_ns, e.pid, e.seq));
             let evidence = Evidence {
                 events: &self.events,
-                origin_ns: 0,
-                runner_pid: RUNNER,
-                lifetimes: &self.lifetimes,
+                ..Evidence::empty(RUNNER, &self.threads, &self.unnamed)
             };
-            decide(property, &evidence).expect("decided from the trace")
+            decide(property, &evidence)
         }
 
         fn message(&mut self, property: &Property) -> String {
@@ -1572,12 +1636,12 @@ mod tests {
     }
 
     #[test]
-    fn kinds_the_trace_cannot_decide_are_left_to_the_caller() {
-        let evidence = Evidence {
-            events: &[],
-            origin_ns: 0,
-            runner_pid: RUNNER,
-            lifetimes: &Lifetimes::new(),
+    fn kinds_the_tests_assertions_decide_hold_with_them_and_wait_for_them() {
+        let (threads, unnamed) = (BTreeMap::new(), UnnamedThreads::default());
+        let passed = Evidence::empty(RUNNER, &threads, &unnamed);
+        let failed = Evidence {
+            test_failure: Some("assertion `left == right` failed"),
+            ..passed
         };
         for kind in [
             PropertyKind::ResultsEqual,
@@ -1585,13 +1649,30 @@ mod tests {
             PropertyKind::Fifo,
             PropertyKind::FasterThanSequential,
             PropertyKind::ReleaseOnPanic,
-            PropertyKind::NoLeaks,
-            PropertyKind::NoHang,
-            PropertyKind::SleepsNotSpins,
             PropertyKind::Bounded,
         ] {
-            assert_eq!(decide(&property(kind, None), &evidence), None, "{kind:?}");
+            let asserted = property(kind, None);
+            assert_eq!(decide(&asserted, &passed), Verdict::Holds, "{kind:?}");
+            assert_eq!(
+                decide(&asserted, &failed),
+                Verdict::NotRun("the test failed first: assertion `left == right` failed".into()),
+                "{kind:?}"
+            );
         }
+        // A judged run ended in time; a leak is judged from what was left.
+        let no_hang = property(PropertyKind::NoHang, None);
+        assert_eq!(decide(&no_hang, &failed), Verdict::Holds);
+        let nothing_left = Leftovers::default();
+        let clean = Evidence {
+            leftovers: Some(&nothing_left),
+            ..failed
+        };
+        let no_leaks = property(PropertyKind::NoLeaks, None);
+        assert_eq!(decide(&no_leaks, &clean), Verdict::Holds);
+        assert!(matches!(
+            decide(&no_leaks, &failed),
+            Verdict::Inconclusive(_)
+        ));
     }
 
     #[test]

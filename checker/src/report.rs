@@ -4,6 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::plan::Step;
+use crate::settings::Property;
+
 /// The schema name written into every JSON report.
 pub const SCHEMA: &str = "conclab-check/report/1";
 
@@ -91,6 +94,57 @@ impl Check {
     /// How the message of a test that passed, while one of its properties
     /// did not, begins: its failure is counted under the property.
     pub const PROPERTIES_FAILED: &str = "the test passed, but not every property held";
+
+    /// The check of the cell `step` itself, of `kind`: its verdict and
+    /// `message`, none of its points earned yet, no details, no time.
+    pub fn of_cell(step: &Step, kind: CheckKind, outcome: Outcome, message: String) -> Check {
+        Check {
+            id: step.label.clone(),
+            cell: step.label.clone(),
+            exercise: step.exercise.clone(),
+            kind,
+            outcome,
+            score: 0.0,
+            max_score: step.points(),
+            message,
+            details: String::new(),
+            seed: None,
+            time_s: 0.0,
+            evidence_in: None,
+            timeline: None,
+        }
+    }
+
+    /// The check of `property` of the test cell `step`, with its verdict and
+    /// `message`: status only, worth no points.
+    pub fn of_property(
+        step: &Step,
+        property: &Property,
+        outcome: Outcome,
+        message: String,
+    ) -> Check {
+        Check {
+            id: format!("{}/{}", step.label, crate::property::label(property)),
+            kind: CheckKind::Property,
+            max_score: 0.0,
+            ..Check::of_cell(step, CheckKind::Property, outcome, message)
+        }
+    }
+
+    /// This check with `details`: the diff, the evidence or a diagnosis.
+    pub fn with_details(self, details: String) -> Check {
+        Check { details, ..self }
+    }
+
+    /// This check with the seed of the perturbed run behind it, if any.
+    pub fn with_seed(self, seed: Option<u64>) -> Check {
+        Check { seed, ..self }
+    }
+
+    /// This check with the wall time of the run behind it, in seconds.
+    pub fn timed(self, time_s: f64) -> Check {
+        Check { time_s, ..self }
+    }
 
     /// A check about a whole notebook or submission rather than a cell (the
     /// kernel, the checker, the submission's files), named `what`: it earns

@@ -4,6 +4,7 @@
 
 mod support;
 
+use conclab_check::report::{Check, Outcome};
 use support::{grade_notebook, lab, reference_with, submission, with_timeout, write};
 
 #[test]
@@ -13,10 +14,10 @@ fn the_reference_solutions_earn_every_point() {
         "07-semaphores.ipynb",
         &support::read(&lab().join("07-semaphores.ipynb")),
     );
-    assert_eq!(graded.code, 0, "{:#}", graded.report);
+    assert_eq!(graded.code, 0, "{:#?}", graded.report);
     let failed: Vec<_> = graded
         .checks()
-        .filter(|c| c["outcome"] != "passed")
+        .filter(|c| c.outcome != Outcome::Passed)
         .collect();
     assert!(failed.is_empty(), "{failed:#?}");
 }
@@ -58,23 +59,23 @@ impl ProcessPool {
         ],
     );
     assert_eq!(graded.code, 1);
-    graded.expect("step01-par-map-test", "passed", "passed");
+    graded.expect("step01-par-map-test", Outcome::Passed, "passed");
     graded.expect(
         "step01-par-map-hidden/parallel(primes)",
-        "failed",
+        Outcome::Failed,
         "the work in primes should be spread over at least 2 threads, but ran on 1",
     );
     graded.expect(
         "step01-par-map-hidden",
-        "failed",
+        Outcome::Failed,
         "not every property held: parallel(primes)",
     );
     graded.expect(
         "step01-process-pool-hidden/processes",
-        "failed",
+        Outcome::Failed,
         "expected exactly 3 worker processes, saw 12 start",
     );
-    assert_eq!(graded.check("step01-process-pool-hidden")["score"], 0.0);
+    assert_eq!(graded.check("step01-process-pool-hidden").score, 0.0);
 }
 
 /// Step 2: as_completed that waits for every task, then hands results back
@@ -115,12 +116,12 @@ pub fn as_completed<T: Send + 'static>(
     );
     graded.expect(
         "step02-as-completed-hidden/streaming(task)",
-        "failed",
+        Outcome::Failed,
         "the first result must arrive before the slowest task ends",
     );
     graded.expect(
         "step02-as-completed-hidden/exactly_once(task)",
-        "passed",
+        Outcome::Passed,
         "",
     );
 }
@@ -144,10 +145,10 @@ pub fn fetch_all(urls: &[String], threads: usize) -> Vec<String> {
     );
     graded.expect(
         "step03-io-threads-hidden/max_inside(fetch)",
-        "failed",
+        Outcome::Failed,
         "at most 4 may be inside fetch at once, but 12 were",
     );
-    graded.expect("step03-cpu-compare-hidden", "passed", "passed");
+    graded.expect("step03-cpu-compare-hidden", Outcome::Passed, "passed");
 }
 
 /// Step 4: an "actor" whose handle changes the balance itself.
@@ -196,7 +197,7 @@ impl Account {
     let graded = graded_lab("04-actors.ipynb", &[("step04-account-actor", shared_state)]);
     graded.expect(
         "step04-account-actor-hidden/owner_thread_only(request)",
-        "failed",
+        Outcome::Failed,
         "all request spans must run on one thread",
     );
 }
@@ -220,10 +221,10 @@ pub fn transfer(accounts: &[labkit::sync::Mutex<i64>], from: usize, to: usize, a
     let graded = graded_lab("05-shared-state.ipynb", &[("step05-transfer", gated)]);
     graded.expect(
         "step05-transfer-hidden/no_lock_cycle",
-        "failed",
+        Outcome::Failed,
         "locks are taken in opposite orders, so this can deadlock",
     );
-    graded.expect("step05-counter-hidden", "passed", "passed");
+    graded.expect("step05-counter-hidden", Outcome::Passed, "passed");
 
     let deadlocking = r#"
 pub fn transfer(accounts: &[labkit::sync::Mutex<i64>], from: usize, to: usize, amount: i64) {
@@ -238,8 +239,8 @@ pub fn transfer(accounts: &[labkit::sync::Mutex<i64>], from: usize, to: usize, a
     // proves the deadlock as soon as every thread is stuck.
     let graded = graded_lab("05-shared-state.ipynb", &[("step05-transfer", deadlocking)]);
     let hang = graded.check("step05-transfer-hidden");
-    assert_eq!(hang["outcome"], "failed");
-    let message = hang["message"].as_str().unwrap();
+    assert_eq!(hang.outcome, Outcome::Failed);
+    let message = &hang.message;
     assert!(
         message.starts_with("step05-transfer-hidden hung: deadlock: worker-")
             && message.contains("waits for account[")
@@ -248,7 +249,7 @@ pub fn transfer(accounts: &[labkit::sync::Mutex<i64>], from: usize, to: usize, a
     );
     graded.expect(
         "step05-transfer-hidden/no_hang",
-        "failed",
+        Outcome::Failed,
         "deadlock: worker-",
     );
 }
@@ -327,10 +328,10 @@ impl<T> BoundedQueue<T> {{
         ),
     );
     let check = graded.check("step06-bounded-queue-hidden");
-    assert_eq!(check["outcome"], "failed", "{check:#}");
+    assert_eq!(check.outcome, Outcome::Failed, "{check:#?}");
     assert!(
-        check["seed"].is_u64(),
-        "a perturbed run failed and says its seed: {check:#}"
+        check.seed.is_some(),
+        "a perturbed run failed and says its seed: {check:#?}"
     );
 
     let spinning = queue(
@@ -345,7 +346,7 @@ impl<T> BoundedQueue<T> {{
     );
     graded.expect(
         "step06-bounded-queue-hidden/sleeps_not_spins",
-        "failed",
+        Outcome::Failed,
         "a blocked thread should sleep, not spin",
     );
 
@@ -364,12 +365,12 @@ impl<T> BoundedQueue<T> {{
     );
     graded.expect(
         "step06-bounded-queue-hidden",
-        "failed",
+        Outcome::Failed,
         "waits on condition variable not_empty that nobody notifies",
     );
     graded.expect(
         "step06-pipeline-test",
-        "not_run",
+        Outcome::NotRun,
         "not run: step06-bounded-queue-hidden hung",
     );
 }
@@ -406,7 +407,7 @@ impl Drop for Permit<'_> {{
     let graded = graded_lab("07-semaphores.ipynb", &[("step07-semaphore", &off_by_one)]);
     graded.expect(
         "step07-semaphore-hidden/max_inside(inside)",
-        "failed",
+        Outcome::Failed,
         "at most 3 may be inside inside at once, but",
     );
 
@@ -420,12 +421,12 @@ impl Drop for Permit<'_> {{
     );
     graded.expect(
         "step07-semaphore-hidden",
-        "failed",
+        Outcome::Failed,
         "the panicking holder's permit came back",
     );
     graded.expect(
         "step07-semaphore-hidden/release_on_panic",
-        "not_run",
+        Outcome::NotRun,
         "the test failed first",
     );
 }
@@ -452,18 +453,18 @@ pub fn analyse(urls: &[String], fetch_limit: usize) -> Report {
     let graded = graded_lab("08-capstone-hybrid.ipynb", &[("step08-hybrid", sequential)]);
     graded.expect(
         "step08-hybrid-hidden/min_inside(fetch)",
-        "failed",
+        Outcome::Failed,
         "fetch should reach 4 at once",
     );
     graded.expect(
         "step08-hybrid-hidden/parallel(analyse)",
-        "failed",
+        Outcome::Failed,
         "the work in analyse should be spread over at least 2 threads, but ran on 1",
     );
     // The fetch-limit assertion fails before the timing one is reached.
     graded.expect(
         "step08-hybrid-hidden/faster_than_sequential",
-        "not_run",
+        Outcome::NotRun,
         "the test failed first: assertion `left == right` failed: the fetch limit is reached",
     );
 }
@@ -494,10 +495,10 @@ fn step01_workers_never_reaped() {
     );
     graded.expect(
         "step01-process-pool-hidden/no_leaks",
-        "failed",
+        Outcome::Failed,
         "(exited but never waited for: a zombie)",
     );
-    graded.expect("step01-par-map-hidden", "passed", "passed");
+    graded.expect("step01-par-map-hidden", Outcome::Passed, "passed");
 }
 
 /// Step 2: results handed back in input order, not as tasks complete.
@@ -515,10 +516,14 @@ fn step02_input_order_is_not_completion_order() {
     );
     graded.expect(
         "step02-as-completed-hidden/completion_order(task)",
-        "failed",
+        Outcome::Failed,
         "results must be handed back as tasks complete: task 0",
     );
-    graded.expect("step02-as-completed-hidden/max_inside(task)", "passed", "");
+    graded.expect(
+        "step02-as-completed-hidden/max_inside(task)",
+        Outcome::Passed,
+        "",
+    );
 }
 
 /// Step 1: a parallel map whose tasks push their results into a shared Vec
@@ -541,18 +546,22 @@ pub fn count_primes_par(limits: &[u64]) -> Vec<u64> {
     );
     graded.expect(
         "step01-par-map-hidden",
-        "failed",
+        Outcome::Failed,
         "the results must be those of the sequential loop, in input order",
     );
     // Input order is the test's own assertion: it failed, and says so.
     graded.expect(
         "step01-par-map-hidden/input_order(primes)",
-        "not_run",
+        Outcome::NotRun,
         "the test failed first: assertion `left == right` failed: the results must be those of the sequential loop, in input order",
     );
     // The work itself was parallel: only the order is wrong.
-    graded.expect("step01-par-map-hidden/parallel(primes)", "passed", "");
-    graded.expect("step01-process-pool-hidden", "passed", "passed");
+    graded.expect(
+        "step01-par-map-hidden/parallel(primes)",
+        Outcome::Passed,
+        "",
+    );
+    graded.expect("step01-process-pool-hidden", Outcome::Passed, "passed");
 }
 
 /// Step 1: a pool whose map writes every task before it reads any result.
@@ -582,8 +591,8 @@ fn step01_write_all_then_read_deadlocks_on_large_payloads() {
         &submitted,
     );
     let hang = graded.check("step01-process-pool-hidden");
-    assert_eq!(hang["outcome"], "failed", "{hang:#}");
-    let message = hang["message"].as_str().unwrap();
+    assert_eq!(hang.outcome, Outcome::Failed, "{hang:#?}");
+    let message = &hang.message;
     assert!(
         message.starts_with("step01-process-pool-hidden hung: ")
             && message.contains(" blocked writing a pipe to labkit-worker")
@@ -595,25 +604,24 @@ fn step01_write_all_then_read_deadlocks_on_large_payloads() {
     );
     // Drawn, though no thread waits in the trace: marked where the writer
     // last did something.
-    let mark = &hang["timeline"]["marks"][0]["label"];
+    let mark = hang.timeline.as_ref().and_then(|t| t.marks.first());
     assert!(
-        mark.as_str()
-            .is_some_and(|mark| mark.ends_with(" block on pipes to each other here")),
-        "{hang:#}"
+        mark.is_some_and(|mark| mark.label.ends_with(" block on pipes to each other here")),
+        "{hang:#?}"
     );
     graded.expect(
         "step01-process-pool-hidden/no_hang",
-        "failed",
+        Outcome::Failed,
         "which is blocked writing a pipe to it",
     );
     for property in ["processes", "input_order", "no_leaks"] {
         graded.expect(
             &format!("step01-process-pool-hidden/{property}"),
-            "not_run",
+            Outcome::NotRun,
             "not run: step01-process-pool-hidden hung",
         );
     }
-    graded.expect("step01-process-pool-test", "passed", "passed");
+    graded.expect("step01-process-pool-test", Outcome::Passed, "passed");
 }
 
 /// Step 3: a "process" variant that runs the work on threads in the cell's
@@ -632,17 +640,17 @@ fn step03_threads_posing_as_processes() {
     );
     graded.expect(
         "step03-cpu-compare-hidden/processes",
-        "failed",
+        Outcome::Failed,
         "the process variant really used other processes: expected exactly 3 worker processes, saw 0 start (the work must run in labkit-worker processes, started with labkit::worker::command())",
     );
     graded.expect(
         "step03-cpu-compare-hidden",
-        "failed",
+        Outcome::Failed,
         "the work must run in other processes, not in the notebook's own",
     );
     // The public test only counts the pids it is given: it cannot tell.
-    graded.expect("step03-cpu-compare-test", "passed", "passed");
-    graded.expect("step03-io-threads-hidden", "passed", "passed");
+    graded.expect("step03-cpu-compare-test", Outcome::Passed, "passed");
+    graded.expect("step03-io-threads-hidden", Outcome::Passed, "passed");
 }
 
 /// Step 6: the reader thread gets a clone of the lines' Sender and the
@@ -662,8 +670,8 @@ fn step06_a_sender_kept_alive_in_the_main_thread() {
     let graded = graded_lab("06-pipelines.ipynb", &[("step06-pipeline", &kept_alive)]);
     // The public test is the first to call pipeline: it hangs.
     let hang = graded.check("step06-pipeline-test");
-    assert_eq!(hang["outcome"], "failed", "{hang:#}");
-    let message = hang["message"].as_str().unwrap();
+    assert_eq!(hang.outcome, Outcome::Failed, "{hang:#?}");
+    let message = &hang.message;
     assert!(
         message.starts_with(
             "step06-pipeline-test hung: all threads are blocked, none on a labkit lock or condition variable: most often a receiver waiting on a channel that never closes, because a Sender (or a clone of one) is still alive somewhere, or a sender blocked on a full bounded channel that nobody reads any more; blocked: unnamed thread "
@@ -671,22 +679,22 @@ fn step06_a_sender_kept_alive_in_the_main_thread() {
         "{message}"
     );
     // The parse workers, named, each last seen in a parse span.
-    let details = hang["details"].as_str().unwrap();
+    let details = &hang.details;
     assert!(
         details.contains("last events: span_exit parse"),
         "{details}"
     );
     graded.expect(
         "step06-pipeline-hidden",
-        "not_run",
+        Outcome::NotRun,
         "not run: step06-pipeline-test hung",
     );
     graded.expect(
         "step06-pipeline-hidden/no_hang",
-        "not_run",
+        Outcome::NotRun,
         "not run: step06-pipeline-test hung",
     );
-    graded.expect("step06-bounded-queue-hidden", "passed", "passed");
+    graded.expect("step06-bounded-queue-hidden", Outcome::Passed, "passed");
 }
 
 /// Step 8: an aggregator actor that polls its inbox and takes every error,
@@ -750,40 +758,44 @@ pub fn analyse(urls: &[String], fetch_limit: usize) -> Report {
     );
     graded.expect(
         "step08-hybrid-hidden/no_leaks",
-        "failed",
+        Outcome::Failed,
         "1 thread(s) still running after the cell ended: aggregator (join every thread you spawn",
     );
     // Its tid is in the folded evidence, not the message.
     graded.expect(
         "step08-hybrid-hidden/no_leaks",
-        "failed",
+        Outcome::Failed,
         "aggregator: tid ",
     );
-    let message = graded.check("step08-hybrid-hidden/no_leaks")["message"].to_string();
+    let message = &graded.check("step08-hybrid-hidden/no_leaks").message;
     assert!(!message.contains("tid"), "{message}");
     graded.expect(
         "step08-hybrid-hidden/no_leaks",
-        "failed",
+        Outcome::Failed,
         "(join every thread you spawn, or let its channel close so it can end)",
     );
     graded.expect(
         "step08-hybrid-hidden",
-        "failed",
+        Outcome::Failed,
         "the test passed, but not every property held: no_leaks",
     );
     // Everything else about the run was right.
-    graded.expect("step08-hybrid-hidden/results_equal", "passed", "");
-    graded.expect("step08-hybrid-hidden/parallel(analyse)", "passed", "");
+    graded.expect("step08-hybrid-hidden/results_equal", Outcome::Passed, "");
+    graded.expect(
+        "step08-hybrid-hidden/parallel(analyse)",
+        Outcome::Passed,
+        "",
+    );
 }
 
 /// The left total of an `assert_eq!` failure's details (`  left: 5161`).
-fn left_total(check: &serde_json::Value) -> u64 {
-    let details = check["details"].as_str().unwrap_or_default();
-    details
+fn left_total(check: &Check) -> u64 {
+    check
+        .details
         .lines()
         .find_map(|line| line.trim().strip_prefix("left: "))
         .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no left total in {check:#}"))
+        .unwrap_or_else(|| panic!("no left total in {check:#?}"))
 }
 
 /// Step 5: counters that lose updates. The atomic one loads, yields, then
@@ -805,21 +817,21 @@ fn step05_counters_that_lose_updates() {
     );
     graded.expect(
         "step05-counter-hidden",
-        "failed",
+        Outcome::Failed,
         "assertion `left == right` failed: atomic counter with 8 threads",
     );
     // The totals: what the counter said, and the exact 8 × 5 000.
-    graded.expect("step05-counter-hidden", "failed", "right: 40000");
+    graded.expect("step05-counter-hidden", Outcome::Failed, "right: 40000");
     let counted = left_total(graded.check("step05-counter-hidden"));
     assert!(counted < 40_000, "updates were lost: {counted}");
     // Exact totals are the test's own assertion: it failed, and says so.
     graded.expect(
         "step05-counter-hidden/results_equal",
-        "not_run",
+        Outcome::NotRun,
         "the test failed first: assertion `left == right` failed: atomic counter with 8 threads",
     );
-    graded.expect("step05-counter-test", "failed", "right: 4000");
-    graded.expect("step05-transfer-hidden", "passed", "passed");
+    graded.expect("step05-counter-test", Outcome::Failed, "right: 4000");
+    graded.expect("step05-transfer-hidden", Outcome::Passed, "passed");
 
     let lock_twice = reference_with(
         "05-shared-state.ipynb",
@@ -830,15 +842,15 @@ fn step05_counters_that_lose_updates() {
     let graded = graded_lab("05-shared-state.ipynb", &[("step05-counter", &lock_twice)]);
     graded.expect(
         "step05-counter-hidden",
-        "failed",
+        Outcome::Failed,
         "assertion `left == right` failed: mutex counter with 8 threads",
     );
-    graded.expect("step05-counter-hidden", "failed", "right: 40000");
+    graded.expect("step05-counter-hidden", Outcome::Failed, "right: 40000");
     let counted = left_total(graded.check("step05-counter-hidden"));
     assert!(counted < 40_000, "updates were lost: {counted}");
     graded.expect(
         "step05-counter-hidden/results_equal",
-        "not_run",
+        Outcome::NotRun,
         "the test failed first: assertion `left == right` failed: mutex counter with 8 threads",
     );
 }
@@ -856,24 +868,28 @@ fn step06_a_lifo_queue_and_an_unbounded_one() {
     let graded = graded_lab("06-pipelines.ipynb", &[("step06-bounded-queue", &lifo)]);
     graded.expect(
         "step06-bounded-queue-hidden",
-        "failed",
+        Outcome::Failed,
         "assertion `left == right` failed: FIFO, nothing lost or duplicated",
     );
     // The first pop takes the newest of the three the blocked producer left.
-    graded.expect("step06-bounded-queue-hidden", "failed", "left: [2, ");
+    graded.expect("step06-bounded-queue-hidden", Outcome::Failed, "left: [2, ");
     graded.expect(
         "step06-bounded-queue-hidden",
-        "failed",
+        Outcome::Failed,
         "right: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]",
     );
     // FIFO is the test's own assertion: it failed, and says so.
     graded.expect(
         "step06-bounded-queue-hidden/fifo",
-        "not_run",
+        Outcome::NotRun,
         "the test failed first: assertion `left == right` failed: FIFO, nothing lost or duplicated",
     );
-    graded.expect("step06-bounded-queue-test", "failed", "first in, first out");
-    graded.expect("step06-pipeline-hidden", "passed", "passed");
+    graded.expect(
+        "step06-bounded-queue-test",
+        Outcome::Failed,
+        "first in, first out",
+    );
+    graded.expect("step06-pipeline-hidden", Outcome::Passed, "passed");
 
     let unbounded = reference_with(
         "06-pipelines.ipynb",
@@ -887,19 +903,19 @@ fn step06_a_lifo_queue_and_an_unbounded_one() {
     );
     graded.expect(
         "step06-bounded-queue-hidden",
-        "failed",
+        Outcome::Failed,
         "assertion `left == right` failed: with nobody popping, the producer blocks after exactly `capacity` items",
     );
     // Everything went in at once: 10 items in a queue of 3.
-    graded.expect("step06-bounded-queue-hidden", "failed", "left: 10");
-    graded.expect("step06-bounded-queue-hidden", "failed", "right: 3");
+    graded.expect("step06-bounded-queue-hidden", Outcome::Failed, "left: 10");
+    graded.expect("step06-bounded-queue-hidden", Outcome::Failed, "right: 3");
     graded.expect(
         "step06-bounded-queue-hidden/bounded",
-        "not_run",
+        Outcome::NotRun,
         "the test failed first: assertion `left == right` failed: with nobody popping, the producer blocks after exactly `capacity` items",
     );
     // The public test never fills the queue with nobody popping: it passes.
-    graded.expect("step06-bounded-queue-test", "passed", "passed");
+    graded.expect("step06-bounded-queue-test", Outcome::Passed, "passed");
 }
 
 /// Step 8: an aggregator actor that, instead of blocking on its inbox,
@@ -920,20 +936,32 @@ fn step08_an_actor_that_sleeps_between_messages() {
     );
     graded.expect(
         "step08-hybrid-hidden",
-        "failed",
+        Outcome::Failed,
         "the hybrid must take less than half the sequential time: it took ",
     );
     // Being faster is the test's own assertion: it failed, and says so.
     graded.expect(
         "step08-hybrid-hidden/faster_than_sequential",
-        "not_run",
+        Outcome::NotRun,
         "the test failed first: the hybrid must take less than half the sequential time: it took ",
     );
     // The concurrency itself was right.
-    graded.expect("step08-hybrid-hidden/min_inside(fetch)", "passed", "");
-    graded.expect("step08-hybrid-hidden/max_inside(fetch)", "passed", "");
-    graded.expect("step08-hybrid-hidden/parallel(analyse)", "passed", "");
-    graded.expect("step08-hybrid-hidden/no_leaks", "passed", "");
+    graded.expect(
+        "step08-hybrid-hidden/min_inside(fetch)",
+        Outcome::Passed,
+        "",
+    );
+    graded.expect(
+        "step08-hybrid-hidden/max_inside(fetch)",
+        Outcome::Passed,
+        "",
+    );
+    graded.expect(
+        "step08-hybrid-hidden/parallel(analyse)",
+        Outcome::Passed,
+        "",
+    );
+    graded.expect("step08-hybrid-hidden/no_leaks", Outcome::Passed, "");
 }
 
 /// Step 2: workers that run each task without catch_unwind. Task 3's panic
@@ -953,20 +981,17 @@ fn step02_a_panic_kills_its_worker() {
     );
     graded.expect(
         "step02-as-completed-hidden",
-        "failed",
+        Outcome::Failed,
         "assertion `left == right` failed: every task is delivered exactly once",
     );
     // The delivered tasks, 3 missing.
     graded.expect(
         "step02-as-completed-hidden",
-        "failed",
+        Outcome::Failed,
         "left: [0, 1, 2, 4, 5, 6]",
     );
     // Why: the worker's panic, which went to stderr, is shown with it.
-    let details = graded.check("step02-as-completed-hidden")["details"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let details = &graded.check("step02-as-completed-hidden").details;
     assert!(
         details.contains("the cell's stderr:\nthread '<unnamed>' panicked")
             && details.contains("task 3 failed on purpose"),
@@ -975,11 +1000,11 @@ fn step02_a_panic_kills_its_worker() {
     // Each task that ran ran once, in its own span: only the delivery is lost.
     graded.expect(
         "step02-as-completed-hidden/exactly_once(task)",
-        "passed",
+        Outcome::Passed,
         "",
     );
     // The public test has no panicking task.
-    graded.expect("step02-as-completed-test", "passed", "passed");
+    graded.expect("step02-as-completed-test", Outcome::Passed, "passed");
 }
 
 /// Step 6: a pipeline with a single parse thread, whatever `workers` says.
@@ -995,22 +1020,26 @@ fn step06_a_pipeline_with_one_parser() {
     let graded = graded_lab("06-pipelines.ipynb", &[("step06-pipeline", &one_parser)]);
     graded.expect(
         "step06-pipeline-hidden/min_inside(parse)",
-        "failed",
+        Outcome::Failed,
         "stages overlap in time: parse should reach 2 at once",
     );
     graded.expect(
         "step06-pipeline-hidden/min_inside(parse)",
-        "failed",
+        Outcome::Failed,
         "but at most 1 were inside at once",
     );
     graded.expect(
         "step06-pipeline-hidden",
-        "failed",
+        Outcome::Failed,
         "the parse workers overlap",
     );
-    graded.expect("step06-pipeline-hidden/exactly_once(parse)", "passed", "");
-    graded.expect("step06-pipeline-hidden/no_leaks", "passed", "");
-    graded.expect("step06-pipeline-test", "passed", "passed");
+    graded.expect(
+        "step06-pipeline-hidden/exactly_once(parse)",
+        Outcome::Passed,
+        "",
+    );
+    graded.expect("step06-pipeline-hidden/no_leaks", Outcome::Passed, "");
+    graded.expect("step06-pipeline-test", Outcome::Passed, "passed");
 }
 
 /// Fair: a transfer that takes the second account with `try_lock` and
@@ -1034,10 +1063,10 @@ pub fn transfer(accounts: &[labkit::sync::Mutex<i64>], from: usize, to: usize, a
     }
 }"#;
     let graded = graded_lab("05-shared-state.ipynb", &[("step05-transfer", backing_off)]);
-    graded.expect("step05-transfer-test/no_lock_cycle", "passed", "");
-    graded.expect("step05-transfer-hidden/no_lock_cycle", "passed", "");
-    graded.expect("step05-transfer-hidden", "passed", "passed");
-    assert_eq!(graded.code, 0, "{:#}", graded.report);
+    graded.expect("step05-transfer-test/no_lock_cycle", Outcome::Passed, "");
+    graded.expect("step05-transfer-hidden/no_lock_cycle", Outcome::Passed, "");
+    graded.expect("step05-transfer-hidden", Outcome::Passed, "passed");
+    assert_eq!(graded.code, 0, "{:#?}", graded.report);
 }
 
 /// Step 6: a queue that lets one item too many in. The hidden test's
@@ -1056,11 +1085,11 @@ fn step06_a_failed_assertion_is_named_before_the_hang_it_causes() {
         &[("step06-bounded-queue", &one_too_many)],
     );
     let check = graded.check("step06-bounded-queue-hidden");
-    let message = check["message"].as_str().unwrap();
+    let message = &check.message;
     assert!(
         message.starts_with("step06-bounded-queue-hidden failed: assertion `left == right` failed: with nobody popping, the producer blocks after exactly `capacity` items; left: 4; right: 3")
             && message.contains("; then the cell hung, waiting for threads that could not end: "),
-        "{check:#}"
+        "{check:#?}"
     );
 }
 
@@ -1080,20 +1109,21 @@ fn step01_waiting_for_a_worker_whose_stdin_is_open() {
         &[("step01-process-pool", &wait_first)],
     );
     let check = graded.check("step01-process-pool-test");
-    let message = check["message"].as_str().unwrap();
+    let message = &check.message;
     assert!(
         message.starts_with("step01-process-pool-test hung: main waits in wait() for labkit-worker")
             && !message.contains("pid ")
             && message.ends_with(
                 " is blocked reading its input, which stays open while the waiting process holds its write end: close the child's stdin (drop the ChildStdin) before wait()"
             ),
-        "{check:#}"
+        "{check:#?}"
     );
-    let mark = &check["timeline"]["marks"][0]["label"];
+    let mark = check.timeline.as_ref().and_then(|t| t.marks.first());
     assert!(
-        mark.as_str()
-            .is_some_and(|mark| mark.starts_with("main waits for labkit-worker")
-                && mark.ends_with(" to exit from here")),
-        "{check:#}"
+        mark.is_some_and(
+            |mark| mark.label.starts_with("main waits for labkit-worker")
+                && mark.label.ends_with(" to exit from here")
+        ),
+        "{check:#?}"
     );
 }

@@ -4,6 +4,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use conclab_check::report::{Outcome, Report};
 use predicates::prelude::*;
 use serde_json::Value;
 
@@ -234,35 +235,26 @@ fn inverted_validation_lets_a_cell_reach_a_stub_but_not_fail_otherwise() {
         .arg(source.path().join("demo.ipynb"))
         .assert()
         .code(1);
-    let report: Value = serde_json::from_slice(&assert.get_output().stdout).unwrap();
-    let checks: Vec<&Value> = report["submissions"][0]["notebooks"][0]["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .collect();
+    let report: Report = serde_json::from_slice(&assert.get_output().stdout).unwrap();
+    let checks = &report.submissions[0].notebooks[0].checks;
     let of = |cell: &str| {
         checks
             .iter()
-            .find(|c| c["cell"] == cell)
-            .unwrap_or_else(|| panic!("no check of {cell}: {report:#}"))
+            .find(|c| c.cell == cell)
+            .unwrap_or_else(|| panic!("no check of {cell}: {report:#?}"))
     };
-    assert_eq!(of("double-test")["outcome"], "passed", "{report:#}");
+    assert_eq!(of("double-test").outcome, Outcome::Passed, "{report:#?}");
     let demo = of("cell 2");
-    assert_eq!(demo["outcome"], "passed", "{demo:#}");
+    assert_eq!(demo.outcome, Outcome::Passed, "{demo:#?}");
     assert!(
-        demo["message"]
-            .as_str()
-            .unwrap()
+        demo.message
             .contains("uses a solution the learner has not written yet"),
-        "{demo:#}"
+        "{demo:#?}"
     );
     let broken = of("cell 3");
-    assert_eq!(broken["outcome"], "failed", "{broken:#}");
+    assert_eq!(broken.outcome, Outcome::Failed, "{broken:#?}");
     assert!(
-        broken["message"]
-            .as_str()
-            .unwrap()
-            .contains("index out of bounds"),
-        "{broken:#}"
+        broken.message.contains("index out of bounds"),
+        "{broken:#?}"
     );
 }

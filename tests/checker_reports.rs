@@ -7,6 +7,7 @@ use std::ffi::OsStr;
 use std::fs;
 use std::path::Path;
 
+use conclab_check::report::{CheckKind, Outcome, Report};
 use predicates::prelude::*;
 use serde_json::Value;
 use support::{check, lab, submission, write};
@@ -36,30 +37,22 @@ fn class(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 /// (submission path, notebook, [(check id, outcome, score)]).
-type Verdicts = (String, String, Vec<(String, String, String)>);
+type Verdicts = (String, String, Vec<(String, Outcome, f64)>);
 
 /// What must be the same however a batch is split: who, which checks, the
 /// verdicts and the points (times and measured evidence vary run to run).
-fn verdicts(report: &Value) -> Vec<Verdicts> {
-    report["submissions"]
-        .as_array()
-        .unwrap()
+fn verdicts(report: &Report) -> Vec<Verdicts> {
+    report
+        .submissions
         .iter()
         .flat_map(|s| {
-            s["notebooks"].as_array().unwrap().iter().map(move |n| {
-                let checks = n["checks"]
-                    .as_array()
-                    .unwrap()
+            s.notebooks.iter().map(move |n| {
+                let checks = n
+                    .checks
                     .iter()
-                    .map(|c| {
-                        (
-                            c["id"].to_string(),
-                            c["outcome"].to_string(),
-                            c["score"].to_string(),
-                        )
-                    })
+                    .map(|c| (c.id.clone(), c.outcome, c.score))
                     .collect();
-                (s["path"].to_string(), n["notebook"].to_string(), checks)
+                (s.path.clone(), n.notebook.clone(), checks)
             })
         })
         .collect()
@@ -110,12 +103,8 @@ fn shards_merge_into_the_report_of_a_single_run_and_every_format_renders_it() {
             out.as_os_str(),
         ]);
         run(&args);
-        let report: Value = serde_json::from_str(&fs::read_to_string(&out).unwrap()).unwrap();
-        assert_eq!(
-            report["submissions"].as_array().unwrap().len(),
-            1,
-            "one learner per shard"
-        );
+        let report = support::read_report(&out);
+        assert_eq!(report.submissions.len(), 1, "one learner per shard");
         shards.push(out);
     }
     let mut merge = vec![os("merge")];
@@ -124,26 +113,23 @@ fn shards_merge_into_the_report_of_a_single_run_and_every_format_renders_it() {
     as_json.extend([os("--format"), os("json")]);
     let (code, merged) = run(&as_json);
     assert_eq!(code, 1, "merge gives the single run's exit code");
-    let merged: Value = serde_json::from_str(&merged).unwrap();
-    let whole: Value = serde_json::from_str(&fs::read_to_string(&whole_json).unwrap()).unwrap();
+    let merged = support::report(merged.as_bytes());
+    let whole = support::read_report(&whole_json);
     assert_eq!(verdicts(&merged), verdicts(&whole));
-    assert_eq!(merged["command"], whole["command"]);
-    let checks: usize = whole["submissions"]
-        .as_array()
-        .unwrap()
+    assert_eq!(merged.command, whole.command);
+    let checks: usize = whole
+        .submissions
         .iter()
-        .flat_map(|s| s["notebooks"].as_array().unwrap())
-        .map(|n| n["checks"].as_array().unwrap().len())
+        .flat_map(|s| &s.notebooks)
+        .map(|n| n.checks.len())
         .sum();
     // A solution that merely compiled is no pass: only its tests and
     // properties count, so no cell is listed for having run clean.
-    let ran_clean: Vec<&Value> = whole["submissions"]
-        .as_array()
-        .unwrap()
+    let ran_clean: Vec<_> = whole
+        .submissions
         .iter()
-        .flat_map(|s| s["notebooks"].as_array().unwrap())
-        .flat_map(|n| n["checks"].as_array().unwrap())
-        .filter(|c| c["kind"] == "run" && c["outcome"] == "passed")
+        .flat_map(|s| s.checks().map(|(_, check)| check))
+        .filter(|c| c.kind == CheckKind::Run && c.outcome == Outcome::Passed)
         .collect();
     assert!(ran_clean.is_empty(), "{ran_clean:#?}");
 
@@ -307,8 +293,8 @@ fn an_interrupted_batch_resumes_from_the_results_it_kept() {
     ]);
     let (code, report) = run(&args);
     assert_eq!(code, 1);
-    let report: Value = serde_json::from_str(&report).unwrap();
-    assert_eq!(report["submissions"].as_array().unwrap().len(), 3);
+    let report = support::report(report.as_bytes());
+    assert_eq!(report.submissions.len(), 3);
     assert_eq!(fs::read_dir(&results).unwrap().count(), 3);
     let ada = fs::read_dir(&results)
         .unwrap()
@@ -401,9 +387,16 @@ fn unreadable_inputs_exit_2_and_name_the_file() {
         os("json"),
     ]);
     assert_eq!(code, 2);
+    let report = support::report(report.as_bytes());
     assert!(
-        report.contains("none of the source's exercises (grade_ids) are in this notebook"),
-        "{report}"
+        report
+            .submissions
+            .iter()
+            .flat_map(|s| s.checks())
+            .any(|(_, check)| check
+                .message
+                .contains("none of the source's exercises (grade_ids) are in this notebook")),
+        "{report:#?}"
     );
 
     check()
@@ -450,18 +443,16 @@ fn a_spare_checks_the_notebook_its_standard_input_names() {
         Some(1),
         "the unlimited semaphore fails"
     );
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
-    let notebook = &report["submissions"][0]["notebooks"][0];
-    assert_eq!(notebook["notebook"], "bob.ipynb");
-    let checks = notebook["checks"].as_array().unwrap();
+    let report = support::report(&output.stdout);
+    let notebook = &report.submissions[0].notebooks[0];
+    assert_eq!(notebook.notebook, "bob.ipynb");
+    let checks = &notebook.checks;
     assert!(
-        checks
-            .iter()
-            .all(|c| c["id"].as_str().unwrap().starts_with("step07-semaphore")),
+        checks.iter().all(|c| c.id.starts_with("step07-semaphore")),
         "only the exercise named in the request: {checks:#?}"
     );
     assert!(
-        checks.iter().any(|c| c["outcome"] == "failed"),
+        checks.iter().any(|c| c.outcome == Outcome::Failed),
         "{checks:#?}"
     );
 

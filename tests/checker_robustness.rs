@@ -3,6 +3,7 @@
 
 mod support;
 
+use conclab_check::report::Outcome;
 use support::{grade, lab, submission, with_timeout, write};
 
 const NOTEBOOK: &str = "07-semaphores.ipynb";
@@ -62,10 +63,10 @@ impl Drop for Permit<'_> {{
 fn no_points(graded: &support::Graded) {
     let earned: f64 = graded
         .checks()
-        .filter(|c| c["cell"].as_str().unwrap().starts_with("step07-semaphore"))
-        .map(|c| c["score"].as_f64().unwrap())
+        .filter(|c| c.cell.starts_with("step07-semaphore"))
+        .map(|c| c.score)
         .sum();
-    assert_eq!(earned, 0.0, "{:#}", graded.report);
+    assert_eq!(earned, 0.0, "{:#?}", graded.report);
     assert_eq!(
         graded.code, 1,
         "a learner's failure is exit 1: {}",
@@ -83,12 +84,12 @@ fn a_process_flood_is_stopped_at_the_process_limit() {
     );
     graded.expect(
         "step07-semaphore-test",
-        "failed",
+        Outcome::Failed,
         "more than the limit of 32",
     );
     graded.expect(
         "step07-limited-downloads-test",
-        "not_run",
+        Outcome::NotRun,
         "was stopped for starting too many processes",
     );
     no_points(&graded);
@@ -215,7 +216,7 @@ fn an_exponential_fork_bomb_is_stopped_and_leaves_nothing_behind() {
     println!("graded in {:.1} s", started.elapsed().as_secs_f64());
     graded.expect(
         "step07-semaphore-test",
-        "failed",
+        Outcome::Failed,
         "more than the limit of 32",
     );
     no_points(&graded);
@@ -264,7 +265,11 @@ fn an_orphan_that_ended_is_no_leak_and_one_still_running_is() {
         ),
         &[],
     );
-    ended.expect("step07-limited-downloads-hidden/no_leaks", "passed", "");
+    ended.expect(
+        "step07-limited-downloads-hidden/no_leaks",
+        Outcome::Passed,
+        "",
+    );
 
     let marker = marker("orphan");
     let running = graded_with(
@@ -277,7 +282,7 @@ fn an_orphan_that_ended_is_no_leak_and_one_still_running_is() {
     );
     running.expect(
         "step07-limited-downloads-hidden/no_leaks",
-        "failed",
+        Outcome::Failed,
         "(still running)",
     );
     let left = survivors(&marker);
@@ -291,8 +296,8 @@ fn a_memory_hog_is_stopped_at_the_memory_limit() {
         &["--memory-mb", "400"],
     );
     let check = graded.check("step07-semaphore-test");
-    assert_eq!(check["outcome"], "failed", "{check:#}");
-    let message = check["message"].as_str().unwrap();
+    assert_eq!(check.outcome, Outcome::Failed, "{check:#?}");
+    let message = &check.message;
     assert!(
         message.contains("more than the limit of 400 MiB") || message.contains("memory"),
         "{message}"
@@ -308,7 +313,7 @@ fn an_output_flood_is_cut_off() {
     );
     graded.expect(
         "step07-semaphore-test",
-        "failed",
+        Outcome::Failed,
         "printed more than 256 KiB",
     );
     no_points(&graded);
@@ -317,7 +322,7 @@ fn an_output_flood_is_cut_off() {
 #[test]
 fn an_early_exit_with_status_zero_gains_nothing() {
     let graded = graded_with(&semaphore_doing("std::process::exit(0);"), &[]);
-    graded.expect("step07-semaphore-test", "failed", "");
+    graded.expect("step07-semaphore-test", Outcome::Failed, "");
     no_points(&graded);
 }
 
@@ -330,7 +335,7 @@ fn closing_stdout_gains_nothing() {
         ),
         &[],
     );
-    graded.expect("step07-semaphore-test", "failed", "");
+    graded.expect("step07-semaphore-test", Outcome::Failed, "");
     no_points(&graded);
 }
 
@@ -348,7 +353,7 @@ pub fn forge() {{
     if let Some(path) = std::env::var_os("CONCLAB_TRACE") {{
         let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
         for i in 0..3 {{
-            writeln!(file, r#"{{{{"v":2,"nonce":"guess","seq":{{i}},"t_ns":1,"pid":1,"tid":1,"thread":"main","kind":"span_enter","name":"inside","id":{{i}}}}}}"#).unwrap();
+            writeln!(file, r#"{{{{"v":3,"nonce":"guess","seq":{{i}},"t_ns":1,"pid":1,"tid":1,"thread":"main","kind":"span_enter","name":"inside","id":{{i}}}}}}"#).unwrap();
         }}
     }}
     println!("step07-semaphore: public tests passed");
@@ -363,12 +368,12 @@ pub fn forge() {{
     let graded = graded_with(&cheat, &[]);
     graded.expect(
         "step07-semaphore-hidden/max_inside(inside)",
-        "failed",
+        Outcome::Failed,
         "at most 3 may be inside inside at once",
     );
     graded.expect(
         "step07-semaphore-test",
-        "failed",
+        Outcome::Failed,
         "the trace file holds lines labkit did not write",
     );
     no_points(&graded);
@@ -398,15 +403,15 @@ impl Drop for Permit<'_> {
 }"#;
     let graded = graded_with(spinning, &[]);
     let check = graded.check("step07-semaphore-test");
-    assert_eq!(check["outcome"], "failed", "{check:#}");
-    let message = check["message"].as_str().unwrap();
+    assert_eq!(check.outcome, Outcome::Failed, "{check:#?}");
+    let message = &check.message;
     assert!(
         message.contains("did not finish within 10 s") && message.contains("spins ("),
         "{message}"
     );
     graded.expect(
         "step07-semaphore-hidden",
-        "not_run",
+        Outcome::NotRun,
         "not run: step07-semaphore-test hung",
     );
     no_points(&graded);
@@ -431,24 +436,18 @@ fn one_bad_submission_never_stops_the_others() {
         "2".as_ref(),
     ]);
     assert_eq!(graded.code, 2, "an unreadable submission is exit 2");
-    let submissions = graded.report["submissions"].as_array().unwrap();
+    let submissions = &graded.report.submissions;
     assert_eq!(submissions.len(), 2);
-    let broken = &submissions[0]["notebooks"][0]["checks"][0];
-    assert_eq!(broken["outcome"], "bad_input");
-    assert!(
-        broken["message"]
-            .as_str()
-            .unwrap()
-            .contains("broken.ipynb: not a JSON notebook")
-    );
+    let broken = &submissions[0].notebooks[0].checks[0];
+    assert_eq!(broken.outcome, Outcome::BadInput);
+    assert!(broken.message.contains("broken.ipynb: not a JSON notebook"));
     let good = &submissions[1];
     assert!(
-        good["notebooks"][0]["checks"]
-            .as_array()
-            .unwrap()
+        good.notebooks[0]
+            .checks
             .iter()
-            .all(|c| c["outcome"] == "passed"),
-        "{good:#}"
+            .all(|c| c.outcome == Outcome::Passed),
+        "{good:#?}"
     );
 }
 
@@ -494,7 +493,7 @@ fn a_kernel_that_fails_to_start_once_is_started_again() {
     );
     let graded = reference_graded_by(dir.path(), &kernel);
     assert!(failed_once.exists(), "the first start ran the script");
-    assert_eq!(graded.code, 0, "{:#} {}", graded.report, graded.stderr);
+    assert_eq!(graded.code, 0, "{:#?} {}", graded.report, graded.stderr);
 }
 
 /// A kernel that never starts is the checker's problem (exit 3), and the
@@ -507,9 +506,9 @@ fn a_kernel_that_never_starts_is_exit_3_with_its_status_and_stderr() {
         "echo 'error: cannot open the build folder' >&2; exit 7",
     );
     let graded = reference_graded_by(dir.path(), &kernel);
-    assert_eq!(graded.code, 3, "{:#}", graded.report);
+    assert_eq!(graded.code, 3, "{:#?}", graded.report);
     let check = graded.check("kernel");
-    let message = check["message"].as_str().unwrap();
+    let message = &check.message;
     assert!(
         message.starts_with("the checker could not start the kernel: the kernel exited at start (exit status: 7); its stderr ends: error: cannot open the build folder")
             && message.contains("(a second try; the first failed too: the kernel exited at start (exit status: 7)"),
@@ -551,8 +550,8 @@ fn compiling_a_cell_does_not_count_against_its_time_limit() {
         .timeout(std::time::Duration::from_secs(600))
         .output()
         .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(output.status.code(), Some(0), "{report:#}");
+    let report = support::report(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{report:#?}");
 }
 
 #[test]
@@ -602,12 +601,16 @@ fn the_next_notebook_of_a_submission_starts_over_with_nothing_of_the_last() {
         graded.stderr
     );
     for check in graded.checks() {
-        let id = check["id"].as_str().unwrap();
+        let id = &check.id;
         // Each notebook's sleeper is its own leak (failing the test that
         // checks for leaks), and only that.
         let leak = id == "step07-limited-downloads-hidden" || id.ends_with("/no_leaks");
-        let expected = if leak { "failed" } else { "passed" };
-        assert_eq!(check["outcome"], expected, "{check:#}");
+        let expected = if leak {
+            Outcome::Failed
+        } else {
+            Outcome::Passed
+        };
+        assert_eq!(check.outcome, expected, "{check:#?}");
     }
     let left = survivors(&marker);
     assert!(left.is_empty(), "the sleepers survived: {left:#?}");

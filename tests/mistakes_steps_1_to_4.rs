@@ -6,6 +6,7 @@
 
 mod support;
 
+use conclab_check::report::Outcome;
 use support::{Graded, Mistake, grade_mistakes, reference_with, replaced};
 
 const STEP01: &str = "01-cpu-bound-pool.ipynb";
@@ -16,7 +17,7 @@ const STEP04: &str = "04-actors.ipynb";
 /// Grades the mistakes and prints the report, for whoever reads a failure.
 fn grade_all(notebook: &str, mistakes: &[Mistake]) -> Graded {
     let graded = grade_mistakes(notebook, mistakes);
-    eprintln!("{:#}", graded.report);
+    eprintln!("{}", graded.json());
     assert_eq!(graded.code, 1, "every submission fails a check");
     graded
 }
@@ -284,24 +285,24 @@ impl ProcessPool {
     graded.expect_of(
         sub,
         "step01-par-map-hidden/parallel(primes)",
-        "failed",
+        Outcome::Failed,
         "the work in primes should run on at least 2 threads at the same time, but its 16 threads worked one after the other",
     );
     assert_eq!(graded.points_of(sub, "step01-par-map-hidden"), 0.0);
 
     // A pool of one thread: rayon, and in order, but on one thread.
     let sub = "pool-of-one-thread+pool-ignores-size";
-    graded.expect_of(sub, "step01-par-map-test", "passed", "passed");
+    graded.expect_of(sub, "step01-par-map-test", Outcome::Passed, "passed");
     graded.expect_of(
         sub,
         "step01-par-map-hidden/parallel(primes)",
-        "failed",
+        Outcome::Failed,
         "the work in primes should be spread over at least 2 threads, but ran on 1",
     );
     graded.expect_of(
         sub,
         "step01-par-map-hidden",
-        "failed",
+        Outcome::Failed,
         "the test passed, but not every property held: parallel(primes)",
     );
     assert_eq!(graded.points_of(sub, "step01-par-map-hidden"), 0.0);
@@ -309,91 +310,121 @@ impl ProcessPool {
     graded.expect_of(
         sub,
         "step01-process-pool-hidden/processes",
-        "failed",
+        Outcome::Failed,
         "expected exactly 3 worker processes, saw 4 start",
     );
     graded.expect_of(
         sub,
         "step01-process-pool-hidden",
-        "failed",
+        Outcome::Failed,
         "exactly 3 worker processes did the work, each reused",
     );
-    graded.expect_of(sub, "step01-process-pool-hidden", "failed", "left: 4");
+    graded.expect_of(
+        sub,
+        "step01-process-pool-hidden",
+        Outcome::Failed,
+        "left: 4",
+    );
     graded.expect_of(
         sub,
         "step01-process-pool-test/processes",
-        "failed",
+        Outcome::Failed,
         "expected exactly 2 worker processes, saw 4 start",
     );
     assert_eq!(graded.points_of(sub, "step01-process-pool"), 0.0);
 
     // One chunk: a single task runs every limit, on one thread.
     let sub = "one-big-chunk+one-worker-per-map";
-    graded.expect_of(sub, "step01-par-map-test", "passed", "passed");
+    graded.expect_of(sub, "step01-par-map-test", Outcome::Passed, "passed");
     graded.expect_of(
         sub,
         "step01-par-map-hidden/parallel(primes)",
-        "failed",
+        Outcome::Failed,
         "the work in primes should be spread over at least 2 threads, but ran on 1",
     );
-    graded.expect_of(sub, "step01-par-map-hidden/results_equal", "passed", "");
+    graded.expect_of(
+        sub,
+        "step01-par-map-hidden/results_equal",
+        Outcome::Passed,
+        "",
+    );
     // Three workers start, each is a process reused for many tasks, but
     // one of them does the whole map: only the hidden test counts them.
-    graded.expect_of(sub, "step01-process-pool-test", "passed", "passed");
-    graded.expect_of(sub, "step01-process-pool-hidden/processes", "passed", "");
+    graded.expect_of(sub, "step01-process-pool-test", Outcome::Passed, "passed");
+    graded.expect_of(
+        sub,
+        "step01-process-pool-hidden/processes",
+        Outcome::Passed,
+        "",
+    );
     graded.expect_of(
         sub,
         "step01-process-pool-hidden",
-        "failed",
+        Outcome::Failed,
         "exactly 3 worker processes did the work, each reused",
     );
-    graded.expect_of(sub, "step01-process-pool-hidden", "failed", "left: 1");
+    graded.expect_of(
+        sub,
+        "step01-process-pool-hidden",
+        Outcome::Failed,
+        "left: 1",
+    );
 
     // Sorted by limit: the hidden limits go down, the counts come back up.
     let sub = "sorted-by-limit+results-by-worker";
     graded.expect_of(
         sub,
         "step01-par-map-hidden",
-        "failed",
+        Outcome::Failed,
         "the results must be those of the sequential loop, in input order",
     );
-    graded.expect_of(sub, "step01-par-map-hidden", "failed", "left: [950, 1117, ");
+    graded.expect_of(
+        sub,
+        "step01-par-map-hidden",
+        Outcome::Failed,
+        "left: [950, 1117, ",
+    );
     graded.expect_of(
         sub,
         "step01-par-map-hidden/input_order(primes)",
-        "not_run",
+        Outcome::NotRun,
         "the test failed first: assertion `left == right` failed: the results must be those of the sequential loop",
     );
-    graded.expect_of(sub, "step01-par-map-hidden/parallel(primes)", "passed", "");
+    graded.expect_of(
+        sub,
+        "step01-par-map-hidden/parallel(primes)",
+        Outcome::Passed,
+        "",
+    );
     graded.expect_of(
         sub,
         "step01-par-map-test",
-        "failed",
+        Outcome::Failed,
         "left: [4, 25, 168, 669]",
     );
     // Worker 0's results (tasks 0, 3, 6, 9), then worker 1's, then 2's.
     graded.expect_of(
         sub,
         "step01-process-pool-hidden",
-        "failed",
+        Outcome::Failed,
         "results equal the sequential ones, in input order",
     );
     graded.expect_of(
         sub,
         "step01-process-pool-hidden",
-        "failed",
+        Outcome::Failed,
         "left: [669, 842, 1007, 1177, 725, ",
     );
     graded.expect_of(
         sub,
         "step01-process-pool-hidden/input_order",
-        "not_run",
+        Outcome::NotRun,
         "the test failed first: assertion `left == right` failed: results equal the sequential ones, in input order",
     );
     graded.expect_of(
         sub,
         "step01-process-pool-test",
-        "failed",
+        Outcome::Failed,
         "results come back in input order",
     );
 
@@ -402,64 +433,69 @@ impl ProcessPool {
     graded.expect_of(
         sub,
         "step01-par-map-hidden",
-        "failed",
+        Outcome::Failed,
         "every task must run once, inside labkit::in_span(",
     );
-    graded.expect_of(sub, "step01-par-map-hidden", "failed", "left: 1");
+    graded.expect_of(sub, "step01-par-map-hidden", Outcome::Failed, "left: 1");
     graded.expect_of(
         sub,
         "step01-par-map-hidden/parallel(primes)",
-        "failed",
+        Outcome::Failed,
         "but ran on 1",
     );
     // Workers started in map: the results and the leaks are right, but
     // pids(), asked before the first map, names no worker that did it.
-    graded.expect_of(sub, "step01-process-pool-test", "passed", "passed");
+    graded.expect_of(sub, "step01-process-pool-test", Outcome::Passed, "passed");
     graded.expect_of(
         sub,
         "step01-process-pool-hidden",
-        "failed",
+        Outcome::Failed,
         "pids() returns the process ids of the workers, the pids their replies carry",
     );
-    graded.expect_of(sub, "step01-process-pool-hidden", "failed", "left: []");
+    graded.expect_of(
+        sub,
+        "step01-process-pool-hidden",
+        Outcome::Failed,
+        "left: []",
+    );
     assert_eq!(graded.points_of(sub, "step01-process-pool-hidden"), 0.0);
 
     // pids() numbers the workers instead of naming their processes.
     let sub = "pids-are-numbers";
-    graded.expect_of(sub, "step01-process-pool-test", "passed", "passed");
+    graded.expect_of(sub, "step01-process-pool-test", Outcome::Passed, "passed");
     graded.expect_of(
         sub,
         "step01-process-pool-hidden",
-        "failed",
+        Outcome::Failed,
         "pids() returns the process ids of the workers, the pids their replies carry",
     );
     graded.expect_of(
         sub,
         "step01-process-pool-hidden",
-        "failed",
+        Outcome::Failed,
         "left: [1, 2, 3]",
     );
 
     // wait() with the worker's stdin still open: the public test hangs,
     // diagnosed as waiting for a child that waits for its input.
     let sub = "shutdown-waits-before-closing";
-    graded.expect_of(sub, "step01-par-map-hidden", "passed", "passed");
+    graded.expect_of(sub, "step01-par-map-hidden", Outcome::Passed, "passed");
     graded.expect_of(
         sub,
         "step01-process-pool-test",
-        "failed",
+        Outcome::Failed,
         "waits in wait() for labkit-worker",
     );
     graded.expect_of(
         sub,
         "step01-process-pool-test",
-        "failed",
+        Outcome::Failed,
         "close the child's stdin (drop the ChildStdin) before wait()",
     );
     graded.expect_of(
         sub,
         "step01-process-pool-hidden",
-        "not_run",
+        Outcome::NotRun,
         "not run: step01-process-pool-test hung",
     );
 }
@@ -564,33 +600,33 @@ pub fn as_completed<T: Send + 'static>(
 
     // Seven tasks, seven threads: the limit of 3 is not held.
     let sub = "thread-per-task";
-    graded.expect_of(sub, "step02-as-completed-test", "passed", "passed");
+    graded.expect_of(sub, "step02-as-completed-test", Outcome::Passed, "passed");
     graded.expect_of(
         sub,
         "step02-as-completed-hidden",
-        "failed",
+        Outcome::Failed,
         "at most 3 tasks may run at once",
     );
     graded.expect_of(
         sub,
         "step02-as-completed-hidden/max_inside(task)",
-        "failed",
+        Outcome::Failed,
         "at most 3 may be inside task at once, but ",
     );
     graded.expect_of(
         sub,
         "step02-as-completed-hidden/exactly_once(task)",
-        "passed",
+        Outcome::Passed,
         "",
     );
 
     // `panic!("task 3 failed on purpose")` carries a &str, not a String.
     let sub = "panic-message-lost";
-    graded.expect_of(sub, "step02-as-completed-test", "passed", "passed");
+    graded.expect_of(sub, "step02-as-completed-test", Outcome::Passed, "passed");
     graded.expect_of(
         sub,
         "step02-as-completed-hidden",
-        "failed",
+        Outcome::Failed,
         "the error carries the panic's message",
     );
     assert_eq!(graded.points_of(sub, "step02-as-completed-hidden"), 0.0);
@@ -598,35 +634,40 @@ pub fn as_completed<T: Send + 'static>(
     // Two workers for three: the public test's three tasks still come
     // back in completion order; the hidden test counts the workers.
     let sub = "one-worker-short";
-    graded.expect_of(sub, "step02-as-completed-test", "passed", "passed");
+    graded.expect_of(sub, "step02-as-completed-test", Outcome::Passed, "passed");
     graded.expect_of(
         sub,
         "step02-as-completed-hidden",
-        "failed",
+        Outcome::Failed,
         "assertion `left == right` failed: the 3 workers are used",
     );
-    graded.expect_of(sub, "step02-as-completed-hidden", "failed", "left: 2");
+    graded.expect_of(
+        sub,
+        "step02-as-completed-hidden",
+        Outcome::Failed,
+        "left: 2",
+    );
     graded.expect_of(
         sub,
         "step02-as-completed-hidden/max_inside(task)",
-        "passed",
+        Outcome::Passed,
         "",
     );
 
     // Three results fit the channel, so the public test passes; the
     // hidden test's seven block the workers, and the scope waits for them.
     let sub = "scoped-bounded-channel";
-    graded.expect_of(sub, "step02-as-completed-test", "passed", "passed");
+    graded.expect_of(sub, "step02-as-completed-test", Outcome::Passed, "passed");
     graded.expect_of(
         sub,
         "step02-as-completed-hidden",
-        "failed",
+        Outcome::Failed,
         "step02-as-completed-hidden hung: all threads are blocked",
     );
     graded.expect_of(
         sub,
         "step02-as-completed-hidden/streaming(task)",
-        "not_run",
+        Outcome::NotRun,
         "not run: step02-as-completed-hidden hung",
     );
 
@@ -635,25 +676,25 @@ pub fn as_completed<T: Send + 'static>(
     graded.expect_of(
         sub,
         "step02-as-completed-hidden/completion_order(task)",
-        "failed",
+        Outcome::Failed,
         "results must be handed back as tasks complete: task 0 (finished at ",
     );
     graded.expect_of(
         sub,
         "step02-as-completed-hidden/streaming(task)",
-        "failed",
+        Outcome::Failed,
         "the first result must arrive before the slowest task ends",
     );
     graded.expect_of(
         sub,
         "step02-as-completed-hidden",
-        "failed",
+        Outcome::Failed,
         "the first result must arrive before the slowest task ends",
     );
     graded.expect_of(
         sub,
         "step02-as-completed-test",
-        "failed",
+        Outcome::Failed,
         "results come in completion order",
     );
 }
@@ -842,64 +883,64 @@ pub fn fetch_all(urls: &[String], threads: usize) -> Vec<String> {
 
     // Spawned and joined at once: one fetch at a time.
     let sub = "spawn-join-each+process-per-limit";
-    graded.expect_of(sub, "step03-io-threads-test", "passed", "passed");
+    graded.expect_of(sub, "step03-io-threads-test", Outcome::Passed, "passed");
     graded.expect_of(
         sub,
         "step03-io-threads-hidden/min_inside(fetch)",
-        "failed",
+        Outcome::Failed,
         "fetch should reach 4 at once, but at most 1 were inside at once",
     );
     graded.expect_of(
         sub,
         "step03-io-threads-hidden",
-        "failed",
+        Outcome::Failed,
         "the fetches overlap up to the limit",
     );
-    graded.expect_of(sub, "step03-io-threads-hidden", "failed", "left: 1");
+    graded.expect_of(sub, "step03-io-threads-hidden", Outcome::Failed, "left: 1");
     graded.expect_of(
         sub,
         "step03-io-threads-hidden/max_inside(fetch)",
-        "passed",
+        Outcome::Passed,
         "",
     );
     // Nine processes for nine limits.
     graded.expect_of(
         sub,
         "step03-cpu-compare-hidden/processes",
-        "failed",
+        Outcome::Failed,
         "expected exactly 3 worker processes, saw 9 start",
     );
     graded.expect_of(
         sub,
         "step03-cpu-compare-hidden",
-        "failed",
+        Outcome::Failed,
         "assertion `left == right` failed: 3 worker processes",
     );
-    graded.expect_of(sub, "step03-cpu-compare-hidden", "failed", "left: 9");
+    graded.expect_of(sub, "step03-cpu-compare-hidden", Outcome::Failed, "left: 9");
 
     // 12 URLs in chunks of 4: 3 threads, never 4 fetches at once (and
     // with 100 URLs it would be 25 threads).
     let sub = "chunks-of-threads+never-waited";
-    graded.expect_of(sub, "step03-io-threads-test", "passed", "passed");
+    graded.expect_of(sub, "step03-io-threads-test", Outcome::Passed, "passed");
     graded.expect_of(
         sub,
         "step03-io-threads-hidden/min_inside(fetch)",
-        "failed",
+        Outcome::Failed,
         "fetch should reach 4 at once, but at most 3 were inside at once",
     );
-    graded.expect_of(sub, "step03-io-threads-hidden", "failed", "left: 3");
+    graded.expect_of(sub, "step03-io-threads-hidden", Outcome::Failed, "left: 3");
     // Closed but never waited for: the workers stay zombies.
-    graded.expect_of(sub, "step03-cpu-compare-test", "passed", "passed");
+    graded.expect_of(sub, "step03-cpu-compare-test", Outcome::Passed, "passed");
     graded.expect_of(
         sub,
         "step03-cpu-compare-hidden",
-        "failed",
+        Outcome::Failed,
         "every worker must be waited for: [",
     );
     graded.expect_of(
         sub,
         "step03-cpu-compare-hidden/no_leaks",
-        "failed",
+        Outcome::Failed,
         "(exited but never waited for: a zombie)",
     );
 
@@ -908,97 +949,97 @@ pub fn fetch_all(urls: &[String], threads: usize) -> Vec<String> {
     graded.expect_of(
         sub,
         "step03-io-threads-test",
-        "failed",
+        Outcome::Failed,
         "pages come back in input order",
     );
     graded.expect_of(
         sub,
         "step03-io-threads-hidden",
-        "failed",
+        Outcome::Failed,
         "assertion `left == right` failed: pages in input order",
     );
     graded.expect_of(
         sub,
         "step03-io-threads-hidden/input_order",
-        "not_run",
+        Outcome::NotRun,
         "the test failed first: assertion `left == right` failed: pages in input order",
     );
     graded.expect_of(
         sub,
         "step03-cpu-compare-hidden",
-        "failed",
+        Outcome::Failed,
         "threads: the same answers, in input order",
     );
     graded.expect_of(
         sub,
         "step03-cpu-compare-hidden",
-        "failed",
+        Outcome::Failed,
         "left: [430, 1438, 2360, 783, ",
     );
     graded.expect_of(
         sub,
         "step03-cpu-compare-test",
-        "failed",
+        Outcome::Failed,
         "left: [168, 430, 303, 550]",
     );
 
     // A lock as the limit: every fetch waits for the one before.
     let sub = "mutex-as-limit+counts-by-worker";
-    graded.expect_of(sub, "step03-io-threads-test", "passed", "passed");
+    graded.expect_of(sub, "step03-io-threads-test", Outcome::Passed, "passed");
     graded.expect_of(
         sub,
         "step03-io-threads-hidden/min_inside(fetch)",
-        "failed",
+        Outcome::Failed,
         "fetch should reach 4 at once, but at most 1 were inside at once",
     );
     graded.expect_of(
         sub,
         "step03-io-threads-hidden/max_inside(fetch)",
-        "passed",
+        Outcome::Passed,
         "",
     );
     graded.expect_of(
         sub,
         "step03-cpu-compare-hidden",
-        "failed",
+        Outcome::Failed,
         "processes: the same answers, in input order",
     );
     graded.expect_of(
         sub,
         "step03-cpu-compare-hidden",
-        "failed",
+        Outcome::Failed,
         "left: [430, 1438, 2360, 783, ",
     );
 
     // "On threads" that are only the caller: right answers, no threads.
     let sub = "threads-on-the-caller";
-    graded.expect_of(sub, "step03-cpu-compare-test", "passed", "passed");
+    graded.expect_of(sub, "step03-cpu-compare-test", Outcome::Passed, "passed");
     graded.expect_of(
         sub,
         "step03-cpu-compare-hidden",
-        "failed",
+        Outcome::Failed,
         "primes_on_threads must count on other threads, but the calling thread did ",
     );
 
     // wait() while this thread still holds the worker's stdin.
     let sub = "waits-before-closing";
-    graded.expect_of(sub, "step03-io-threads-hidden", "passed", "passed");
+    graded.expect_of(sub, "step03-io-threads-hidden", Outcome::Passed, "passed");
     graded.expect_of(
         sub,
         "step03-cpu-compare-test",
-        "failed",
+        Outcome::Failed,
         "waits in wait() for labkit-worker",
     );
     graded.expect_of(
         sub,
         "step03-cpu-compare-test",
-        "failed",
+        Outcome::Failed,
         "close the child's stdin (drop the ChildStdin) before wait()",
     );
     graded.expect_of(
         sub,
         "step03-cpu-compare-hidden",
-        "not_run",
+        Outcome::NotRun,
         "not run: step03-cpu-compare-test hung",
     );
 }
@@ -1253,35 +1294,35 @@ impl Account {
 
     // `<` for `<=`: the whole balance cannot be withdrawn.
     let sub = "refuses-exact-balance";
-    graded.expect_of(sub, public, "passed", "passed");
+    graded.expect_of(sub, public, Outcome::Passed, "passed");
     graded.expect_of(
         sub,
         hidden,
-        "failed",
+        Outcome::Failed,
         "withdrawing exactly the balance is allowed, and leaves 0",
     );
-    graded.expect_of(sub, hidden, "failed", "left: Err(");
-    graded.expect_of(sub, hidden, "failed", "insufficient funds: balance ");
+    graded.expect_of(sub, hidden, Outcome::Failed, "left: Err(");
+    graded.expect_of(sub, hidden, Outcome::Failed, "insufficient funds: balance ");
 
     // The closed channel panics the actor: join() gets the panic.
     let sub = "actor-unwraps-recv";
     graded.expect_of(
         sub,
         public,
-        "failed",
+        Outcome::Failed,
         "called `Result::unwrap()` on an `Err` value: Any { .. }",
     );
     graded.expect_of(
         sub,
         public,
-        "failed",
+        Outcome::Failed,
         // The actor is the solution cell's function, run from the test cell.
         "thread 'account' panicked at cell [",
     );
     graded.expect_of(
         sub,
         public,
-        "failed",
+        Outcome::Failed,
         "called `Result::unwrap()` on an `Err` value: RecvError",
     );
     assert_eq!(graded.points_of(sub, actor), 0.0);
@@ -1292,45 +1333,45 @@ impl Account {
     graded.expect_of(
         sub,
         public,
-        "failed",
+        Outcome::Failed,
         "all threads are blocked, none on a labkit lock or condition variable: most often a receiver waiting on a channel that never closes, because a Sender (or a clone of one) is still alive somewhere",
     );
     graded.expect_of(
         sub,
         hidden,
-        "not_run",
+        Outcome::NotRun,
         "not run: step04-account-actor-test hung",
     );
 
     // A thread per request: the balance is touched from 800 threads.
     let sub = "thread-per-request";
-    graded.expect_of(sub, public, "passed", "passed");
+    graded.expect_of(sub, public, Outcome::Passed, "passed");
     graded.expect_of(
         sub,
         &format!("{hidden}/owner_thread_only(request)"),
-        "failed",
+        Outcome::Failed,
         "all request spans must run on one thread (the one that owns the state), but they ran on ",
     );
     graded.expect_of(
         sub,
         hidden,
-        "failed",
+        Outcome::Failed,
         "only the actor's thread handles requests",
     );
 
     // A cached balance: the test's own handle never saw a change.
     let sub = "cached-balance";
-    graded.expect_of(sub, public, "passed", "passed");
+    graded.expect_of(sub, public, Outcome::Passed, "passed");
     graded.expect_of(
         sub,
         hidden,
-        "failed",
+        Outcome::Failed,
         "every withdrawal takes exactly 7: the balance is exact",
     );
     graded.expect_of(
         sub,
         &format!("{hidden}/owner_thread_only(request)"),
-        "passed",
+        Outcome::Passed,
         "",
     );
 
@@ -1339,11 +1380,11 @@ impl Account {
     // clients released at once race in about 19 rounds of 20 even on one
     // core; the test runs 20 rounds.)
     let sub = "check-then-withdraw";
-    graded.expect_of(sub, public, "passed", "passed");
+    graded.expect_of(sub, public, Outcome::Passed, "passed");
     graded.expect_of(
         sub,
         hidden,
-        "failed",
+        Outcome::Failed,
         "a client's withdraw panicked: did the account's thread die? (a u64 balance taken below 0 panics",
     );
 
@@ -1351,21 +1392,21 @@ impl Account {
     // client can take another's reply. (Every one of the 8 × 100 requests
     // of the test's last part can cross another; on one core too.)
     let sub = "shared-reply-channel";
-    graded.expect_of(sub, public, "passed", "passed");
+    graded.expect_of(sub, public, Outcome::Passed, "passed");
     graded.expect_of(
         sub,
         hidden,
-        "failed",
+        Outcome::Failed,
         "clients got replies that were not theirs (a withdrawal of 1 from about 1 000 refused, or one of 1 000 000 granted): each request needs its own reply channel",
     );
 
     // The reply leaves before the change: the old balance.
     let sub = "replies-old-balance";
-    graded.expect_of(sub, public, "failed", "left: 100");
+    graded.expect_of(sub, public, Outcome::Failed, "left: 100");
     graded.expect_of(
         sub,
         hidden,
-        "failed",
+        Outcome::Failed,
         "deposit returns the balance after the deposit",
     );
 }
@@ -1421,45 +1462,45 @@ fn step03_and_step04_promise_mistakes() {
             ),
         ],
     );
-    eprintln!("{:#}\n{:#}", step03.report, step04.report);
+    eprintln!("{}\n{}", step03.json(), step04.json());
     assert_eq!((step03.code, step04.code), (1, 1));
 
     // The pages are right; nothing shows how many were fetched at once.
     step03.expect_of(
         "fetch_outside_spans",
         "step03-io-threads-hidden",
-        "failed",
+        Outcome::Failed,
         "each URL is fetched once, inside labkit::in_span(",
     );
     step03.expect_of(
         "fetch_outside_spans",
         "step03-io-threads-hidden",
-        "failed",
+        Outcome::Failed,
         "left: 0",
     );
     step03.expect_of(
         "fetch_outside_spans",
         "step03-io-threads-test",
-        "passed",
+        Outcome::Passed,
         "passed",
     );
 
     step04.expect_of(
         "saturating_withdraw",
         "step04-account-actor-test",
-        "failed",
+        Outcome::Failed,
         "a withdrawal larger than the balance is refused",
     );
     step04.expect_of(
         "partial_payout",
         "step04-account-actor-test",
-        "failed",
+        Outcome::Failed,
         "assertion `left == right` failed: a refused withdrawal changes nothing",
     );
     step04.expect_of(
         "partial_payout",
         "step04-account-actor-test",
-        "failed",
+        Outcome::Failed,
         "left: 0",
     );
 }

@@ -10,18 +10,18 @@
 
 mod support;
 
-use serde_json::Value;
+use conclab_check::report::{Check, Outcome};
 use support::{Graded, grade_mistakes, reference_with, replaced};
 
 /// `(left, right)` of an `assert_eq!` failure's details (`  left: 5161`).
-fn left_right(check: &Value) -> (String, String) {
-    let details = check["details"].as_str().unwrap_or_default();
+fn left_right(check: &Check) -> (String, String) {
     let side = |name: &str| {
-        details
+        check
+            .details
             .lines()
             .find_map(|line| line.trim().strip_prefix(name))
             .map(str::to_owned)
-            .unwrap_or_else(|| panic!("no {name} in {check:#}"))
+            .unwrap_or_else(|| panic!("no {name} in {check:#?}"))
     };
     (side("left: "), side("right: "))
 }
@@ -30,11 +30,15 @@ fn left_right(check: &Value) -> (String, String) {
 /// say one of `words` (for a race whose loss shows in one of two ways).
 fn expect_one_of(graded: &Graded, submission: &str, id: &str, words: &[&str]) {
     let check = graded.of(submission, id);
-    assert_eq!(check["outcome"], "failed", "{submission}: {id}: {check:#}");
-    let text = format!("{} {}", check["message"], check["details"]);
+    assert_eq!(
+        check.outcome,
+        Outcome::Failed,
+        "{submission}: {id}: {check:#?}"
+    );
+    let text = support::says(check);
     assert!(
         words.iter().any(|w| text.contains(w)),
-        "{submission}: {id} should say one of {words:?}: {check:#}"
+        "{submission}: {id} should say one of {words:?}: {check:#?}"
     );
 }
 
@@ -158,7 +162,7 @@ pub fn count_with_atomic(threads: usize, per_thread: u64) -> u64 {{
             ),
         ],
     );
-    eprintln!("{:#}", graded.report);
+    eprintln!("{}", graded.json());
     assert_eq!(graded.code, 1);
     let hidden = "step05-counter-hidden";
 
@@ -166,17 +170,17 @@ pub fn count_with_atomic(threads: usize, per_thread: u64) -> u64 {{
     graded.expect_of(
         "copy",
         hidden,
-        "failed",
+        Outcome::Failed,
         "assertion `left == right` failed: mutex counter with 1 threads",
     );
-    graded.expect_of("copy", hidden, "failed", "left: 0");
-    graded.expect_of("copy", "step05-counter-test", "failed", "left: 0");
+    graded.expect_of("copy", hidden, Outcome::Failed, "left: 0");
+    graded.expect_of("copy", "step05-counter-test", Outcome::Failed, "left: 0");
 
     // One thread never finds the lock busy; eight do, and lose increments.
     graded.expect_of(
         "try_lock",
         hidden,
-        "failed",
+        Outcome::Failed,
         "assertion `left == right` failed: mutex counter with 8 threads",
     );
     let (counted, _) = left_right(graded.of("try_lock", hidden));
@@ -187,20 +191,25 @@ pub fn count_with_atomic(threads: usize, per_thread: u64) -> u64 {{
 
     // The public test makes the first call and passes; the hidden test's
     // second call (8 threads) counts on from its first (1 thread, 10).
-    graded.expect_of("static_counter", "step05-counter-test", "passed", "passed");
+    graded.expect_of(
+        "static_counter",
+        "step05-counter-test",
+        Outcome::Passed,
+        "passed",
+    );
     graded.expect_of(
         "static_counter",
         hidden,
-        "failed",
+        Outcome::Failed,
         "assertion `left == right` failed: atomic counter with 8 threads",
     );
-    graded.expect_of("static_counter", hidden, "failed", "left: 40010");
+    graded.expect_of("static_counter", hidden, Outcome::Failed, "left: 40010");
 
     // Read before the threads are done: less than the total.
     graded.expect_of(
         "never_joined",
         hidden,
-        "failed",
+        Outcome::Failed,
         "assertion `left == right` failed: atomic counter with ",
     );
     let (counted, total) = left_right(graded.of("never_joined", hidden));
@@ -212,13 +221,13 @@ pub fn count_with_atomic(threads: usize, per_thread: u64) -> u64 {{
     graded.expect_of(
         "computes_the_total",
         "step05-counter-test",
-        "passed",
+        Outcome::Passed,
         "passed",
     );
     graded.expect_of(
         "computes_the_total",
         hidden,
-        "failed",
+        Outcome::Failed,
         "of CPU for 4 000 000 increments: each thread must add 1, per_thread times, each time with fetch_add. Adding up the total at once does not count",
     );
     // A load then a store: lost updates where threads meet (in the small
@@ -226,43 +235,43 @@ pub fn count_with_atomic(threads: usize, per_thread: u64) -> u64 {{
     // compiler into one addition per thread (at `:opt 2`), too little CPU.
     // Whichever assert catches it, the message names the load and the store.
     let check = graded.of("load_then_store", hidden);
-    assert_eq!(check["outcome"], "failed", "{check:#}");
-    let message = check["message"].as_str().unwrap();
+    assert_eq!(check.outcome, Outcome::Failed, "{check:#?}");
+    let message = &check.message;
     assert!(
         message.contains("not a load then a store")
             || message.contains("nor does a load then a store"),
-        "{check:#}"
+        "{check:#?}"
     );
     // Right totals, counted, but by the calling thread alone.
     graded.expect_of(
         "counts_on_the_caller",
         "step05-counter-test",
-        "passed",
+        Outcome::Passed,
         "passed",
     );
     graded.expect_of(
         "counts_on_the_caller",
         hidden,
-        "failed",
+        Outcome::Failed,
         "count_with_mutex must count on its threads, but the calling thread did ",
     );
     for mistake in ["computes_the_total", "counts_on_the_caller"] {
         graded.expect_of(
             mistake,
             &format!("{hidden}/results_equal"),
-            "not_run",
+            Outcome::NotRun,
             "the test failed first: count_with_",
         );
-        graded.expect_of(mistake, "step05-transfer-hidden", "passed", "passed");
+        graded.expect_of(mistake, "step05-transfer-hidden", Outcome::Passed, "passed");
     }
     for mistake in ["copy", "try_lock", "static_counter", "never_joined"] {
         graded.expect_of(
             mistake,
             &format!("{hidden}/results_equal"),
-            "not_run",
+            Outcome::NotRun,
             "the test failed first: assertion `left == right` failed: ",
         );
-        graded.expect_of(mistake, "step05-transfer-hidden", "passed", "passed");
+        graded.expect_of(mistake, "step05-transfer-hidden", Outcome::Passed, "passed");
     }
 }
 
@@ -317,27 +326,27 @@ fn step05_counter_tool_mistakes() {
             ("lock_in_the_atomic", vec![(COUNTER, lock_in_the_atomic)]),
         ],
     );
-    eprintln!("{:#}", graded.report);
+    eprintln!("{}", graded.json());
     assert_eq!(graded.code, 1);
     let hidden = "step05-counter-hidden";
     for mistake in ["atomic_in_both", "std_mutex"] {
         graded.expect_of(
             mistake,
             hidden,
-            "failed",
+            Outcome::Failed,
             "count_with_mutex counts with one labkit::sync::Mutex<u64> that its threads share, but no labkit lock was taken by more than 0 of its threads",
         );
     }
     graded.expect_of(
         "lock_in_the_atomic",
         hidden,
-        "failed",
+        Outcome::Failed,
         "count_with_atomic counts with an AtomicU64 (fetch_add), not a lock, but it took 400 labkit locks",
     );
     for mistake in ["atomic_in_both", "std_mutex", "lock_in_the_atomic"] {
         // Exact totals: only the tool is wrong.
-        graded.expect_of(mistake, "step05-counter-test", "passed", "passed");
-        graded.expect_of(mistake, "step05-transfer-hidden", "passed", "passed");
+        graded.expect_of(mistake, "step05-counter-test", Outcome::Passed, "passed");
+        graded.expect_of(mistake, "step05-transfer-hidden", Outcome::Passed, "passed");
     }
 }
 
@@ -409,23 +418,28 @@ fn step05_transfer_mistakes() {
             ),
         ],
     );
-    eprintln!("{:#}", graded.report);
+    eprintln!("{}", graded.json());
     assert_eq!(graded.code, 1);
     let hidden = "step05-transfer-hidden";
     // Caught between its two locks: account[0] already 10 short.
     graded.expect_of(
         "one_at_a_time",
         hidden,
-        "failed",
+        Outcome::Failed,
         "while the transfer waited for account[1], account[0] could already be read without the 10 it sent: the money was in neither account (hold both locks while you move it)",
     );
-    graded.expect_of("one_at_a_time", hidden, "failed", "left: 90");
+    graded.expect_of("one_at_a_time", hidden, Outcome::Failed, "left: 90");
     // Its lock order has no cycle and the public test's totals are right.
-    graded.expect_of("one_at_a_time", "step05-transfer-test", "passed", "passed");
+    graded.expect_of(
+        "one_at_a_time",
+        "step05-transfer-test",
+        Outcome::Passed,
+        "passed",
+    );
     graded.expect_of(
         "one_at_a_time",
         "step05-transfer-test/no_lock_cycle",
-        "passed",
+        Outcome::Passed,
         "",
     );
 
@@ -433,19 +447,19 @@ fn step05_transfer_mistakes() {
     graded.expect_of(
         "same_account",
         "step05-transfer-test",
-        "failed",
+        Outcome::Failed,
         "step05-transfer-test hung: deadlock: ",
     );
     graded.expect_of(
         "same_account",
         "step05-transfer-test",
-        "failed",
+        Outcome::Failed,
         " waits for account[1], which it already holds",
     );
     graded.expect_of(
         "same_account",
         hidden,
-        "not_run",
+        Outcome::NotRun,
         "not run: step05-transfer-test hung",
     );
 
@@ -453,23 +467,23 @@ fn step05_transfer_mistakes() {
     graded.expect_of(
         "give_up",
         hidden,
-        "failed",
+        Outcome::Failed,
         "assertion `left == right` failed: a transfer waits for a busy account, then moves the money",
     );
-    graded.expect_of("give_up", hidden, "failed", "left: [100, 100]");
-    graded.expect_of("give_up", "step05-transfer-test", "passed", "passed");
+    graded.expect_of("give_up", hidden, Outcome::Failed, "left: [100, 100]");
+    graded.expect_of("give_up", "step05-transfer-test", Outcome::Passed, "passed");
 
     // The total is right, the accounts are not.
     graded.expect_of(
         "wrong_direction",
         hidden,
-        "failed",
+        Outcome::Failed,
         "assertion `left == right` failed: every transfer up is matched by one down, so each account ends where it started",
     );
     graded.expect_of(
         "wrong_direction",
         "step05-transfer-test",
-        "failed",
+        Outcome::Failed,
         "right: [75, 105, 120]",
     );
 
@@ -493,10 +507,10 @@ fn step05_transfer_mistakes() {
         graded.expect_of(
             mistake,
             &format!("{hidden}/results_equal"),
-            "not_run",
+            Outcome::NotRun,
             "the test failed first: assertion `left == right` failed: ",
         );
-        graded.expect_of(mistake, "step05-counter-hidden", "passed", "passed");
+        graded.expect_of(mistake, "step05-counter-hidden", Outcome::Passed, "passed");
     }
 }
 
@@ -600,7 +614,7 @@ fn step06_queue_mistakes() {
             ("notify_before_push", vec![(QUEUE, notify_before_push)]),
         ],
     );
-    eprintln!("{:#}", graded.report);
+    eprintln!("{}", graded.json());
     assert_eq!(graded.code, 1);
     let hidden = "step06-bounded-queue-hidden";
 
@@ -611,30 +625,35 @@ fn step06_queue_mistakes() {
             graded.expect_of(
                 mistake,
                 &id,
-                "failed",
+                Outcome::Failed,
                 "step06-bounded-queue-hidden hung: unnamed thread ",
             );
             graded.expect_of(
                 mistake,
                 &id,
-                "failed",
+                Outcome::Failed,
                 " waits on condition variable not_full that nobody notifies",
             );
         }
-        graded.expect_of(mistake, "step06-bounded-queue-test", "passed", "passed");
+        graded.expect_of(
+            mistake,
+            "step06-bounded-queue-test",
+            Outcome::Passed,
+            "passed",
+        );
     }
 
     // The public test pops its closed, emptied queue once more.
     graded.expect_of(
         "pop_forgets_closed",
         "step06-bounded-queue-test",
-        "failed",
+        Outcome::Failed,
         "step06-bounded-queue-test hung: main waits on condition variable not_empty that nobody notifies",
     );
     graded.expect_of(
         "pop_forgets_closed",
         hidden,
-        "not_run",
+        Outcome::NotRun,
         "not run: step06-bounded-queue-test hung",
     );
 
@@ -642,14 +661,14 @@ fn step06_queue_mistakes() {
     graded.expect_of(
         "drops_oldest",
         hidden,
-        "failed",
+        Outcome::Failed,
         "assertion `left == right` failed: with nobody popping, the producer blocks after exactly `capacity` items",
     );
-    graded.expect_of("drops_oldest", hidden, "failed", "left: 10");
+    graded.expect_of("drops_oldest", hidden, Outcome::Failed, "left: 10");
     graded.expect_of(
         "drops_oldest",
         &format!("{hidden}/bounded"),
-        "not_run",
+        Outcome::NotRun,
         "the test failed first: assertion `left == right` failed: with nobody popping, the producer blocks after exactly `capacity` items",
     );
 
@@ -658,13 +677,13 @@ fn step06_queue_mistakes() {
     graded.expect_of(
         "pop_forgets_not_full",
         hidden,
-        "failed",
+        Outcome::Failed,
         "step06-bounded-queue-hidden hung: main waits on condition variable not_empty that nobody notifies; unnamed thread ",
     );
     graded.expect_of(
         "pop_forgets_not_full",
         hidden,
-        "failed",
+        Outcome::Failed,
         " waits on not_full, unnotified too",
     );
 
@@ -672,21 +691,18 @@ fn step06_queue_mistakes() {
     graded.expect_of(
         "push_forgets_not_empty",
         hidden,
-        "failed",
+        Outcome::Failed,
         "step06-bounded-queue-hidden hung: unnamed thread ",
     );
     graded.expect_of(
         "push_forgets_not_empty",
         hidden,
-        "failed",
+        Outcome::Failed,
         " waits on condition variable not_empty that nobody notifies",
     );
     // Unnamed threads are numbered in the cell; their tids are only in the
     // folded details.
-    let message = graded.of("push_forgets_not_empty", hidden)["message"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let message = graded.of("push_forgets_not_empty", hidden).message.clone();
     let numbers: Vec<u64> = message
         .split(|c: char| !c.is_ascii_digit())
         .filter_map(|n| n.parse().ok())
@@ -701,7 +717,7 @@ fn step06_queue_mistakes() {
     graded.expect_of(
         "notify_before_push",
         hidden,
-        "failed",
+        Outcome::Failed,
         " waits on condition variable not_empty that nobody notifies",
     );
 
@@ -709,14 +725,14 @@ fn step06_queue_mistakes() {
     graded.expect_of(
         "pop_does_not_wait",
         hidden,
-        "failed",
+        Outcome::Failed,
         "assertion `left == right` failed: pop on an empty queue waits until an item is pushed, then returns it",
     );
-    graded.expect_of("pop_does_not_wait", hidden, "failed", "left: None");
+    graded.expect_of("pop_does_not_wait", hidden, Outcome::Failed, "left: None");
     graded.expect_of(
         "pop_does_not_wait",
         "step06-bounded-queue-test",
-        "passed",
+        Outcome::Passed,
         "passed",
     );
     for mistake in [
@@ -727,7 +743,7 @@ fn step06_queue_mistakes() {
         "push_forgets_not_empty",
         "pop_does_not_wait",
     ] {
-        assert_eq!(graded.of(mistake, hidden)["score"], 0.0, "{mistake}");
+        assert_eq!(graded.of(mistake, hidden).score, 0.0, "{mistake}");
     }
 }
 
@@ -813,26 +829,26 @@ fn step06_pipeline_mistakes() {
             ("caller_reads", vec![(PIPELINE, caller_reads)]),
         ],
     );
-    eprintln!("{:#}", graded.report);
+    eprintln!("{}", graded.json());
     assert_eq!(graded.code, 1);
     let hidden = "step06-pipeline-hidden";
     graded.expect_of(
         "completion_order",
         hidden,
-        "failed",
+        Outcome::Failed,
         "assertion `left == right` failed: nothing lost or duplicated, in input order",
     );
     graded.expect_of(
         "completion_order",
         &format!("{hidden}/input_order"),
-        "not_run",
+        Outcome::NotRun,
         "the test failed first: assertion `left == right` failed: nothing lost or duplicated, in input order",
     );
     // Every line was parsed once: only the order is wrong.
     graded.expect_of(
         "completion_order",
         &format!("{hidden}/exactly_once(parse)"),
-        "passed",
+        Outcome::Passed,
         "",
     );
 
@@ -841,24 +857,29 @@ fn step06_pipeline_mistakes() {
         graded.expect_of(
             mistake,
             "step06-pipeline-test",
-            "failed",
+            Outcome::Failed,
             "step06-pipeline-test hung: all threads are blocked, none on a labkit lock or condition variable: most often a receiver waiting on a channel that never closes, because a Sender (or a clone of one) is still alive somewhere",
         );
         graded.expect_of(
             mistake,
             hidden,
-            "not_run",
+            Outcome::NotRun,
             "not run: step06-pipeline-test hung",
         );
     }
 
     // The workers' panics, on stderr, say why the scope panicked.
     for id in ["step06-pipeline-test", hidden] {
-        graded.expect_of("recv_unwrap", id, "failed", "a scoped thread panicked");
         graded.expect_of(
             "recv_unwrap",
             id,
-            "failed",
+            Outcome::Failed,
+            "a scoped thread panicked",
+        );
+        graded.expect_of(
+            "recv_unwrap",
+            id,
+            Outcome::Failed,
             "called `Result::unwrap()` on an `Err` value: RecvError",
         );
     }
@@ -867,31 +888,36 @@ fn step06_pipeline_mistakes() {
     graded.expect_of(
         "unbounded",
         hidden,
-        "failed",
+        Outcome::Failed,
         " lines ahead of the parsers: join the stages with bounded(capacity) channels, so that a full channel makes the reader wait",
     );
-    graded.expect_of("unbounded", "step06-pipeline-test", "passed", "passed");
+    graded.expect_of(
+        "unbounded",
+        "step06-pipeline-test",
+        Outcome::Passed,
+        "passed",
+    );
     // Without read spans the backpressure check would see nothing.
     graded.expect_of(
         "no_read_spans",
         hidden,
-        "failed",
+        Outcome::Failed,
         "every line sent once, inside labkit::in_span(",
     );
     graded.expect_of(
         "two_readers",
         hidden,
-        "failed",
+        Outcome::Failed,
         "one reader thread sends every line, but 2 threads sent some",
     );
     graded.expect_of(
         "caller_reads",
         hidden,
-        "failed",
+        Outcome::Failed,
         "the calling thread sent the lines itself: one reader thread of its own sends them, while the calling thread collects the results",
     );
     for mistake in ["no_read_spans", "two_readers", "caller_reads"] {
-        graded.expect_of(mistake, "step06-pipeline-test", "passed", "passed");
+        graded.expect_of(mistake, "step06-pipeline-test", Outcome::Passed, "passed");
     }
     for mistake in [
         "completion_order",
@@ -903,7 +929,12 @@ fn step06_pipeline_mistakes() {
         "two_readers",
         "caller_reads",
     ] {
-        graded.expect_of(mistake, "step06-bounded-queue-hidden", "passed", "passed");
+        graded.expect_of(
+            mistake,
+            "step06-bounded-queue-hidden",
+            Outcome::Passed,
+            "passed",
+        );
     }
 }
 
@@ -1130,7 +1161,7 @@ impl Drop for Permit<'_> {
             ("token_channel", vec![(DOWNLOADS, token_channel)]),
         ],
     );
-    eprintln!("{:#}", graded.report);
+    eprintln!("{}", graded.json());
     assert_eq!(graded.code, 1);
     let hidden = "step07-semaphore-hidden";
 
@@ -1139,20 +1170,20 @@ impl Drop for Permit<'_> {
         graded.expect_of(
             "release_without_notify",
             &id,
-            "failed",
+            Outcome::Failed,
             "step07-semaphore-hidden hung: unnamed thread ",
         );
         graded.expect_of(
             "release_without_notify",
             &id,
-            "failed",
+            Outcome::Failed,
             " waits on condition variable released that nobody notifies",
         );
     }
     graded.expect_of(
         "release_without_notify",
         "step07-semaphore-test",
-        "passed",
+        Outcome::Passed,
         "passed",
     );
 
@@ -1162,7 +1193,7 @@ impl Drop for Permit<'_> {
     graded.expect_of(
         "notify_before_release",
         hidden,
-        "failed",
+        Outcome::Failed,
         " waits on condition variable released that nobody notifies",
     );
 
@@ -1170,13 +1201,13 @@ impl Drop for Permit<'_> {
     graded.expect_of(
         "permit_holds_the_lock",
         "step07-semaphore-test",
-        "failed",
+        Outcome::Failed,
         "step07-semaphore-test hung: deadlock: main waits for permits, which it already holds",
     );
     graded.expect_of(
         "permit_holds_the_lock",
         hidden,
-        "not_run",
+        Outcome::NotRun,
         "not run: step07-semaphore-test hung",
     );
 
@@ -1185,20 +1216,20 @@ impl Drop for Permit<'_> {
     graded.expect_of(
         "release_method",
         "step07-semaphore-test",
-        "failed",
+        Outcome::Failed,
         "assertion `left == right` failed: dropping a permit gives it back",
     );
     for id in [hidden.to_owned(), format!("{hidden}/no_hang")] {
         graded.expect_of(
             "release_method",
             &id,
-            "failed",
+            Outcome::Failed,
             "step07-semaphore-hidden hung: unnamed thread ",
         );
         graded.expect_of(
             "release_method",
             &id,
-            "failed",
+            Outcome::Failed,
             " waits on condition variable released that nobody notifies",
         );
     }
@@ -1208,16 +1239,21 @@ impl Drop for Permit<'_> {
     graded.expect_of(
         "wait_under_if",
         hidden,
-        "failed",
+        Outcome::Failed,
         "a scoped thread panicked",
     );
     graded.expect_of(
         "wait_under_if",
         hidden,
-        "failed",
+        Outcome::Failed,
         "attempt to subtract with overflow",
     );
-    graded.expect_of("wait_under_if", "step07-semaphore-test", "passed", "passed");
+    graded.expect_of(
+        "wait_under_if",
+        "step07-semaphore-test",
+        Outcome::Passed,
+        "passed",
+    );
 
     let hidden = "step07-limited-downloads-hidden";
     // All 10 at once, however the permits are taken.
@@ -1225,14 +1261,19 @@ impl Drop for Permit<'_> {
         graded.expect_of(
             mistake,
             &format!("{hidden}/max_inside(download)"),
-            "failed",
+            Outcome::Failed,
             "at most 3 may be inside download at once, but ",
         );
-        graded.expect_of(mistake, hidden, "failed", "at most 3 downloads at once");
+        graded.expect_of(
+            mistake,
+            hidden,
+            Outcome::Failed,
+            "at most 3 downloads at once",
+        );
         graded.expect_of(
             mistake,
             "step07-limited-downloads-test/max_inside(download)",
-            "failed",
+            Outcome::Failed,
             "at most 2 downloads at once: at most 2 may be inside download at once, but ",
         );
     }
@@ -1241,21 +1282,26 @@ impl Drop for Permit<'_> {
         graded.expect_of(
             mistake,
             &format!("{hidden}/min_inside(download)"),
-            "failed",
+            Outcome::Failed,
             "download should reach 3 at once, but at most 1 were inside at once",
         );
         graded.expect_of(
             mistake,
             &format!("{hidden}/max_inside(download)"),
-            "passed",
+            Outcome::Passed,
             "",
         );
-        graded.expect_of(mistake, "step07-limited-downloads-test", "passed", "passed");
+        graded.expect_of(
+            mistake,
+            "step07-limited-downloads-test",
+            Outcome::Passed,
+            "passed",
+        );
     }
     graded.expect_of(
         "join_in_the_loop",
         hidden,
-        "failed",
+        Outcome::Failed,
         "assertion `left == right` failed: 3 at once is reached",
     );
     // A pool keeps the limit without the semaphore: its threads are counted.
@@ -1263,20 +1309,20 @@ impl Drop for Permit<'_> {
         graded.expect_of(
             mistake,
             hidden,
-            "failed",
+            Outcome::Failed,
             "download_all starts one thread per URL and lets your Semaphore hold all but `limit` of them back, but the 10 downloads ran on ",
         );
     }
     graded.expect_of(
         "pool_of_limit_threads",
         &format!("{hidden}/max_inside(download)"),
-        "passed",
+        Outcome::Passed,
         "",
     );
     graded.expect_of(
         "pool_of_limit_threads",
         "step07-limited-downloads-test",
-        "passed",
+        Outcome::Passed,
         "passed",
     );
     // One thread per URL, the limit kept and reached, but not by the
@@ -1284,21 +1330,21 @@ impl Drop for Permit<'_> {
     graded.expect_of(
         "token_channel",
         hidden,
-        "failed",
+        Outcome::Failed,
         "download_all holds the downloads back with your Semaphore (its acquire takes its labkit::sync::Mutex), but 10 of the 10 download threads took no labkit lock before downloading",
     );
     for property in ["max_inside(download)", "min_inside(download)", "no_leaks"] {
         graded.expect_of(
             "token_channel",
             &format!("{hidden}/{property}"),
-            "passed",
+            Outcome::Passed,
             "",
         );
     }
     graded.expect_of(
         "token_channel",
         "step07-limited-downloads-test",
-        "passed",
+        Outcome::Passed,
         "passed",
     );
     for mistake in [
@@ -1309,7 +1355,12 @@ impl Drop for Permit<'_> {
         "pool_of_limit_threads",
         "token_channel",
     ] {
-        graded.expect_of(mistake, "step07-semaphore-hidden", "passed", "passed");
+        graded.expect_of(
+            mistake,
+            "step07-semaphore-hidden",
+            Outcome::Passed,
+            "passed",
+        );
     }
 }
 
@@ -1410,7 +1461,7 @@ pub fn analyse(urls: &[String], fetch_limit: usize) -> Report {
             ),
         ],
     );
-    eprintln!("{:#}", graded.report);
+    eprintln!("{}", graded.json());
     assert_eq!(graded.code, 1);
     let hidden = "step08-hybrid-hidden";
 
@@ -1419,34 +1470,34 @@ pub fn analyse(urls: &[String], fetch_limit: usize) -> Report {
         graded.expect_of(
             mistake,
             &format!("{hidden}/parallel(analyse)"),
-            "failed",
+            Outcome::Failed,
             "the CPU stage ran in parallel: the work in analyse should be spread over at least 2 threads, but ran on 1",
         );
         graded.expect_of(
             mistake,
             &format!("{hidden}/max_inside(fetch)"),
-            "passed",
+            Outcome::Passed,
             "",
         );
         graded.expect_of(
             mistake,
             &format!("{hidden}/min_inside(fetch)"),
-            "passed",
+            Outcome::Passed,
             "",
         );
-        graded.expect_of(mistake, &format!("{hidden}/no_leaks"), "passed", "");
+        graded.expect_of(mistake, &format!("{hidden}/no_leaks"), Outcome::Passed, "");
     }
 
     graded.expect_of(
         "fetcher_per_url",
         &format!("{hidden}/max_inside(fetch)"),
-        "failed",
+        Outcome::Failed,
         "at most 4 may be inside fetch at once, but ",
     );
     graded.expect_of(
         "fetcher_per_url",
         hidden,
-        "failed",
+        Outcome::Failed,
         "at most 4 fetches at once",
     );
 
@@ -1455,25 +1506,25 @@ pub fn analyse(urls: &[String], fetch_limit: usize) -> Report {
     graded.expect_of(
         "workers_keep_a_sender",
         &format!("{hidden}/no_leaks"),
-        "failed",
+        Outcome::Failed,
         " thread(s) still running after the cell ended: ",
     );
     graded.expect_of(
         "workers_keep_a_sender",
         &format!("{hidden}/no_leaks"),
-        "failed",
+        Outcome::Failed,
         "(join every thread you spawn, or let its channel close so it can end)",
     );
     graded.expect_of(
         "workers_keep_a_sender",
         hidden,
-        "failed",
+        Outcome::Failed,
         "the test passed, but not every property held: no_leaks",
     );
     graded.expect_of(
         "workers_keep_a_sender",
         &format!("{hidden}/results_equal"),
-        "passed",
+        Outcome::Passed,
         "",
     );
     for mistake in [
@@ -1482,8 +1533,8 @@ pub fn analyse(urls: &[String], fetch_limit: usize) -> Report {
         "fetcher_per_url",
         "workers_keep_a_sender",
     ] {
-        assert_eq!(graded.of(mistake, hidden)["score"], 0.0, "{mistake}");
-        graded.expect_of(mistake, "step08-hybrid-test", "passed", "passed");
+        assert_eq!(graded.of(mistake, hidden).score, 0.0, "{mistake}");
+        graded.expect_of(mistake, "step08-hybrid-test", Outcome::Passed, "passed");
     }
 }
 
@@ -1583,50 +1634,59 @@ pub fn analyse(urls: &[String], fetch_limit: usize) -> Report {
             ("no_aggregate_spans", vec![(HYBRID, no_aggregate_spans)]),
         ],
     );
-    eprintln!("{:#}", graded.report);
+    eprintln!("{}", graded.json());
     assert_eq!(graded.code, 1);
     let hidden = "step08-hybrid-hidden";
-    graded.expect_of("std_channel_actor", hidden, "passed", "passed");
+    graded.expect_of("std_channel_actor", hidden, Outcome::Passed, "passed");
     for check in graded.checks_of("std_channel_actor") {
-        assert_eq!(check["outcome"], "passed", "std_channel_actor: {check:#}");
+        assert_eq!(
+            check.outcome,
+            Outcome::Passed,
+            "std_channel_actor: {check:#?}"
+        );
     }
 
     // Rayon's threads aggregate: several of them, or one that analysed in
     // between.
     let check = graded.of("mutex_report", hidden);
-    assert_eq!(check["outcome"], "failed", "{check:#}");
-    let message = check["message"].as_str().unwrap();
+    assert_eq!(check.outcome, Outcome::Failed, "{check:#?}");
+    let message = &check.message;
     assert!(
         message.contains("one actor thread owns the report and aggregates every page, but ")
             || message.contains(" of them in between: an actor thread of its own owns the report and only aggregates"),
-        "{check:#}"
+        "{check:#?}"
     );
     graded.expect_of(
         "caller_aggregates",
         hidden,
-        "failed",
+        Outcome::Failed,
         "the calling thread aggregated the pages itself: an actor thread of its own owns the report, while the calling thread waits for it",
     );
     graded.expect_of(
         "no_aggregate_spans",
         hidden,
-        "failed",
+        Outcome::Failed,
         "every page aggregated once, inside labkit::in_span(",
     );
-    graded.expect_of("no_aggregate_spans", hidden, "failed", "left: 0");
+    graded.expect_of("no_aggregate_spans", hidden, Outcome::Failed, "left: 0");
     for mistake in ["mutex_report", "caller_aggregates", "no_aggregate_spans"] {
         // Within the limit and tidy: only the aggregation is wrong. (The
         // properties the test's own assertions decide were not reached.)
         for property in ["max_inside(fetch)", "min_inside(fetch)", "no_leaks"] {
-            graded.expect_of(mistake, &format!("{hidden}/{property}"), "passed", "");
+            graded.expect_of(
+                mistake,
+                &format!("{hidden}/{property}"),
+                Outcome::Passed,
+                "",
+            );
         }
         graded.expect_of(
             mistake,
             &format!("{hidden}/results_equal"),
-            "not_run",
+            Outcome::NotRun,
             "the test failed first: ",
         );
-        graded.expect_of(mistake, "step08-hybrid-test", "passed", "passed");
+        graded.expect_of(mistake, "step08-hybrid-test", Outcome::Passed, "passed");
     }
 }
 
@@ -1686,13 +1746,13 @@ fn step06_and_step08_promise_mistakes() {
             ("summed_fingerprints", vec![(HYBRID, summed_fingerprints)]),
         ],
     );
-    eprintln!("{:#}\n{:#}", step6.report, step8.report);
+    eprintln!("{}\n{}", step6.json(), step8.json());
     assert_eq!((step6.code, step8.code), (1, 1));
 
     step6.expect_of(
         "push_ignores_closed",
         "step06-bounded-queue-test",
-        "failed",
+        Outcome::Failed,
         "assertion `left == right` failed: a closed queue refuses new items",
     );
     // `assert_eq!(queue.len(), 3)` after 3 pushes.
@@ -1700,7 +1760,7 @@ fn step06_and_step08_promise_mistakes() {
         step6.expect_of(
             "len_counts_free_slots",
             "step06-bounded-queue-test",
-            "failed",
+            Outcome::Failed,
             words,
         );
     }
@@ -1709,17 +1769,17 @@ fn step06_and_step08_promise_mistakes() {
     step8.expect_of(
         "analysed_in_two_spans",
         hidden,
-        "failed",
+        Outcome::Failed,
         "assertion `left == right` failed: every page analysed once",
     );
-    step8.expect_of("analysed_in_two_spans", hidden, "failed", "left: 32");
+    step8.expect_of("analysed_in_two_spans", hidden, Outcome::Failed, "left: 32");
     step8.expect_of(
         "summed_fingerprints",
         hidden,
-        "failed",
+        Outcome::Failed,
         "assertion `left == right` failed: the report equals the sequential one",
     );
     for mistake in ["analysed_in_two_spans", "summed_fingerprints"] {
-        step8.expect_of(mistake, "step08-hybrid-test", "passed", "passed");
+        step8.expect_of(mistake, "step08-hybrid-test", Outcome::Passed, "passed");
     }
 }

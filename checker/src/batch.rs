@@ -4,17 +4,87 @@
 //! as it is done, and picking up finished ones on a rerun.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 
+use crate::exit::Failure;
 use crate::grading::{Mode, Settings};
 use crate::lanes;
 use crate::notebook::{self, BadNotebook, Notebook};
 use crate::plan::{self, Step};
-use crate::report::{Check, CheckKind, NotebookReport, Outcome, SubmissionReport};
+use crate::report::{Check, CheckKind, NotebookReport, Outcome, Report, SubmissionReport};
+use crate::run_options::{self, RunOptions};
+
+/// What `grade` is asked to grade.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// The source notebook, or a folder of them: the only trusted input.
+    pub source: PathBuf,
+    /// Notebooks, learners' folders of notebooks, or folders holding one of
+    /// those per learner (see [`submissions`]).
+    pub submissions: Vec<PathBuf>,
+    /// Only this slice of the batch; None for all of it.
+    pub shard: Option<Shard>,
+    /// Where each submission's result is kept as soon as it is done (see
+    /// [`ResultStore`]); None to keep none.
+    pub results: Option<PathBuf>,
+}
+
+impl Batch {
+    /// Grades the batch (its shard) against its source, as `grade` does,
+    /// with a progress bar when stderr is a terminal.
+    pub fn grade(&self, options: &RunOptions) -> Result<Report, Failure> {
+        let source = Arc::new(Source::read(&self.source)?);
+        let mut submissions = submissions(&self.submissions)?;
+        if let Some(shard) = self.shard {
+            submissions = shard.select(submissions);
+        }
+        let store = self
+            .results
+            .as_deref()
+            .map(ResultStore::open)
+            .transpose()
+            .map_err(Failure::Infrastructure)?;
+        let settings = Arc::new(options.settings(Mode::Grade));
+        let progress = progress_bar(submissions.len());
+        let runtime = run_options::runtime()?;
+        let reports = runtime.block_on(grade(
+            source,
+            submissions,
+            settings,
+            options.jobs(),
+            store,
+            progress,
+        ));
+        let mut report = Report::new("grade");
+        report.submissions = reports;
+        Ok(report)
+    }
+}
+
+/// A progress bar on a terminal; nothing otherwise (CI logs stay clean).
+fn progress_bar(total: usize) -> Progress {
+    if !std::io::stderr().is_terminal() || total < 2 {
+        return Box::new(|_, _, _| {});
+    }
+    let bar = indicatif::ProgressBar::new(total as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} graded, {eta} left  {msg}")
+            .expect("a valid template"),
+    );
+    Box::new(move |done, _, report| {
+        let (score, max) = report.score();
+        bar.set_message(format!("{}: {score}/{max}", report.submission));
+        bar.set_position(done as u64);
+        if done as u64 == bar.length().unwrap_or(0) {
+            bar.finish_and_clear();
+        }
+    })
+}
 
 /// One submission: a notebook, or one learner's folder of notebooks.
 #[derive(Debug, Clone)]
@@ -245,6 +315,14 @@ pub struct ResultStore {
 }
 
 impl ResultStore {
+    /// The store of a report written to `report`: `report.parts`, beside
+    /// it (`site/`, a class site, keeps its parts in `site.parts`).
+    pub fn beside(report: &Path) -> PathBuf {
+        let mut name = report.components().as_path().as_os_str().to_owned();
+        name.push(".parts");
+        PathBuf::from(name)
+    }
+
     /// A store in `dir`, created if needed.
     pub fn open(dir: &Path) -> anyhow::Result<ResultStore> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -405,6 +483,18 @@ mod tests {
         all.sort();
         assert_eq!(all, batch);
         assert_eq!(Shard { index: 1, count: 3 }.select(batch), vec![1, 4, 7]);
+    }
+
+    #[test]
+    fn a_report_keeps_its_parts_beside_it() {
+        assert_eq!(
+            ResultStore::beside(Path::new("out/report.json")),
+            PathBuf::from("out/report.json.parts")
+        );
+        assert_eq!(
+            ResultStore::beside(Path::new("site/")),
+            PathBuf::from("site.parts")
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! the prelude crates, then its first type inference) are the same for
 //! every notebook, and on the lab they are most of a graded notebook's
 //! time. So a lane keeps its kernel from one notebook to the next and starts
-//! it over between them ([`Kernel::reset`]) instead of starting a new one. A
+//! it over between them (`Kernel::reset`) instead of starting a new one. A
 //! lane holds one of the batch's `jobs` permits for as long as it has a
 //! kernel, so no more kernels than that are ever alive.
 //!

@@ -1,47 +1,25 @@
 //! conclab-check: releases, validates and grades the lab's notebooks.
 //!
-//! Exit codes: 0 all passed; 1 a check failed; 2 bad usage or an input it
-//! cannot read (the message names the file); 3 the checker itself could not
-//! run the work.
+//! This program parses its arguments and calls the `conclab_check` library,
+//! which does the work.
+//!
+//! Exit codes ([`Exit`]): 0 all passed; 1 a check failed; 2 bad usage or an
+//! input it cannot read (the message names the file); 3 the checker itself
+//! could not run the work.
 
-mod batch;
-mod compare;
-mod containment;
-mod format;
-mod grading;
-mod hang;
-mod harden;
-mod kernel;
-mod lanes;
-mod notebook;
-mod plan;
-mod process_tree;
-mod property;
-mod release;
-mod report;
-mod settings;
-mod stall;
-mod timeline;
-mod timing;
-mod trace;
-mod validate;
-
-use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use conclab_wire::{CheckRequest, EnvVars, IdleWork};
+use conclab_wire::EnvVars;
 
-use crate::batch::{ResultStore, Shard, Source};
-use crate::format::Format;
-use crate::grading::{Mode, Settings};
-use crate::kernel::Limits;
-use crate::notebook::{BadNotebook, Notebook};
-use crate::report::{Outcome, Report};
-use crate::validate::Purpose;
+use conclab_check::batch::{Batch, ResultStore, Shard};
+use conclab_check::exit::{Exit, Failure};
+use conclab_check::format::{Format, Output};
+use conclab_check::report::Report;
+use conclab_check::run_options::{Limits, RunOptions};
+use conclab_check::validate::Purpose;
+use conclab_check::{merge, release, spare};
 
 #[derive(Parser)]
 #[command(
@@ -143,6 +121,16 @@ struct OutputArgs {
     also: Vec<(Format, PathBuf)>,
 }
 
+impl OutputArgs {
+    fn output(&self) -> Output {
+        Output {
+            format: self.format,
+            path: self.output.clone(),
+            also: self.also.clone(),
+        }
+    }
+}
+
 /// Reads `--also FORMAT=PATH`.
 fn also_output(text: &str) -> Result<(Format, PathBuf), String> {
     use clap::ValueEnum;
@@ -185,41 +173,15 @@ struct RunArgs {
 }
 
 impl RunArgs {
-    fn settings(&self, mode: Mode) -> Settings {
-        Settings {
-            kernel: grading::find_kernel(self.kernel.as_deref()),
+    fn options(&self) -> RunOptions {
+        RunOptions {
+            kernel: self.kernel.clone(),
             limits: Limits {
                 memory_mb: self.memory_mb,
                 processes: self.max_processes,
                 output_bytes: self.max_output_kib << 10,
             },
-            mode,
-        }
-    }
-
-    fn jobs(&self) -> usize {
-        self.jobs
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
-            .max(1)
-    }
-}
-
-/// The documented exit codes.
-#[derive(Debug, Clone, Copy)]
-enum Exit {
-    Passed = 0,
-    Failed = 1,
-    BadInput = 2,
-    Infrastructure = 3,
-}
-
-impl From<Outcome> for Exit {
-    fn from(outcome: Outcome) -> Exit {
-        match outcome {
-            Outcome::Passed => Exit::Passed,
-            Outcome::Failed | Outcome::NotRun => Exit::Failed,
-            Outcome::BadInput => Exit::BadInput,
-            Outcome::Error => Exit::Infrastructure,
+            jobs: self.jobs,
         }
     }
 }
@@ -246,327 +208,72 @@ fn main() -> ExitCode {
         }
     };
     let exit = match cli.command {
-        Command::Release { source, output } => release(&source, &output),
+        Command::Release { source, output } => match release::release_to(&source, &output) {
+            Ok(released) => {
+                println!("{released}");
+                Exit::Passed
+            }
+            Err(failure) => fail(failure),
+        },
         Command::Grade {
             source,
             submissions,
             shard,
             results,
             run,
-        } => finish(
-            grade(&source, &submissions, shard, results, &run),
-            &run.output,
-        ),
+        } => {
+            let batch = Batch {
+                source,
+                submissions,
+                shard,
+                results: results.or_else(|| run.output.output.as_deref().map(ResultStore::beside)),
+            };
+            finish(batch.grade(&run.options()), &run.output)
+        }
         Command::Validate { paths, invert, run } => {
             let purpose = if invert {
                 Purpose::Invert
             } else {
                 Purpose::Validate
             };
-            finish(against_themselves(&paths, purpose, &run), &run.output)
+            finish(purpose.run(&paths, &run.options()), &run.output)
         }
         Command::Feedback {
             spare: true, run, ..
-        } => finish(spare_feedback(&run), &run.output),
+        } => finish(
+            spare::feedback(&run.options(), std::io::stdin().lock()),
+            &run.output,
+        ),
         Command::Feedback {
             notebooks,
             exercise,
             run,
             ..
         } => finish(
-            against_themselves(&notebooks, Purpose::Feedback { exercise }, &run),
+            Purpose::Feedback { exercise }.run(&notebooks, &run.options()),
             &run.output,
         ),
-        Command::Merge { reports, output } => finish(merge(&reports), &output),
+        Command::Merge { reports, output } => finish(merge::merge(&reports), &output),
     };
-    ExitCode::from(exit as u8)
+    exit.into()
 }
 
-/// Runs notebooks against themselves: `validate` and `feedback`.
-fn against_themselves(
-    paths: &[PathBuf],
-    purpose: Purpose,
-    run: &RunArgs,
-) -> Result<Report, Failure> {
-    let runtime = runtime()?;
-    validate::validate(
-        &runtime,
-        paths,
-        &purpose,
-        &run.settings(purpose.mode()),
-        run.jobs(),
-    )
-    .map_err(Failure::from)
-}
-
-/// `feedback --spare`: starts a kernel, then checks the notebook the
-/// request on standard input names with it.
-fn spare_feedback(run: &RunArgs) -> Result<Report, Failure> {
-    let runtime = runtime()?;
-    let settings = run.settings(Mode::Feedback);
-    // A kernel that failed to start is started again once the notebook is
-    // known, as for any notebook, and reported then if it fails again.
-    // Idle until the request comes, its kernel warms up rust-analyzer as the
-    // learner's did, so that a first `let` costs no more here.
-    match runtime.block_on(grading::start_kernel(&settings, IdleWork::WarmUp)) {
-        Ok(kernel) => grading::keep_spare(kernel),
-        Err(error) => tracing::warn!("the spare kernel did not start: {error:#}"),
-    }
-    let mut line = String::new();
-    std::io::stdin()
-        .read_line(&mut line)
-        .context("reading the notebook to check from standard input")
-        .map_err(Failure::Infrastructure)?;
-    if line.is_empty() {
-        // Whoever started this spare no longer needs it.
-        return Err(Failure::Infrastructure(anyhow::anyhow!(
-            "standard input closed before naming a notebook to check"
-        )));
-    }
-    let request = CheckRequest::from_line(&line)
-        .map_err(|error| {
-            Failure::Usage(format!(
-                "the request {:?} on standard input is not {{\"notebook\": PATH, \"exercise\": GRADE_ID or null}}: {error}",
-                line.trim()
-            ))
-        })?;
-    let purpose = Purpose::Feedback {
-        exercise: request.exercise,
-    };
-    validate::validate(&runtime, &[request.notebook], &purpose, &settings, 1).map_err(Failure::from)
-}
-
-/// Writes the report and turns it into the exit code.
+/// Writes the report where `output` says, and turns it into the exit code.
 fn finish(report: Result<Report, Failure>, output: &OutputArgs) -> Exit {
-    let report = match report {
-        Ok(report) => report,
-        Err(failure) => return failure.report(),
-    };
-    for (format, path) in &output.also {
-        if let Err(error) = format::write(&report, *format, path) {
-            eprintln!("conclab-check: writing {}: {error}", path.display());
-            return Exit::Infrastructure;
-        }
-    }
-    match &output.output {
-        Some(path) => {
-            if let Err(error) = format::write(&report, output.format, path) {
-                eprintln!("conclab-check: writing {}: {error}", path.display());
-                return Exit::Infrastructure;
-            }
-            // The people at the terminal still get the summary.
-            if output.format != Format::Text && std::io::stderr().is_terminal() {
-                eprint!("{}", format::render(&report, Format::Text));
-            }
-        }
-        None => print!("{}", format::render(&report, output.format)),
-    }
-    Exit::from(report.outcome())
-}
-
-fn grade(
-    source: &Path,
-    submissions: &[PathBuf],
-    shard: Option<Shard>,
-    results: Option<PathBuf>,
-    run: &RunArgs,
-) -> Result<Report, Failure> {
-    let source = Arc::new(Source::read(source)?);
-    let mut submissions = batch::submissions(submissions)?;
-    if let Some(shard) = shard {
-        submissions = shard.select(submissions);
-    }
-    let results = results.or_else(|| {
-        run.output.output.as_ref().map(|o| {
-            // `site/` (a class site) keeps its parts in `site.parts`, beside it.
-            let mut name = o.components().as_path().as_os_str().to_owned();
-            name.push(".parts");
-            PathBuf::from(name)
-        })
+    let written = report.and_then(|report| {
+        output.output().write(&report)?;
+        Ok(report)
     });
-    let store = results
-        .map(|dir| ResultStore::open(&dir))
-        .transpose()
-        .map_err(Failure::Infrastructure)?;
-    let settings = Arc::new(run.settings(Mode::Grade));
-    let progress = progress_bar(submissions.len());
-    let runtime = runtime()?;
-    let reports = runtime.block_on(batch::grade(
-        source,
-        submissions,
-        settings,
-        run.jobs(),
-        store,
-        progress,
-    ));
-    let mut report = Report::new("grade");
-    report.submissions = reports;
-    Ok(report)
-}
-
-/// A progress bar on a terminal; nothing otherwise (CI logs stay clean).
-fn progress_bar(total: usize) -> batch::Progress {
-    if !std::io::stderr().is_terminal() || total < 2 {
-        return Box::new(|_, _, _| {});
-    }
-    let bar = indicatif::ProgressBar::new(total as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} graded, {eta} left  {msg}")
-            .expect("a valid template"),
-    );
-    Box::new(move |done, _, report| {
-        let (score, max) = report.score();
-        bar.set_message(format!("{}: {score}/{max}", report.submission));
-        bar.set_position(done as u64);
-        if done as u64 == bar.length().unwrap_or(0) {
-            bar.finish_and_clear();
-        }
-    })
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-        .map_err(Failure::Infrastructure)
-}
-
-fn merge(paths: &[PathBuf]) -> Result<Report, Failure> {
-    let mut merged: Option<Report> = None;
-    for path in paths {
-        let text = std::fs::read_to_string(path).map_err(|e| BadNotebook {
-            path: path.clone(),
-            problem: format!("cannot read it: {e}"),
-        })?;
-        let report: Report = serde_json::from_str(&text).map_err(|e| BadNotebook {
-            path: path.clone(),
-            problem: format!("not a conclab-check JSON report ({}): {e}", report::SCHEMA),
-        })?;
-        if report.schema != report::SCHEMA {
-            return Err(Failure::Usage(format!(
-                "{}: schema {:?}, expected {:?}",
-                path.display(),
-                report.schema,
-                report::SCHEMA
-            )));
-        }
-        match &mut merged {
-            None => merged = Some(report),
-            Some(all) => {
-                if all.command != report.command {
-                    return Err(Failure::Usage(format!(
-                        "{}: a {} report cannot be merged with {} reports",
-                        path.display(),
-                        report.command,
-                        all.command
-                    )));
-                }
-                all.submissions.extend(report.submissions);
-            }
-        }
-    }
-    let mut report = merged.expect("clap requires at least one report");
-    // The order a single run gives: by path.
-    report.submissions.sort_by(|a, b| a.path.cmp(&b.path));
-    report.submissions.dedup_by(|a, b| a.path == b.path);
-    Ok(report)
-}
-
-fn release(source: &Path, output: &Path) -> Exit {
-    let run = || -> Result<String, Failure> {
-        let paths = notebook::find(source)?;
-        let mut notebooks = Vec::new();
-        for path in &paths {
-            notebooks.push(Notebook::read(path)?);
-        }
-        let source_dir = if source.is_file() {
-            source.parent().unwrap_or(Path::new("."))
-        } else {
-            source
-        };
-        if same_dir(source_dir, output) {
-            return Err(Failure::Usage(format!(
-                "{}: the output folder is the source folder; releasing there would overwrite the solutions",
-                output.display()
-            )));
-        }
-        std::fs::create_dir_all(output)
-            .with_context(|| format!("creating {}", output.display()))
-            .map_err(Failure::Infrastructure)?;
-        // Release every notebook before writing any: a bad one leaves no half-written output.
-        let (mut solutions, mut hidden) = (0, 0);
-        for notebook in &mut notebooks {
-            let released = release::release(notebook)?;
-            solutions += released.solutions;
-            hidden += released.hidden_removed;
-        }
-        for notebook in notebooks {
-            let name = notebook
-                .path
-                .file_name()
-                .expect("a notebook file has a name");
-            let target = output.join(name);
-            let text = serde_json::to_string_pretty(&notebook.json).expect("JSON values serialise");
-            std::fs::write(&target, text + "\n")
-                .with_context(|| format!("writing {}", target.display()))
-                .map_err(Failure::Infrastructure)?;
-        }
-        Ok(format!(
-            "released {} notebooks to {}: {solutions} solutions replaced by stubs, {hidden} hidden tests removed",
-            paths.len(),
-            output.display()
-        ))
-    };
-    match run() {
-        Ok(summary) => {
-            println!("{summary}");
-            Exit::Passed
-        }
-        Err(failure) => failure.report(),
+    match written {
+        Ok(report) => Exit::from(report.outcome()),
+        Err(failure) => fail(failure),
     }
 }
 
-/// Why a command stopped short.
-enum Failure {
-    /// A notebook the checker cannot use (exit 2).
-    BadNotebook(BadNotebook),
-    /// Arguments that do not make sense together (exit 2).
-    Usage(String),
-    /// The machine failed the checker (exit 3).
-    Infrastructure(anyhow::Error),
-}
-
-impl From<BadNotebook> for Failure {
-    fn from(error: BadNotebook) -> Failure {
-        Failure::BadNotebook(error)
-    }
-}
-
-impl Failure {
-    fn report(self) -> Exit {
-        match self {
-            Failure::BadNotebook(error) => {
-                eprintln!("conclab-check: {error}");
-                Exit::BadInput
-            }
-            Failure::Usage(message) => {
-                eprintln!("conclab-check: {message}");
-                Exit::BadInput
-            }
-            Failure::Infrastructure(error) => {
-                eprintln!("conclab-check: {error:#}");
-                Exit::Infrastructure
-            }
-        }
-    }
-}
-
-fn same_dir(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
+/// Says why the command stopped, and ends with its exit code.
+fn fail(failure: Failure) -> Exit {
+    eprintln!("conclab-check: {failure}");
+    failure.exit()
 }
 
 #[cfg(test)]

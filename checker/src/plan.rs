@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::notebook::{self, BadNotebook, Notebook};
+use crate::schema::{self, Level};
 use crate::settings::{CellSettings, NotebookSettings};
 
 /// What a cell is for.
@@ -64,6 +65,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 pub fn plan(source: &Notebook, submission: Option<&Notebook>) -> Result<Vec<Step>, BadNotebook> {
     let notebook_settings: NotebookSettings = settings_at(
         source,
+        Level::Notebook,
         source.json.pointer("/metadata/conclab"),
         "the notebook",
     )?;
@@ -77,9 +79,18 @@ pub fn plan(source: &Notebook, submission: Option<&Notebook>) -> Result<Vec<Step
         if cell["cell_type"] != "code" {
             continue;
         }
-        let label = notebook::grade_id(cell).map_or_else(|| format!("cell {index}"), str::to_owned);
-        let settings: CellSettings =
-            settings_at(source, cell.pointer("/metadata/conclab"), &label)?;
+        let grade_id = notebook::grade_id(cell);
+        let label = grade_id.map_or_else(|| format!("cell {index}"), str::to_owned);
+        let what = match grade_id {
+            Some(id) => format!("cell {index} (grade_id {id})"),
+            None => format!("cell {index}"),
+        };
+        let settings: CellSettings = settings_at(
+            source,
+            Level::Cell,
+            cell.pointer("/metadata/conclab"),
+            &what,
+        )?;
         let role = if notebook::is_solution(cell) {
             Role::Solution
         } else if notebook::is_test(cell) {
@@ -170,20 +181,34 @@ fn cells(notebook: &Notebook) -> &[Value] {
     notebook.json["cells"].as_array().map_or(&[], Vec::as_slice)
 }
 
+/// `metadata.conclab` of `what`, checked against the schema first, so an
+/// error names the JSON pointer of the bad value and says what the schema
+/// wants there; only then typed.
 fn settings_at<T: serde::de::DeserializeOwned + Default>(
     notebook: &Notebook,
+    level: Level,
     value: Option<&Value>,
     what: &str,
 ) -> Result<T, BadNotebook> {
-    match value {
-        None => Ok(T::default()),
-        Some(value) => serde_json::from_value(value.clone()).map_err(|error| BadNotebook {
-            path: notebook.path.clone(),
-            problem: format!(
-                "metadata.conclab of {what} does not follow notebooks/conclab.schema.json: {error}"
-            ),
-        }),
-    }
+    let Some(value) = value else {
+        return Ok(T::default());
+    };
+    let bad = |problem: String| BadNotebook {
+        path: notebook.path.clone(),
+        problem,
+    };
+    schema::check(level, value).map_err(|problems| {
+        bad(format!(
+            "metadata.conclab of {what} does not follow {}: {problems}",
+            schema::PATH
+        ))
+    })?;
+    serde_json::from_value(value.clone()).map_err(|error| {
+        bad(format!(
+            "metadata.conclab of {what} follows {} but checker/src/settings.rs cannot read it (a bug in the checker): {error}",
+            schema::PATH
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -194,7 +219,7 @@ mod tests {
     fn notebook(cells: Value) -> Notebook {
         Notebook {
             path: "source.ipynb".into(),
-            json: json!({"nbformat": 4, "nbformat_minor": 5, "metadata": {"conclab": {"timeout_s": 5}}, "cells": cells}),
+            json: json!({"nbformat": 4, "nbformat_minor": 5, "metadata": {"conclab": {"schema_version": 1, "step": 1, "title": "t", "timeout_s": 5}}, "cells": cells}),
         }
     }
 
@@ -278,8 +303,39 @@ mod tests {
         );
         let error = plan(&source, None).unwrap_err();
         assert!(
-            error.problem.contains("metadata.conclab of cell 0"),
+            error.to_string().starts_with(
+                "source.ipynb: metadata.conclab of cell 0 does not follow notebooks/conclab.schema.json: /compare/mode: \"fuzzy\" is not one of "
+            ),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn a_property_without_its_parameter_names_the_cell_and_the_pointer() {
+        let mut test = json!({"cell_type": "code", "source": "", "outputs": [], "metadata": {"nbgrader": {"grade_id": "step2-test", "grade": true, "points": 1}}});
+        test["metadata"]["conclab"] =
+            json!({"properties": [{"kind": "no_leaks"}, {"kind": "max_inside", "span": "inside"}]});
+        let source = notebook(json!([
+            {"cell_type": "markdown", "source": "# hi", "metadata": {}},
+            solution("step2", "fn f() {}"),
+            {"cell_type": "code", "source": "", "outputs": [], "metadata": {}},
+            {"cell_type": "markdown", "source": "test:", "metadata": {}},
+            test,
+        ]));
+        assert_eq!(
+            plan(&source, None).unwrap_err().to_string(),
+            "source.ipynb: metadata.conclab of cell 4 (grade_id step2-test) does not follow notebooks/conclab.schema.json: /properties/1: \"limit\" is a required property"
+        );
+    }
+
+    #[test]
+    fn bad_notebook_settings_are_reported() {
+        let mut source = notebook(json!([]));
+        source.json["metadata"]["conclab"]["timeout_s"] = json!(0);
+        source.json["metadata"]["conclab"]["author"] = json!("me");
+        assert_eq!(
+            plan(&source, None).unwrap_err().to_string(),
+            "source.ipynb: metadata.conclab of the notebook does not follow notebooks/conclab.schema.json: Additional properties are not allowed ('author' was unexpected); /timeout_s: 0 is less than or equal to the minimum of 0"
         );
     }
 }

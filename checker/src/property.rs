@@ -117,38 +117,33 @@ const CYCLE_SEARCH_BUDGET: usize = 200_000;
 /// Decides a property of one run of its test cell.
 pub fn decide(property: &Property, evidence: &Evidence) -> Verdict {
     use PropertyKind as K;
-    let from_trace = match property.kind {
-        K::MaxInside => match property.limit {
-            Some(limit) => with_spans(property, evidence, |span, spans| {
-                max_inside(evidence, span, limit, spans)
-            }),
-            None => missing(property, "limit"),
-        },
-        K::MinInside => match property.at_least {
-            Some(at_least) => with_spans(property, evidence, |span, spans| {
-                min_inside(evidence, span, at_least, spans)
-            }),
-            None => missing(property, "at_least"),
-        },
-        K::Parallel => match property.at_least {
-            Some(at_least) => with_spans(property, evidence, |span, spans| {
-                parallel(evidence, span, at_least, spans)
-            }),
-            None => missing(property, "at_least"),
-        },
-        K::ExactlyOnce => with_spans(property, evidence, |span, spans| {
-            exactly_once(evidence, span, spans)
+    let from_trace = match &property.kind {
+        K::MaxInside { span, limit } => with_spans(span, evidence, |spans| {
+            max_inside(evidence, span, *limit, spans)
         }),
-        K::OwnerThreadOnly => with_spans(property, evidence, |span, spans| {
+        K::MinInside { span, at_least } => with_spans(span, evidence, |spans| {
+            min_inside(evidence, span, *at_least, spans)
+        }),
+        K::Parallel { span, at_least } => with_spans(span, evidence, |spans| {
+            parallel(evidence, span, *at_least, spans)
+        }),
+        K::ExactlyOnce { span } => {
+            with_spans(span, evidence, |spans| exactly_once(evidence, span, spans))
+        }
+        K::OwnerThreadOnly { span } => with_spans(span, evidence, |spans| {
             owner_thread_only(evidence, span, spans)
         }),
-        K::CompletionOrder => with_spans(property, evidence, |span, spans| {
+        K::CompletionOrder { span } => with_spans(span, evidence, |spans| {
             completion_order(evidence, span, spans)
         }),
-        K::Streaming => with_spans(property, evidence, |span, spans| {
-            streaming(evidence, span, spans)
-        }),
-        K::Processes => processes(property, evidence),
+        K::Streaming { span } => {
+            with_spans(span, evidence, |spans| streaming(evidence, span, spans))
+        }
+        K::Processes {
+            exactly,
+            reused,
+            span,
+        } => processes(*exactly, *reused, span.as_deref(), evidence),
         K::NoLockCycle => no_lock_cycle(evidence),
         // From the checker's samples: their messages say what the property
         // means already, so no note leads them.
@@ -159,7 +154,7 @@ pub fn decide(property: &Property, evidence: &Evidence) -> Verdict {
         K::NoHang => return Verdict::Holds,
         // The test's own assertions decide these.
         K::ResultsEqual
-        | K::InputOrder
+        | K::InputOrder { .. }
         | K::Fifo
         | K::Bounded
         | K::FasterThanSequential
@@ -190,42 +185,11 @@ pub fn decide(property: &Property, evidence: &Evidence) -> Verdict {
 /// A short label for reports: `max_inside(fetch)`, `processes`,
 /// `no_lock_cycle`; the span tells apart two properties of one kind.
 pub fn label(property: &Property) -> String {
-    let kind = kind_name(property.kind);
-    match &property.span {
+    let kind = property.kind.name();
+    match property.kind.span() {
         Some(span) => format!("{kind}({span})"),
-        None => kind,
+        None => kind.to_owned(),
     }
-}
-
-/// The kind as the schema spells it.
-fn kind_name(kind: PropertyKind) -> String {
-    // From the variant's name (`MaxInside` → `max_inside`), as serde's
-    // snake_case renaming spells it, so a kind added later needs no entry here.
-    let mut name = String::new();
-    for (i, c) in format!("{kind:?}").chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
-                name.push('_');
-            }
-            name.push(c.to_ascii_lowercase());
-        } else {
-            name.push(c);
-        }
-    }
-    name
-}
-
-/// Inconclusive for lack of `what` (and of a span, for a span property
-/// without one, so one message names everything to add).
-fn missing(property: &Property, what: &str) -> Verdict {
-    let what = match &property.span {
-        None if what != "span" => format!("span and no {what}"),
-        _ => what.to_owned(),
-    };
-    Verdict::Inconclusive(format!(
-        "{} has no {what} in metadata.conclab.properties, so the trace cannot decide it",
-        label(property)
-    ))
 }
 
 fn fails(message: String, evidence: String) -> Verdict {
@@ -354,19 +318,13 @@ fn spans<'e>(events: &'e [Event], name: &str) -> Vec<Span<'e>> {
     spans
 }
 
-/// Runs `check` on the property's spans; fails when there are none, since
-/// then the learner's code did not mark its tasks (or named them otherwise).
-fn with_spans(
-    property: &Property,
-    evidence: &Evidence,
-    check: impl FnOnce(&str, &[Span]) -> Verdict,
-) -> Verdict {
-    let Some(span) = property.span.as_deref() else {
-        return missing(property, "span");
-    };
+/// Runs `check` on the spans named `span`; fails when there are none,
+/// since then the learner's code did not mark its tasks (or named them
+/// otherwise).
+fn with_spans(span: &str, evidence: &Evidence, check: impl FnOnce(&[Span]) -> Verdict) -> Verdict {
     let found = spans(evidence.events, span);
     if !found.is_empty() {
-        return check(span, &found);
+        return check(&found);
     }
     let mut others: BTreeMap<&str, usize> = BTreeMap::new();
     for event in evidence.events.iter().filter(|e| e.what == What::SpanEnter) {
@@ -968,7 +926,14 @@ fn streaming(evidence: &Evidence, name: &str, spans: &[Span]) -> Verdict {
 // ---------------------------------------------------------------------------
 // Worker processes
 
-fn processes(property: &Property, evidence: &Evidence) -> Verdict {
+/// `exactly` worker processes (at least one, without it), each `reused` for
+/// several tasks if asked; only tasks in `span` count, when given.
+fn processes(
+    exactly: Option<u32>,
+    reused: bool,
+    span: Option<&str>,
+    evidence: &Evidence,
+) -> Verdict {
     // Each labkit-worker records worker_start with its own pid; one in the
     // cell's process would be serve() called in-process, not a process.
     let mut workers: BTreeMap<u32, &Event> = BTreeMap::new();
@@ -987,8 +952,7 @@ fn processes(property: &Property, evidence: &Evidence) -> Verdict {
         if !workers.contains_key(&event.pid) {
             continue;
         }
-        if event.what == What::SpanEnter && property.span.as_ref().is_none_or(|s| *s == event.name)
-        {
+        if event.what == What::SpanEnter && span.is_none_or(|s| s == event.name) {
             tasks.entry(event.pid).or_default().push(event);
         }
         if event.what == What::WorkerExit {
@@ -1024,7 +988,7 @@ fn processes(property: &Property, evidence: &Evidence) -> Verdict {
         text = "no labkit-worker process recorded worker_start in this run".to_owned();
     }
     let seen = workers.len();
-    match property.exactly {
+    match exactly {
         Some(exactly) if seen != exactly as usize => {
             let hint = if seen > exactly as usize {
                 format!(
@@ -1061,7 +1025,7 @@ fn processes(property: &Property, evidence: &Evidence) -> Verdict {
     // worker may run a single task, or none), so only "no worker ever ran a
     // second task" tells a process per task from a pool.
     let total: usize = workers.keys().map(|&pid| ran(pid)).sum();
-    if property.reused && total >= 2 && workers.keys().all(|&pid| ran(pid) <= 1) {
+    if reused && total >= 2 && workers.keys().all(|&pid| ran(pid) <= 1) {
         return Verdict::Fails {
             message: format!(
                 "each worker should be reused for several tasks, but no worker ran a second one: {total} tasks in {seen} processes, a process per task (start the pool once and send each worker several tasks)"
@@ -1580,30 +1544,35 @@ mod tests {
         }
     }
 
-    fn property(kind: PropertyKind, span: Option<&str>) -> Property {
-        Property {
-            kind,
-            span: span.map(str::to_owned),
-            limit: None,
-            at_least: None,
-            exactly: None,
-            reused: false,
-            note: None,
-        }
+    fn property(kind: PropertyKind) -> Property {
+        Property { kind, note: None }
     }
 
     fn max_inside(span: &str, limit: u32) -> Property {
-        Property {
-            limit: Some(limit),
-            ..property(PropertyKind::MaxInside, Some(span))
-        }
+        property(PropertyKind::MaxInside {
+            span: span.into(),
+            limit,
+        })
     }
 
-    fn at_least(kind: PropertyKind, span: &str, at_least: u32) -> Property {
-        Property {
-            at_least: Some(at_least),
-            ..property(kind, Some(span))
-        }
+    fn min_inside(span: &str, at_least: u32) -> Property {
+        property(PropertyKind::MinInside {
+            span: span.into(),
+            at_least,
+        })
+    }
+
+    fn parallel(span: &str, at_least: u32) -> Property {
+        property(PropertyKind::Parallel {
+            span: span.into(),
+            at_least,
+        })
+    }
+
+    /// A property of `kind` (a unit variant's name, or one that takes only
+    /// a span) about `span`.
+    fn about(kind: &str, span: &str) -> Property {
+        serde_json::from_value(json!({ "kind": kind, "span": span })).expect("a span property")
     }
 
     fn full(verdict: Verdict) -> String {
@@ -1628,11 +1597,14 @@ mod tests {
     #[test]
     fn labels_name_the_kind_and_span() {
         assert_eq!(label(&max_inside("fetch", 4)), "max_inside(fetch)");
-        assert_eq!(label(&property(PropertyKind::Processes, None)), "processes");
+        assert_eq!(label(&processes(3, false)), "processes");
         assert_eq!(
-            label(&property(PropertyKind::NoLockCycle, None)),
-            "no_lock_cycle"
+            label(&property(PropertyKind::InputOrder {
+                span: Some("primes".into())
+            })),
+            "input_order(primes)"
         );
+        assert_eq!(label(&no_lock_cycle()), "no_lock_cycle");
     }
 
     #[test]
@@ -1645,13 +1617,13 @@ mod tests {
         };
         for kind in [
             PropertyKind::ResultsEqual,
-            PropertyKind::InputOrder,
+            PropertyKind::InputOrder { span: None },
             PropertyKind::Fifo,
             PropertyKind::FasterThanSequential,
             PropertyKind::ReleaseOnPanic,
             PropertyKind::Bounded,
         ] {
-            let asserted = property(kind, None);
+            let asserted = property(kind.clone());
             assert_eq!(decide(&asserted, &passed), Verdict::Holds, "{kind:?}");
             assert_eq!(
                 decide(&asserted, &failed),
@@ -1660,14 +1632,14 @@ mod tests {
             );
         }
         // A judged run ended in time; a leak is judged from what was left.
-        let no_hang = property(PropertyKind::NoHang, None);
+        let no_hang = property(PropertyKind::NoHang);
         assert_eq!(decide(&no_hang, &failed), Verdict::Holds);
         let nothing_left = Leftovers::default();
         let clean = Evidence {
             leftovers: Some(&nothing_left),
             ..failed
         };
-        let no_leaks = property(PropertyKind::NoLeaks, None);
+        let no_leaks = property(PropertyKind::NoLeaks);
         assert_eq!(decide(&no_leaks, &clean), Verdict::Holds);
         assert!(matches!(
             decide(&no_leaks, &failed),
@@ -1740,42 +1712,22 @@ mod tests {
             }
         );
         for kind in [
-            PropertyKind::ExactlyOnce,
-            PropertyKind::OwnerThreadOnly,
-            PropertyKind::CompletionOrder,
-            PropertyKind::Streaming,
+            "exactly_once",
+            "owner_thread_only",
+            "completion_order",
+            "streaming",
         ] {
             assert!(
-                run.message(&property(kind, Some("task")))
+                run.message(&about(kind, "task"))
                     .starts_with("no task spans were recorded"),
-                "{kind:?}"
+                "{kind}"
             );
         }
     }
 
     #[test]
-    fn a_property_without_its_parameters_is_inconclusive() {
-        let verdict = three_fetches().decide(&property(PropertyKind::MaxInside, None));
-        assert_eq!(
-            verdict,
-            Verdict::Inconclusive(
-                "max_inside has no span and no limit in metadata.conclab.properties, so the trace cannot decide it"
-                    .to_owned()
-            )
-        );
-        let verdict = three_fetches().decide(&property(PropertyKind::MaxInside, Some("nothing")));
-        assert_eq!(
-            verdict,
-            Verdict::Inconclusive(
-                "max_inside(nothing) has no limit in metadata.conclab.properties, so the trace cannot decide it"
-                    .to_owned()
-            )
-        );
-    }
-
-    #[test]
     fn min_inside_holds_when_the_limit_is_reached() {
-        let property = at_least(PropertyKind::MinInside, "fetch", 3);
+        let property = min_inside("fetch", 3);
         assert_eq!(three_fetches().decide(&property), Verdict::Holds);
     }
 
@@ -1786,7 +1738,7 @@ mod tests {
             let from = i as f64 * 30.0;
             run.span(&format!("worker-{i}"), "download", i, from, from + 30.0);
         }
-        let property = at_least(PropertyKind::MinInside, "download", 3);
+        let property = min_inside("download", 3);
         assert_eq!(
             run.message(&property),
             "download should reach 3 at once, but at most 1 were inside at once: the work never overlapped that much"
@@ -1811,10 +1763,7 @@ mod tests {
             .span("worker-1", "inside", 1, 11.0, 20.0)
             .span("worker-2", "inside", 2, 12.0, 20.0)
             .span("worker-3", "inside", 3, 30.0, 40.0);
-        let property = Property {
-            limit: Some(2),
-            ..property(PropertyKind::MaxInside, Some("inside"))
-        };
+        let property = max_inside("inside", 2);
         let moment = moment_of(run.decide(&property));
         assert_eq!(moment.at_ns, 12_000_000);
         assert_eq!(moment.label, "3 in \"inside\" at once (limit 2)");
@@ -1835,7 +1784,7 @@ mod tests {
     fn collecting_before_delivering_marks_the_first_delivery() {
         let mut run = as_completed_tasks();
         run.deliver(1, 301.0).deliver(0, 302.0);
-        let property = property(PropertyKind::Streaming, Some("task"));
+        let property = about("streaming", "task");
         let moment = moment_of(run.decide(&property));
         assert_eq!(moment.at_ns, 301_000_000);
         assert_eq!(moment.label, "the first result, after every task ended");
@@ -1843,7 +1792,7 @@ mod tests {
 
     #[test]
     fn parallel_holds_on_several_threads() {
-        let property = at_least(PropertyKind::Parallel, "fetch", 3);
+        let property = parallel("fetch", 3);
         assert_eq!(three_fetches().decide(&property), Verdict::Holds);
     }
 
@@ -1856,7 +1805,7 @@ mod tests {
             .span("thread-2", "analyse", 1, 3.0, 5.0)
             .span("thread-1", "analyse", 2, 6.0, 8.0)
             .span("thread-2", "analyse", 3, 9.0, 11.0);
-        let property = at_least(PropertyKind::Parallel, "analyse", 2);
+        let property = parallel("analyse", 2);
         assert_eq!(run.decide(&property), Verdict::Holds);
     }
 
@@ -1869,7 +1818,7 @@ mod tests {
             .span("thread-1", "analyse", 1, 2.0, 4.0)
             .span("thread-2", "analyse", 2, 5.0, 7.0)
             .span("thread-2", "analyse", 3, 7.0, 9.0);
-        let property = at_least(PropertyKind::Parallel, "analyse", 2);
+        let property = parallel("analyse", 2);
         assert!(matches!(run.decide(&property), Verdict::Fails { .. }));
         run.alive("thread-1", 0.0, 100.0)
             .alive("thread-2", 0.0, 100.0);
@@ -1886,7 +1835,7 @@ mod tests {
             run.span(&thread, "primes", task, from, from + 9.0)
                 .alive(&thread, from, from + 9.0);
         }
-        let property = at_least(PropertyKind::Parallel, "primes", 2);
+        let property = parallel("primes", 2);
         assert_eq!(
             run.message(&property),
             "the work in primes should run on at least 2 threads at the same time, but its 4 threads worked one after the other (each started after the last one finished): start them all, then wait for them"
@@ -1901,7 +1850,7 @@ mod tests {
         run.span("main", "primes", 0, 0.0, 40.0)
             .span("main", "primes", 1, 5.0, 35.0)
             .span("main", "primes", 2, 50.0, 60.0);
-        let property = at_least(PropertyKind::Parallel, "primes", 2);
+        let property = parallel("primes", 2);
         insta::assert_snapshot!(full(run.decide(&property)), @r"
         the work in primes should be spread over at least 2 threads, but ran on 1
         ---
@@ -1913,7 +1862,7 @@ mod tests {
 
     #[test]
     fn exactly_once_holds_when_each_id_ran_once() {
-        let property = property(PropertyKind::ExactlyOnce, Some("fetch"));
+        let property = about("exactly_once", "fetch");
         assert_eq!(three_fetches().decide(&property), Verdict::Holds);
     }
 
@@ -1922,7 +1871,7 @@ mod tests {
         let mut run = three_fetches();
         run.span("worker-1", "fetch", 1, 70.0, 80.0)
             .enter("worker-2", "fetch", 7, 90.0);
-        let property = property(PropertyKind::ExactlyOnce, Some("fetch"));
+        let property = about("exactly_once", "fetch");
         assert_eq!(
             run.message(&property),
             "every fetch id must be entered exactly once and left: ids entered more than once: 1 (2 times); ids entered but never left: 7"
@@ -1931,7 +1880,7 @@ mod tests {
 
     #[test]
     fn a_repeated_id_marks_its_second_entry_on_the_threads_that_ran_it() {
-        let property = property(PropertyKind::ExactlyOnce, Some("fetch"));
+        let property = about("exactly_once", "fetch");
         let mut run = three_fetches();
         run.enter("worker-1", "fetch", 7, 65.0);
         let moment = moment_of(run.decide(&property));
@@ -1957,7 +1906,7 @@ mod tests {
         for i in 0..5 {
             run.span("account", "request", i, i as f64, i as f64 + 0.5);
         }
-        let property = property(PropertyKind::OwnerThreadOnly, Some("request"));
+        let property = about("owner_thread_only", "request");
         assert_eq!(run.decide(&property), Verdict::Holds);
     }
 
@@ -1968,7 +1917,7 @@ mod tests {
             run.span("account", "request", i, i as f64, i as f64 + 0.5);
         }
         run.span("client-3", "request", 9, 7.0, 7.5);
-        let property = property(PropertyKind::OwnerThreadOnly, Some("request"));
+        let property = about("owner_thread_only", "request");
         assert_eq!(
             run.message(&property),
             "all request spans must run on one thread (the one that owns the state), but they ran on 2 threads: 5 on account, 1 on client-3"
@@ -1983,7 +1932,7 @@ mod tests {
         }
         run.span("client-3", "request", 9, 7.0, 7.5)
             .span("client-4", "request", 10, 8.0, 8.5);
-        let property = property(PropertyKind::OwnerThreadOnly, Some("request"));
+        let property = about("owner_thread_only", "request");
         let moment = moment_of(run.decide(&property));
         assert_eq!(moment.at_ns, 7_000_000, "the first span off the owner");
         assert_eq!(moment.label, "request 9 runs on client-3, not on account");
@@ -2013,7 +1962,7 @@ mod tests {
             .deliver(2, 81.0)
             .deliver(3, 82.0)
             .deliver(0, 301.0);
-        let property = property(PropertyKind::CompletionOrder, Some("task"));
+        let property = about("completion_order", "task");
         assert_eq!(run.decide(&property), Verdict::Holds);
     }
 
@@ -2023,7 +1972,7 @@ mod tests {
         for task in 0..4 {
             run.deliver(task, 301.0 + task as f64);
         }
-        let property = property(PropertyKind::CompletionOrder, Some("task"));
+        let property = about("completion_order", "task");
         insta::assert_snapshot!(full(run.decide(&property)), @r"
         results must be handed back as tasks complete: task 0 (finished at 300.0 ms) was delivered before task 1 (finished at 40.0 ms)
         ---
@@ -2037,7 +1986,7 @@ mod tests {
 
     #[test]
     fn completion_order_without_deliveries_is_inconclusive() {
-        let property = property(PropertyKind::CompletionOrder, Some("task"));
+        let property = about("completion_order", "task");
         let verdict = as_completed_tasks().decide(&property);
         assert!(matches!(verdict, Verdict::Inconclusive(_)), "{verdict:?}");
     }
@@ -2046,7 +1995,7 @@ mod tests {
     fn streaming_holds_when_the_first_result_comes_early() {
         let mut run = as_completed_tasks();
         run.deliver(1, 41.0).deliver(0, 301.0);
-        let property = property(PropertyKind::Streaming, Some("task"));
+        let property = about("streaming", "task");
         assert_eq!(run.decide(&property), Verdict::Holds);
     }
 
@@ -2058,7 +2007,7 @@ mod tests {
         }
         let property = Property {
             note: Some("the first result arrives before the slowest task ends".to_owned()),
-            ..property(PropertyKind::Streaming, Some("task"))
+            ..about("streaming", "task")
         };
         assert_eq!(
             run.message(&property),
@@ -2073,11 +2022,20 @@ mod tests {
     }
 
     fn processes(exactly: u32, reused: bool) -> Property {
-        Property {
+        property(PropertyKind::Processes {
             exactly: Some(exactly),
             reused,
-            ..property(PropertyKind::Processes, None)
-        }
+            span: None,
+        })
+    }
+
+    /// Workers reused for several tasks, however many.
+    fn reused_workers() -> Property {
+        property(PropertyKind::Processes {
+            exactly: None,
+            reused: true,
+            span: None,
+        })
     }
 
     /// `workers` worker processes sharing `tasks` tasks round-robin.
@@ -2128,11 +2086,7 @@ mod tests {
 
     #[test]
     fn a_worker_not_reused_marks_the_second_start() {
-        let not_reused = Property {
-            exactly: None,
-            ..processes(0, true)
-        };
-        let moment = moment_of(pool(4, 4).decide(&not_reused));
+        let moment = moment_of(pool(4, 4).decide(&reused_workers()));
         assert_eq!(moment.at_ns, 1_000_000);
         assert_eq!(
             moment.label,
@@ -2157,10 +2111,7 @@ mod tests {
     #[test]
     fn processes_reused_fails_when_no_worker_ran_a_second_task() {
         assert_eq!(
-            pool(4, 4).message(&Property {
-                exactly: None,
-                ..processes(0, true)
-            }),
+            pool(4, 4).message(&reused_workers()),
             "each worker should be reused for several tasks, but no worker ran a second one: 4 tasks in 4 processes, a process per task (start the pool once and send each worker several tasks)"
         );
         // Without `reused`, one task each is enough.
@@ -2168,7 +2119,7 @@ mod tests {
     }
 
     fn no_lock_cycle() -> Property {
-        property(PropertyKind::NoLockCycle, None)
+        property(PropertyKind::NoLockCycle)
     }
 
     #[test]

@@ -6,8 +6,12 @@
 //! `### BEGIN HIDDEN TESTS` regions go; the outputs of exercise cells are
 //! cleared. The worked examples keep their verified outputs.
 
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
 use serde_json::{Value, json};
 
+use crate::exit::Failure;
 use crate::notebook::{self, BadNotebook, Notebook};
 
 const BEGIN_SOLUTION: &str = "### BEGIN SOLUTION";
@@ -16,7 +20,7 @@ const BEGIN_HIDDEN: &str = "### BEGIN HIDDEN TESTS";
 const END_HIDDEN: &str = "### END HIDDEN TESTS";
 /// What a learner finds where the solution was; it compiles, and fails
 /// every test until replaced.
-const STUB: &str = "todo!(\"your solution here\")";
+pub const STUB: &str = "todo!(\"your solution here\")";
 /// The panic a cell reports when it reaches a [`STUB`] (`todo!`'s message).
 pub const STUB_PANIC: &str = "not yet implemented: your solution here";
 
@@ -73,6 +77,87 @@ pub fn release(notebook: &mut Notebook) -> Result<Released, BadNotebook> {
     }
     *notebook.cells_mut() = kept;
     Ok(released)
+}
+
+/// What releasing a source notebook or folder did: its `Display` is the
+/// line `release` prints.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ReleasedFolder {
+    /// The notebooks released.
+    pub notebooks: usize,
+    /// The folder they were written to.
+    pub output: PathBuf,
+    /// What releasing them did, all together.
+    pub released: Released,
+}
+
+impl std::fmt::Display for ReleasedFolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "released {} notebooks to {}: {} solutions replaced by stubs, {} hidden tests removed",
+            self.notebooks,
+            self.output.display(),
+            self.released.solutions,
+            self.released.hidden_removed
+        )
+    }
+}
+
+/// Writes the learner versions of the source notebooks at `source` (a
+/// notebook or a folder) into the folder `output`, under the same file
+/// names. Every notebook is released before any is written, so a bad one
+/// leaves no half-written output; `output` must not be the source folder.
+pub fn release_to(source: &Path, output: &Path) -> Result<ReleasedFolder, Failure> {
+    let paths = notebook::find(source)?;
+    let mut notebooks = Vec::new();
+    for path in &paths {
+        notebooks.push(Notebook::read(path)?);
+    }
+    let source_dir = if source.is_file() {
+        source.parent().unwrap_or(Path::new("."))
+    } else {
+        source
+    };
+    if same_dir(source_dir, output) {
+        return Err(Failure::Usage(format!(
+            "{}: the output folder is the source folder; releasing there would overwrite the solutions",
+            output.display()
+        )));
+    }
+    std::fs::create_dir_all(output)
+        .with_context(|| format!("creating {}", output.display()))
+        .map_err(Failure::Infrastructure)?;
+    // Release every notebook before writing any: a bad one leaves no half-written output.
+    let mut all = Released::default();
+    for notebook in &mut notebooks {
+        let released = release(notebook)?;
+        all.solutions += released.solutions;
+        all.hidden_removed += released.hidden_removed;
+    }
+    for notebook in notebooks {
+        let name = notebook
+            .path
+            .file_name()
+            .expect("a notebook file has a name");
+        let target = output.join(name);
+        let text = serde_json::to_string_pretty(&notebook.json).expect("JSON values serialise");
+        std::fs::write(&target, text + "\n")
+            .with_context(|| format!("writing {}", target.display()))
+            .map_err(Failure::Infrastructure)?;
+    }
+    Ok(ReleasedFolder {
+        notebooks: paths.len(),
+        output: output.to_owned(),
+        released: all,
+    })
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 /// Replaces each `begin`..`end` region (the marker lines included) by `stub`

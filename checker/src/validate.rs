@@ -9,12 +9,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::compare;
+use crate::exit::Failure;
 use crate::grading::{Mode, Settings};
 use crate::lanes;
 use crate::notebook::{self, BadNotebook, Notebook};
 use crate::plan::{self, Step};
 use crate::release;
 use crate::report::{Check, CheckKind, NotebookReport, Outcome, Report, SubmissionReport};
+use crate::run_options::{self, RunOptions};
 
 /// What a run of notebooks against themselves proves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +42,20 @@ impl Purpose {
             Purpose::Invert => Mode::Grade,
             Purpose::Feedback { .. } => Mode::Feedback,
         }
+    }
+
+    /// Runs the notebooks at `paths` (notebooks, or folders of them) for
+    /// this purpose: what `validate` and `feedback` do.
+    pub fn run(&self, paths: &[PathBuf], options: &RunOptions) -> Result<Report, Failure> {
+        let runtime = run_options::runtime()?;
+        validate(
+            &runtime,
+            paths,
+            self,
+            &options.settings(self.mode()),
+            options.jobs(),
+        )
+        .map_err(Failure::from)
     }
 }
 

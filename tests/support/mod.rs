@@ -1,6 +1,7 @@
 //! Shared by the checker's end-to-end tests: the lab's notebooks, learner
 //! submissions made from them with some solution cells rewritten, and
-//! `conclab-check` runs read back as JSON reports.
+//! `conclab-check` runs read back from their JSON reports as typed
+//! [`Report`]s.
 
 #![allow(dead_code)] // each test binary uses its own part
 
@@ -8,6 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use conclab_check::report::{Check, Outcome, Report};
 use serde_json::Value;
 
 /// The conclab-check binary built for these tests.
@@ -30,6 +32,21 @@ pub fn lab() -> PathBuf {
 /// A notebook read as JSON.
 pub fn read(path: &Path) -> Value {
     serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A JSON report (`--format json`), as conclab-check wrote it.
+pub fn report(json: &[u8]) -> Report {
+    serde_json::from_slice(json).unwrap_or_else(|e| {
+        panic!(
+            "not a conclab-check JSON report ({e}): {}",
+            String::from_utf8_lossy(json)
+        )
+    })
+}
+
+/// The JSON report conclab-check wrote to `path`.
+pub fn read_report(path: &Path) -> Report {
+    report(&fs::read(path).unwrap())
 }
 
 /// Writes `notebook` to `dir/name` and returns the path.
@@ -69,37 +86,48 @@ pub fn with_timeout(mut notebook: Value, seconds: f64) -> Value {
     notebook
 }
 
-/// A finished run: its exit code, JSON report and stderr.
+/// A finished run: its exit code, report and stderr.
 pub struct Graded {
     pub code: i32,
-    pub report: Value,
+    pub report: Report,
     pub stderr: String,
+}
+
+/// What a check says: its message, then its details.
+pub fn says(check: &Check) -> String {
+    format!("{} {}", check.message, check.details)
 }
 
 impl Graded {
     /// The check `id` of the first submission's notebooks.
-    pub fn check(&self, id: &str) -> &Value {
+    pub fn check(&self, id: &str) -> &Check {
         self.checks()
-            .find(|c| c["id"] == id)
-            .unwrap_or_else(|| panic!("no check {id} in {:#}", self.report))
+            .find(|c| c.id == id)
+            .unwrap_or_else(|| panic!("no check {id} in {:#?}", self.report))
+    }
+
+    /// The report as conclab-check wrote it, as pretty JSON: for whoever
+    /// reads a failure.
+    pub fn json(&self) -> String {
+        serde_json::to_string_pretty(&self.report).unwrap()
     }
 
     /// Every check of every submission.
-    pub fn checks(&self) -> impl Iterator<Item = &Value> {
-        self.report["submissions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|s| s["notebooks"].as_array().unwrap())
-            .flat_map(|n| n["checks"].as_array().unwrap())
+    pub fn checks(&self) -> impl Iterator<Item = &Check> {
+        self.report
+            .submissions
+            .iter()
+            .flat_map(|s| s.checks().map(|(_, check)| check))
     }
 
     /// Asserts check `id` has `outcome` and a message containing `words`.
-    pub fn expect(&self, id: &str, outcome: &str, words: &str) {
+    pub fn expect(&self, id: &str, outcome: Outcome, words: &str) {
         let check = self.check(id);
-        assert_eq!(check["outcome"], outcome, "{id}: {check:#}");
-        let text = format!("{} {}", check["message"], check["details"]);
-        assert!(text.contains(words), "{id} should say {words:?}: {check:#}");
+        assert_eq!(check.outcome, outcome, "{id}: {check:#?}");
+        assert!(
+            says(check).contains(words),
+            "{id} should say {words:?}: {check:#?}"
+        );
     }
 }
 
@@ -174,32 +202,29 @@ pub fn grade_mistakes(name: &str, mistakes: &[Mistake]) -> Graded {
 
 impl Graded {
     /// Every check of the submission named `submission`.
-    pub fn checks_of(&self, submission: &str) -> impl Iterator<Item = &Value> {
-        self.report["submissions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(move |s| s["submission"] == submission)
-            .flat_map(|s| s["notebooks"].as_array().unwrap())
-            .flat_map(|n| n["checks"].as_array().unwrap())
+    pub fn checks_of(&self, submission: &str) -> impl Iterator<Item = &Check> {
+        self.report
+            .submissions
+            .iter()
+            .filter(move |s| s.submission == submission)
+            .flat_map(|s| s.checks().map(|(_, check)| check))
     }
 
     /// The check `id` of the submission named `submission`.
-    pub fn of(&self, submission: &str, id: &str) -> &Value {
+    pub fn of(&self, submission: &str, id: &str) -> &Check {
         self.checks_of(submission)
-            .find(|c| c["id"] == id)
-            .unwrap_or_else(|| panic!("no check {id} of {submission} in {:#}", self.report))
+            .find(|c| c.id == id)
+            .unwrap_or_else(|| panic!("no check {id} of {submission} in {:#?}", self.report))
     }
 
     /// Asserts the submission's check `id` has `outcome` and a message (or
     /// details) containing `words`.
-    pub fn expect_of(&self, submission: &str, id: &str, outcome: &str, words: &str) {
+    pub fn expect_of(&self, submission: &str, id: &str, outcome: Outcome, words: &str) {
         let check = self.of(submission, id);
-        assert_eq!(check["outcome"], outcome, "{submission}: {id}: {check:#}");
-        let text = format!("{} {}", check["message"], check["details"]);
+        assert_eq!(check.outcome, outcome, "{submission}: {id}: {check:#?}");
         assert!(
-            text.contains(words),
-            "{submission}: {id} should say {words:?}: {check:#}"
+            says(check).contains(words),
+            "{submission}: {id} should say {words:?}: {check:#?}"
         );
     }
 
@@ -207,8 +232,8 @@ impl Graded {
     /// `exercise`.
     pub fn points_of(&self, submission: &str, exercise: &str) -> f64 {
         self.checks_of(submission)
-            .filter(|c| c["cell"].as_str().unwrap().starts_with(exercise))
-            .map(|c| c["score"].as_f64().unwrap())
+            .filter(|c| c.cell.starts_with(exercise))
+            .map(|c| c.score)
             .sum()
     }
 }

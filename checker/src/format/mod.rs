@@ -11,11 +11,14 @@ pub mod gradescope;
 pub mod html;
 pub mod json;
 pub mod junit;
+mod output;
 pub mod reason;
 pub mod site;
 pub mod text;
 
 use crate::report::{Check, Outcome, Report};
+
+pub use output::Output;
 
 /// The output formats of `grade` and `validate` (`--format`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -288,9 +288,7 @@ mod tests {
                 message: "m".into(),
                 location: String::new(),
             },
-            What::Mark {
-                fields: Map::new(),
-            },
+            What::Mark { fields: Map::new() },
         ];
         for what in every {
             let line = serde_json::to_value(&what).unwrap();
@@ -303,7 +301,10 @@ mod tests {
     fn a_kind_missing_a_field_is_refused() {
         let line = r#"{"v":3,"nonce":"n","seq":4,"t_ns":10,"pid":7,"tid":8,"thread":"main","name":"m","id":null,"kind":"lock_wait","mode":"read","held":[]}"#;
         let error = serde_json::from_str::<Event>(line).unwrap_err();
-        assert!(error.to_string().contains("missing field `lock`"), "{error}");
+        assert!(
+            error.to_string().contains("missing field `lock`"),
+            "{error}"
+        );
     }
 
     #[test]

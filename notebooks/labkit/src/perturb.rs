@@ -174,7 +174,10 @@ pub(crate) fn after_unlocked_notify() {
         "notify_unlocked",
         None,
         What::Perturb {
-            choice: format!("{:?}", Choice::Sleep(UNLOCKED_NOTIFY_PAUSE.as_micros() as u64)),
+            choice: format!(
+                "{:?}",
+                Choice::Sleep(UNLOCKED_NOTIFY_PAUSE.as_micros() as u64)
+            ),
         },
     );
 }

@@ -197,11 +197,21 @@ impl Shard {
 
 /// The source notebooks, read once.
 pub struct Source {
-    /// Each with its solution grade_ids.
-    pub notebooks: Vec<(Notebook, Vec<String>)>,
+    /// Each, as grading needs it.
+    pub notebooks: Vec<SourceNotebook>,
     /// A digest of their content: a stored result is reused only for the
     /// same source.
     pub digest: String,
+}
+
+/// One source notebook, and what grading needs to know of it before any run.
+pub struct SourceNotebook {
+    /// The notebook.
+    pub notebook: Notebook,
+    /// Its solution cells' grade_ids.
+    pub solution_ids: Vec<String>,
+    /// The points its tests are worth.
+    pub points: f64,
 }
 
 impl Source {
@@ -212,32 +222,34 @@ impl Source {
         for file in notebook::find(path)? {
             let notebook = Notebook::read(&file)?;
             // Settings are checked now, so a bad source fails before any run.
-            plan::plan(&notebook, None)?;
+            let points = plan::plan(&notebook, None)?.iter().map(Step::points).sum();
             hasher.update(notebook.json.to_string().as_bytes());
-            let ids = plan::solution_ids(&notebook);
-            notebooks.push((notebook, ids));
+            notebooks.push(SourceNotebook {
+                solution_ids: plan::solution_ids(&notebook),
+                notebook,
+                points,
+            });
         }
         Ok(Source {
             notebooks,
             digest: hex(&hasher.finalize()),
         })
     }
-}
 
-impl Source {
     /// The points at stake for `submission`, also when it cannot be read,
     /// so that it earns 0 of them rather than 0 of 0: for a learner's
     /// folder every source notebook's, for one notebook those of the
     /// source notebook of the same name (or of the only one).
     fn points_for(&self, submission: &Submission) -> f64 {
         let name = file_name(&submission.path);
-        let graded = self.notebooks.iter().map(|(n, _)| n).filter(|n| {
-            !submission.path.is_file() || self.notebooks.len() == 1 || file_name(&n.path) == name
-        });
-        graded
-            .filter_map(|notebook| plan::plan(notebook, None).ok())
-            .flatten()
-            .map(|step| step.points())
+        self.notebooks
+            .iter()
+            .filter(|source| {
+                !submission.path.is_file()
+                    || self.notebooks.len() == 1
+                    || file_name(&source.notebook.path) == name
+            })
+            .map(|source| source.points)
             .sum()
     }
 }
@@ -258,7 +270,12 @@ fn jobs_for(
     }
     let single = submission.path.is_file();
     let mut jobs = Vec::new();
-    for (source_notebook, ids) in &source.notebooks {
+    for SourceNotebook {
+        notebook: source_notebook,
+        solution_ids: ids,
+        ..
+    } in &source.notebooks
+    {
         let name = file_name(&source_notebook.path);
         // The learner's notebook for this source one: the same file name, or
         // the one holding its exercises (learners rename files).

@@ -40,13 +40,17 @@ impl From<Exit> for std::process::ExitCode {
 
 /// Why a command stopped short of a report. Its message (`Display`) is what
 /// `conclab-check` prints after its name on stderr.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum Failure {
     /// A notebook the checker cannot use (exit 2).
-    BadNotebook(BadNotebook),
+    #[error("{0}")]
+    BadNotebook(#[from] BadNotebook),
     /// Arguments or input that do not make sense (exit 2).
+    #[error("{0}")]
     Usage(String),
-    /// The machine failed the checker (exit 3).
+    /// The machine failed the checker (exit 3), with its causes:
+    /// `writing report.json: Permission denied`.
+    #[error("{0:#}")]
     Infrastructure(anyhow::Error),
 }
 
@@ -57,25 +61,6 @@ impl Failure {
             Failure::BadNotebook(_) | Failure::Usage(_) => Exit::BadInput,
             Failure::Infrastructure(_) => Exit::Infrastructure,
         }
-    }
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Failure::BadNotebook(error) => write!(f, "{error}"),
-            Failure::Usage(message) => f.write_str(message),
-            // With its causes: `writing report.json: Permission denied`.
-            Failure::Infrastructure(error) => write!(f, "{error:#}"),
-        }
-    }
-}
-
-impl std::error::Error for Failure {}
-
-impl From<BadNotebook> for Failure {
-    fn from(error: BadNotebook) -> Failure {
-        Failure::BadNotebook(error)
     }
 }
 

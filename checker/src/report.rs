@@ -102,16 +102,8 @@ impl Check {
             id: step.label.clone(),
             cell: step.label.clone(),
             exercise: step.exercise.clone(),
-            kind,
-            outcome,
-            score: 0.0,
             max_score: step.points(),
-            message,
-            details: String::new(),
-            seed: None,
-            time_s: 0.0,
-            evidence_in: None,
-            timeline: None,
+            ..Check::unnamed(kind, outcome, message)
         }
     }
 
@@ -159,11 +151,22 @@ impl Check {
         Check {
             id: what.to_owned(),
             cell: what.to_owned(),
+            max_score,
+            ..Check::unnamed(kind, outcome, message)
+        }
+    }
+
+    /// A check of nothing yet, worth nothing, with only its verdict: what
+    /// the constructors above start from.
+    fn unnamed(kind: CheckKind, outcome: Outcome, message: String) -> Check {
+        Check {
+            id: String::new(),
+            cell: String::new(),
             exercise: None,
             kind,
             outcome,
             score: 0.0,
-            max_score,
+            max_score: 0.0,
             message,
             details: String::new(),
             seed: None,

@@ -117,7 +117,6 @@ impl Check {
     ) -> Check {
         Check {
             id: format!("{}/{}", step.label, crate::property::label(property)),
-            kind: CheckKind::Property,
             max_score: 0.0,
             ..Check::of_cell(step, CheckKind::Property, outcome, message)
         }
